@@ -1,0 +1,1 @@
+//! squall-chaos: client faults, fault proxy, hang watchdog (see DESIGN.md). Being built.

@@ -1,0 +1,1 @@
+//! squall-loadgen: the load engine (see DESIGN.md). Being built.
