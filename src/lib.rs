@@ -1,0 +1,5 @@
+//! The `squall` CLI as a library: scenario runner, snapshots, results, gates.
+//! `main.rs` only parses arguments and calls in here, so integration tests can
+//! drive the same code.
+
+pub mod snapshot;

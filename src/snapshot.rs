@@ -1,0 +1,146 @@
+//! The once-a-second `Snapshot` of a run: the one stream that every consumer
+//! reads (the TUI, the headless progress line, the NDJSON timeline writer,
+//! `squall replay`). Consumers never reach into the engine; they read this.
+//!
+//! One line of the timeline file is one `Snapshot` as JSON. Interval figures
+//! cover the second that ended at `t_s`; totals cover the run so far.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything a consumer may show about a run at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seconds since the run's origin (the first connection attempt).
+    pub t_s: f64,
+    /// Planned length of the run in seconds (duration, without drain).
+    pub duration_s: f64,
+    /// `starting`, `ramp`, `steady`, `drain`, `done`.
+    pub phase: String,
+    /// The target's URL(s), for display.
+    pub target: String,
+    /// Socket counts.
+    pub connections: ConnectionsSnap,
+    /// Message counts and rates.
+    pub messages: MessagesSnap,
+    /// Latency of deliveries received in this interval.
+    pub latency_ms: LatencySnap,
+    /// Latency over the run so far.
+    pub latency_total_ms: LatencySnap,
+    /// Base64 HdrHistogram V2 (deflate) of this interval's latencies in µs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub latency_hdr: String,
+    /// Hang watchdog state.
+    pub watchdog: WatchdogSnap,
+    /// Chaos actions that started or finished in this interval.
+    #[serde(default)]
+    pub chaos: Vec<ChaosEventSnap>,
+    /// Every threshold with its value so far.
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdSnap>,
+    /// The exit code the run would end with if it ended now.
+    pub exit_code: i32,
+}
+
+/// Socket counts at the end of the interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionsSnap {
+    /// Sockets open now.
+    pub open: u64,
+    /// Sockets the load plan wants open now.
+    pub target: u64,
+    /// Connection attempts so far.
+    pub attempted: u64,
+    /// Failed attempts so far.
+    pub failed: u64,
+    /// Failures and abnormal ends by kind (`refused`, `http_401`, `reset`, ...).
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Message counts: totals so far and rates over the interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessagesSnap {
+    /// Published so far.
+    pub sent: u64,
+    /// Delivered so far.
+    pub received: u64,
+    /// Published in this interval, per second.
+    pub sent_per_s: f64,
+    /// Delivered in this interval, per second.
+    pub received_per_s: f64,
+    /// Known lost so far (gaps already past the reorder window).
+    pub lost: u64,
+    /// Duplicates so far.
+    pub duplicated: u64,
+    /// Out-of-order deliveries so far.
+    pub reordered: u64,
+    /// lost / expected so far.
+    pub loss_ratio: f64,
+    /// How far the publishers are behind their schedule, in ms (0 when on time).
+    pub send_lag_ms: f64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencySnap {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest sample.
+    pub max: f64,
+}
+
+/// What the hang watchdog sees.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WatchdogSnap {
+    /// `ok`, `degraded` (probes slow or some failed), `hung`, or `off`.
+    pub state: String,
+    /// Latency of the last health probe in ms, if it answered.
+    pub probe_ms: Option<f64>,
+    /// p99 of health probe latency so far, in ms.
+    pub health_p99_ms: f64,
+    /// Seconds the current hang has lasted, when hung.
+    pub hang_for_s: Option<f64>,
+    /// Hangs detected so far.
+    pub hangs: u64,
+    /// The last chaos action before the current hang, if any.
+    pub last_chaos: Option<String>,
+}
+
+/// A chaos action's progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChaosEventSnap {
+    /// When it was scheduled, seconds from the origin.
+    pub at_s: f64,
+    /// The action (`reset`, `halfopen`, ...).
+    pub action: String,
+    /// How many it was asked to do.
+    pub count: u64,
+    /// How many it has done.
+    pub done: u64,
+    /// `running` or `finished`.
+    pub state: String,
+}
+
+/// A threshold and where the run stands against it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdSnap {
+    /// e.g. `p99_ms`.
+    pub name: String,
+    /// The limit from the scenario.
+    pub limit: f64,
+    /// The value so far.
+    pub actual: f64,
+    /// Whether it holds so far.
+    pub passed: bool,
+}
