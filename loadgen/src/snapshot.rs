@@ -1,0 +1,137 @@
+//! The once-a-second snapshot the engine sends while it runs. Shards send
+//! their own; a parent merges the latest of each with [`LoadSnapshot::merge`].
+//! Counters are totals so far; `latency` and the `*_interval` counters cover
+//! the `interval_s` seconds that ended at `t_s`.
+
+use crate::histogram::LatencyHistogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where the run stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Before the first connection is due.
+    #[default]
+    Starting,
+    /// Connections still opening (initial ramp or a stage that adds sockets).
+    Ramp,
+    /// Everything open, publishing on schedule.
+    Steady,
+    /// Publishing over; waiting for what is still in flight.
+    Drain,
+    /// The run has ended.
+    Done,
+}
+
+/// One second of a run, as one shard (or a merge of shards) saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadSnapshot {
+    /// Seconds from the origin at the end of the interval.
+    pub t_s: f64,
+    /// Length of the interval in seconds.
+    pub interval_s: f64,
+    /// Phase at the end of the interval.
+    pub phase: Phase,
+    /// Socket counts.
+    pub connections: ConnectionsNow,
+    /// Message counts.
+    pub messages: MessagesNow,
+    /// Latencies of the deliveries received in the interval, in µs.
+    pub latency: LatencyHistogram,
+    /// The largest send lag seen in the interval, in ms (0 when on time).
+    pub send_lag_ms: f64,
+}
+
+/// Socket counts at the end of an interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionsNow {
+    /// Sockets open now.
+    pub open: u64,
+    /// Sockets the plan wants open now.
+    pub target: u64,
+    /// Attempts so far.
+    pub attempted: u64,
+    /// Upgrades completed so far.
+    pub established: u64,
+    /// Failed attempts so far.
+    pub failed: u64,
+    /// Failures and abnormal ends so far, by kind (see `ConnectionStats::errors`).
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// Message counts at the end of an interval.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessagesNow {
+    /// Written so far.
+    pub sent: u64,
+    /// Stamped deliveries so far.
+    pub received: u64,
+    /// Written in the interval.
+    pub sent_interval: u64,
+    /// Delivered in the interval.
+    pub received_interval: u64,
+    /// Duplicates so far.
+    pub duplicated: u64,
+    /// Out-of-order deliveries so far.
+    pub reordered: u64,
+    /// Known gaps so far: messages owed to a subscriber, older than the
+    /// newest it received from the same publisher, not (yet) received.
+    pub lost: u64,
+    /// Deliveries owed so far up to the newest seen per pair (received + `lost`).
+    pub expected: u64,
+}
+
+impl LoadSnapshot {
+    /// Adds another shard's snapshot of the same second.
+    pub fn merge(&mut self, other: &LoadSnapshot) {
+        self.t_s = self.t_s.max(other.t_s);
+        self.interval_s = self.interval_s.max(other.interval_s);
+        self.phase = self.phase.min(other.phase);
+        let (c, o) = (&mut self.connections, &other.connections);
+        c.open += o.open;
+        c.target += o.target;
+        c.attempted += o.attempted;
+        c.established += o.established;
+        c.failed += o.failed;
+        crate::report::merge_counts(&mut c.errors, &o.errors);
+        let (m, o) = (&mut self.messages, &other.messages);
+        m.sent += o.sent;
+        m.received += o.received;
+        m.sent_interval += o.sent_interval;
+        m.received_interval += o.received_interval;
+        m.duplicated += o.duplicated;
+        m.reordered += o.reordered;
+        m.lost += o.lost;
+        m.expected += o.expected;
+        self.latency.merge(&other.latency);
+        self.send_lag_ms = self.send_lag_ms.max(other.send_lag_ms);
+    }
+
+    /// Known loss so far as a ratio (0 when nothing is owed yet).
+    pub fn loss_ratio(&self) -> f64 {
+        if self.messages.expected == 0 {
+            0.0
+        } else {
+            self.messages.lost as f64 / self.messages.expected as f64
+        }
+    }
+
+    /// Messages sent per second over the interval.
+    pub fn sent_per_s(&self) -> f64 {
+        per_s(self.messages.sent_interval, self.interval_s)
+    }
+
+    /// Deliveries per second over the interval.
+    pub fn received_per_s(&self) -> f64 {
+        per_s(self.messages.received_interval, self.interval_s)
+    }
+}
+
+fn per_s(count: u64, interval_s: f64) -> f64 {
+    if interval_s > 0.0 {
+        count as f64 / interval_s
+    } else {
+        0.0
+    }
+}
