@@ -3,5 +3,25 @@
 //! A JWT-authenticated WebSocket pub/sub relay that does not hang, with health
 //! and Prometheus metrics on the same port, and switchable classic bugs
 //! (`--bug NAME`) so the harness can prove that it catches them.
+//!
+//! Start one in a test with [`server::start_loopback`] (or [`server::start`] on
+//! a listener you bound), stop it with [`server::RelayHandle::shutdown`]; the
+//! binaries call [`cli::run`].
 
+pub mod auth;
+pub mod bugs;
+pub mod cli;
+pub mod config;
+mod connection;
+pub mod duration;
+pub mod http;
+pub mod limits;
+pub mod metrics;
+pub mod outbox;
 pub mod protocol;
+pub mod rate_limit;
+pub mod registry;
+pub mod server;
+
+pub use config::RelayConfig;
+pub use server::{RelayHandle, start, start_loopback};

@@ -210,7 +210,9 @@ mod tests {
     fn parses_every_client_message_in_either_key_order() {
         let sub = ClientMessage::parse(r#"{"type":"Subscribe","data":{"topics":["a","b"]}}"#);
         assert!(matches!(sub, Ok(ClientMessage::Subscribe(t)) if t.topics == ["a", "b"]));
-        let b = ClientMessage::parse(r#"{"data":{"topic":"a","payload":{"x": [1, 2]}},"type":"Broadcast"}"#);
+        let b = ClientMessage::parse(
+            r#"{"data":{"topic":"a","payload":{"x": [1, 2]}},"type":"Broadcast"}"#,
+        );
         match b {
             Ok(ClientMessage::Broadcast(b)) => {
                 assert_eq!(b.topic, "a");
@@ -219,14 +221,25 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let p = ClientMessage::parse(r#"{"type":"Ping","data":{"timestamp":7}}"#);
-        assert!(matches!(p, Ok(ClientMessage::Ping(PingData { timestamp: 7 }))));
+        assert!(matches!(
+            p,
+            Ok(ClientMessage::Ping(PingData { timestamp: 7 }))
+        ));
     }
 
     #[test]
     fn reports_bad_json_unknown_types_and_bad_data() {
         assert_eq!(ClientMessage::parse("{").unwrap_err().code, "bad_json");
-        assert_eq!(ClientMessage::parse(r#"{"type":"Nope"}"#).unwrap_err().code, "unknown_type");
-        assert_eq!(ClientMessage::parse(r#"{"type":"Ping","data":{}}"#).unwrap_err().code, "bad_data");
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"Nope"}"#).unwrap_err().code,
+            "unknown_type"
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"Ping","data":{}}"#)
+                .unwrap_err()
+                .code,
+            "bad_data"
+        );
     }
 
     #[test]

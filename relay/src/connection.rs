@@ -1,0 +1,322 @@
+//! One upgraded WebSocket connection: a reader (client frames → protocol
+//! actions, idle timeout, rate limit) and a writer (outbound queue → socket,
+//! pings, the Close frame), run side by side on the two halves of the socket.
+//!
+//! Either side can end the connection: the reader by asking the writer to
+//! close ([`Outbox::close`]), the fan-out or shutdown the same way. The writer
+//! sends the Close frame; the reader then waits, for a bounded time, for the
+//! client's reply. When the reader ends, the writer is told to stop, and the
+//! connection leaves the registry.
+
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::error::ProtocolError as WsProtocolError;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use crate::metrics::AbnormalEnd;
+use crate::outbox::{Outbox, QueueRx};
+use crate::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER, ClientMessage, ErrorData, PingData, ServerMessage,
+    Status, Topics,
+};
+use crate::rate_limit::{RateLimiter, Verdict};
+use crate::registry::{ConnId, text_frame};
+use crate::server::Shared;
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// Frames written per flush at most.
+const WRITE_BATCH: usize = 64;
+/// How long sending a Close frame may take before the socket is dropped.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long to wait for the client's reply to our Close frame.
+const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Read errors tolerated while waiting for that reply.
+const DRAIN_MAX_ERRORS: usize = 16;
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The client closed with a closing handshake.
+    Clean,
+    /// The relay closed it (shutdown, slow consumer, limits, abuse).
+    ByRelay,
+    /// Without a closing handshake.
+    Abnormal(AbnormalEnd),
+}
+
+/// Serves one upgraded connection of `user` until it ends, then removes it
+/// from the registry.
+pub(crate) async fn serve(ws: Ws, user: Arc<str>, shared: &Shared) {
+    let registry = &shared.registry;
+    let (id, outbox, rx) = registry.register(&user);
+    registry.metrics.accepted.fetch_add(1, Relaxed);
+    if shared.is_shutting_down() {
+        // Registered after shutdown closed everyone: close this one too.
+        outbox.close(CLOSE_GOING_AWAY);
+    }
+    let (sink, stream) = ws.split();
+    let mut session = Session {
+        id,
+        user,
+        outbox: outbox.clone(),
+        topics: HashSet::new(),
+        limiter: RateLimiter::new(shared.config.rate_limit, Instant::now().into_std()),
+        shared,
+    };
+    let (ended, ()) = tokio::join!(
+        async {
+            let ended = session.read(stream).await;
+            // Stops the writer if the reader ended first.
+            session.outbox.close(CLOSE_NORMAL);
+            ended
+        },
+        write(sink, rx, &outbox, shared),
+    );
+    let abnormal = match ended {
+        Ended::Clean => {
+            registry.metrics.closed_cleanly.fetch_add(1, Relaxed);
+            None
+        }
+        Ended::ByRelay => None,
+        Ended::Abnormal(why) => {
+            registry.metrics.end_abnormally(why);
+            Some(why)
+        }
+    };
+    tracing::debug!(id, ?ended, "connection ended");
+    registry
+        .disconnect(id, &session.user, &session.topics, abnormal)
+        .await;
+}
+
+/// The reader's state.
+struct Session<'a> {
+    id: ConnId,
+    user: Arc<str>,
+    outbox: Arc<Outbox>,
+    /// Topics this connection subscribes to (for cleanup).
+    topics: HashSet<String>,
+    limiter: RateLimiter,
+    shared: &'a Shared,
+}
+
+impl Session<'_> {
+    async fn read(&mut self, mut stream: SplitStream<Ws>) -> Ended {
+        let idle = self.shared.config.idle_timeout;
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.outbox.closed() => return drain(&mut stream).await,
+                next = tokio::time::timeout(idle, stream.next()) => next,
+            };
+            match next {
+                Err(_) => {
+                    self.outbox.close(CLOSE_POLICY);
+                    return Ended::Abnormal(AbnormalEnd::Timeout);
+                }
+                Ok(None) => return Ended::Clean,
+                Ok(Some(Err(e))) => return self.read_error(e),
+                Ok(Some(Ok(Message::Text(text)))) => self.on_text(&text).await,
+                Ok(Some(Ok(Message::Binary(_)))) => {
+                    self.reply(error_msg(
+                        "unsupported",
+                        "binary frames are not part of the protocol",
+                    ))
+                    .await;
+                }
+                // Pings are answered and Close frames replied to by tungstenite.
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// Classifies a read error, asking the writer to send the matching close code.
+    fn read_error(&self, e: WsError) -> Ended {
+        let close_with = |code| {
+            self.outbox.close(code);
+            Ended::ByRelay
+        };
+        match e {
+            WsError::ConnectionClosed | WsError::AlreadyClosed => Ended::Clean,
+            WsError::Capacity(_) => close_with(CLOSE_TOO_BIG),
+            WsError::Utf8(_) => close_with(CLOSE_INVALID_PAYLOAD),
+            WsError::Protocol(WsProtocolError::ResetWithoutClosingHandshake) => {
+                Ended::Abnormal(AbnormalEnd::Eof)
+            }
+            WsError::Protocol(_) => close_with(CLOSE_PROTOCOL_ERROR),
+            WsError::Io(e) => match e.kind() {
+                ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::BrokenPipe => Ended::Abnormal(AbnormalEnd::Reset),
+                ErrorKind::UnexpectedEof => Ended::Abnormal(AbnormalEnd::Eof),
+                _ => Ended::Abnormal(AbnormalEnd::Error),
+            },
+            _ => Ended::Abnormal(AbnormalEnd::Error),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) {
+        let registry = &self.shared.registry;
+        registry.metrics.messages_in.fetch_add(1, Relaxed);
+        registry
+            .metrics
+            .bytes_in
+            .fetch_add(text.len() as u64, Relaxed);
+        match self.limiter.check(Instant::now().into_std()) {
+            Verdict::Allow => {}
+            Verdict::Refuse => {
+                registry.metrics.rate_limited.fetch_add(1, Relaxed);
+                let limit = self.shared.config.rate_limit;
+                let message = format!("over {limit} messages per second; message dropped");
+                return self.reply(error_msg("rate_limited", &message)).await;
+            }
+            Verdict::Abuse => {
+                registry.metrics.rate_limited.fetch_add(1, Relaxed);
+                self.outbox.close(CLOSE_POLICY);
+                return;
+            }
+        }
+        match ClientMessage::parse(text) {
+            Err(e) => self.reply(error_msg(e.code, &e.message)).await,
+            Ok(ClientMessage::Subscribe(topics)) => {
+                registry.subscribe(self.id, &self.outbox, &topics.topics);
+                self.topics.extend(topics.topics.iter().cloned());
+                self.reply(status("subscribed", topics)).await;
+            }
+            Ok(ClientMessage::Unsubscribe(topics)) => {
+                registry.unsubscribe(self.id, topics.topics.iter().map(String::as_str));
+                for topic in &topics.topics {
+                    self.topics.remove(topic);
+                }
+                self.reply(status("unsubscribed", topics)).await;
+            }
+            Ok(ClientMessage::Broadcast(b)) => {
+                registry.broadcast(&b.topic, &self.user, b.payload);
+            }
+            Ok(ClientMessage::Direct(d)) => {
+                if registry.direct(&d.to, &self.user, d.payload).is_none() {
+                    let message = format!("no connected user {:?}", d.to);
+                    self.reply(error_msg("unknown_recipient", &message)).await;
+                }
+            }
+            Ok(ClientMessage::Ping(PingData { timestamp })) => {
+                self.reply(ServerMessage::Pong(PingData { timestamp }))
+                    .await;
+            }
+        }
+    }
+
+    /// Queues a reply to this client, waiting for room at most the idle
+    /// timeout; a client that reads nothing for that long is a slow consumer.
+    async fn reply(&self, msg: ServerMessage<'_>) {
+        let frame = text_frame(msg);
+        let metrics = &self.shared.registry.metrics;
+        metrics.messages_out.fetch_add(1, Relaxed);
+        metrics.bytes_out.fetch_add(frame.len() as u64, Relaxed);
+        let waited =
+            tokio::time::timeout(self.shared.config.idle_timeout, self.outbox.push(frame)).await;
+        if waited.is_err() && self.outbox.close(CLOSE_TRY_AGAIN_LATER) {
+            metrics.slow_consumers.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// After the relay asked to close: waits (bounded) for the client's Close reply.
+async fn drain(stream: &mut SplitStream<Ws>) -> Ended {
+    let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
+        let mut errors = 0;
+        while let Some(next) = stream.next().await {
+            if next.is_err() {
+                errors += 1;
+                if errors >= DRAIN_MAX_ERRORS {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    Ended::ByRelay
+}
+
+/// The writer: drains the queue into the socket in batches, pings on
+/// schedule, and sends the Close frame when asked.
+async fn write(
+    mut sink: SplitSink<Ws, Message>,
+    mut rx: QueueRx,
+    outbox: &Outbox,
+    shared: &Shared,
+) {
+    let period = shared.config.ping_interval;
+    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            biased;
+            code = outbox.closed() => return send_close(&mut sink, code).await,
+            frame = rx.recv() => match frame {
+                Some(frame) => frame,
+                None => return,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+        };
+        let batch = async {
+            if let Some(stall) = shared.config.bugs.stall {
+                tokio::time::sleep(stall.wait_at(shared.started.elapsed())).await;
+            }
+            sink.feed(first).await?;
+            for _ in 1..WRITE_BATCH {
+                match rx.try_recv() {
+                    Some(frame) => sink.feed(frame).await?,
+                    None => break,
+                }
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            biased;
+            code = outbox.closed() => return send_close(&mut sink, code).await,
+            written = batch => if written.is_err() { return },
+        }
+    }
+}
+
+async fn send_close(sink: &mut SplitSink<Ws, Message>, code: u16) {
+    let frame = CloseFrame {
+        code: code.into(),
+        reason: close_reason(code).into(),
+    };
+    let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        CLOSE_GOING_AWAY => "server shutting down",
+        CLOSE_INVALID_PAYLOAD => "invalid UTF-8",
+        CLOSE_POLICY => "policy violation",
+        CLOSE_TOO_BIG => "frame too big",
+        CLOSE_TRY_AGAIN_LATER => "slow consumer",
+        CLOSE_PROTOCOL_ERROR => "protocol error",
+        _ => "",
+    }
+}
+
+fn error_msg<'a>(code: &'a str, message: &'a str) -> ServerMessage<'a> {
+    ServerMessage::Error(ErrorData { code, message })
+}
+
+fn status(status: &str, details: Topics) -> ServerMessage<'_> {
+    ServerMessage::Status(Status { status, details })
+}

@@ -1,0 +1,267 @@
+//! The connection registry: who is connected, who subscribes to what, and the
+//! fan-out of deliveries into outbound queues.
+//!
+//! Locking design. Three DashMaps (connections, users, topics); every access
+//! takes one shard guard, does a short synchronous job, and drops it. No guard
+//! is ever held across an `.await`, and no code path holds two guards at once,
+//! so there is no lock-order cycle and no worker thread ever blocks for longer
+//! than one critical section. The fan-out holds the topic's shard guard while it
+//! assigns the sequence number and pushes into every subscriber's queue: that
+//! makes sequence order and queue order the same for every subscriber. Pushing
+//! never waits ([`Outbox::try_push`]); a full queue closes that consumer with
+//! 1013 instead of delaying anyone. `/health` and `/metrics` read these same
+//! maps, so a stuck lock shows up as a failing health check.
+//!
+//! The one deliberate exception is `--bug hang-on-reset`
+//! ([`Registry::disconnect`]), which holds a connections shard guard across an
+//! await that never completes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use dashmap::DashMap;
+use serde_json::value::RawValue;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::bugs::Bugs;
+use crate::metrics::{AbnormalEnd, Gauges, Metrics};
+use crate::outbox::{Outbox, Push, QueueRx};
+use crate::protocol::{BroadcastOut, CLOSE_TRY_AGAIN_LATER, DirectOut, ServerMessage};
+
+/// A connection's number, unique for the life of the process.
+pub type ConnId = u64;
+
+/// All shared state of the relay.
+#[derive(Debug)]
+pub struct Registry {
+    /// Every registered connection's outbox. Read by `/health` (its length),
+    /// by shutdown (close all) and by `/metrics` (queued frames).
+    connections: DashMap<ConnId, Arc<Outbox>>,
+    /// The sockets of each user (`sub`), for Direct.
+    users: DashMap<Arc<str>, HashMap<ConnId, Arc<Outbox>>>,
+    /// Each topic's sequence counter and subscribers. A topic is kept once
+    /// known, so its sequence never restarts from 0 while the relay runs.
+    topics: DashMap<String, Topic>,
+    next_id: AtomicU64,
+    /// Deliveries so far; counted only when a drop/dup bug needs it.
+    deliveries: AtomicU64,
+    /// Frames each outbound queue holds at most; `None` with `unbounded-queue`.
+    queue_bound: Option<usize>,
+    bugs: Bugs,
+    /// Every counter of the relay.
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Default)]
+struct Topic {
+    next_sequence: u64,
+    subscribers: HashMap<ConnId, Arc<Outbox>>,
+}
+
+impl Registry {
+    /// An empty registry with outbound queues of `queue_size` frames.
+    pub fn new(queue_size: usize, bugs: Bugs) -> Self {
+        Self {
+            connections: DashMap::new(),
+            users: DashMap::new(),
+            topics: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            deliveries: AtomicU64::new(0),
+            queue_bound: (!bugs.unbounded_queue).then_some(queue_size),
+            bugs,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Registers a new connection of `user`; returns its id, its outbox and the
+    /// receiving end of its queue.
+    pub fn register(&self, user: &Arc<str>) -> (ConnId, Arc<Outbox>, QueueRx) {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let (outbox, rx) = Outbox::new(self.queue_bound);
+        let outbox = Arc::new(outbox);
+        self.connections.insert(id, outbox.clone());
+        self.users
+            .entry(user.clone())
+            .or_default()
+            .insert(id, outbox.clone());
+        (id, outbox, rx)
+    }
+
+    /// Subscribes a connection to topics.
+    pub fn subscribe(&self, id: ConnId, outbox: &Arc<Outbox>, topics: &[String]) {
+        for name in topics {
+            self.topics
+                .entry(name.clone())
+                .or_default()
+                .subscribers
+                .insert(id, outbox.clone());
+        }
+    }
+
+    /// Unsubscribes a connection from topics.
+    pub fn unsubscribe<'a>(&self, id: ConnId, topics: impl IntoIterator<Item = &'a str>) {
+        for name in topics {
+            if let Some(mut topic) = self.topics.get_mut(name) {
+                topic.subscribers.remove(&id);
+            }
+        }
+    }
+
+    /// Publishes on a topic: assigns the next sequence number and queues one
+    /// shared frame to every subscriber. Returns the number of frames queued.
+    pub fn broadcast(&self, topic: &str, from: &str, payload: &RawValue) -> usize {
+        let mut entry = match self.topics.get_mut(topic) {
+            Some(entry) => entry,
+            None => self.topics.entry(topic.to_string()).or_default(),
+        };
+        let sequence = entry.next_sequence;
+        entry.next_sequence += 1;
+        let frame = text_frame(ServerMessage::Broadcast(BroadcastOut {
+            topic,
+            payload,
+            sequence,
+            from,
+        }));
+        self.fan_out(entry.subscribers.values(), &frame)
+    }
+
+    /// Sends to every socket of user `to`. Returns `None` if `to` has none.
+    pub fn direct(&self, to: &str, from: &str, payload: &RawValue) -> Option<usize> {
+        let sockets = self.users.get(to)?;
+        let frame = text_frame(ServerMessage::Direct(DirectOut { from, payload }));
+        Some(self.fan_out(sockets.values(), &frame))
+    }
+
+    /// Queues `frame` into each outbox, never waiting; applies the bugs and
+    /// the slow-consumer policy, and counts it all.
+    fn fan_out<'a>(
+        &self,
+        outboxes: impl Iterator<Item = &'a Arc<Outbox>>,
+        frame: &Message,
+    ) -> usize {
+        let mut queued = 0;
+        let mut dropped = 0;
+        for outbox in outboxes {
+            for _ in 0..self.copies_of_next_delivery() {
+                match outbox.try_push(frame.clone()) {
+                    Push::Queued => queued += 1,
+                    Push::Full => {
+                        dropped += 1;
+                        if outbox.close(CLOSE_TRY_AGAIN_LATER) {
+                            self.metrics.slow_consumers.fetch_add(1, Relaxed);
+                        }
+                    }
+                    Push::Closed => dropped += 1,
+                }
+            }
+        }
+        let m = &self.metrics;
+        m.messages_out.fetch_add(queued as u64, Relaxed);
+        m.bytes_out
+            .fetch_add((queued * frame.len()) as u64, Relaxed);
+        if dropped > 0 {
+            m.deliveries_dropped.fetch_add(dropped, Relaxed);
+        }
+        queued
+    }
+
+    /// 1 normally; 0 or 2 for the deliveries the drop/dup bugs pick.
+    fn copies_of_next_delivery(&self) -> usize {
+        if !self.bugs.counts_deliveries() {
+            return 1;
+        }
+        let n = self.deliveries.fetch_add(1, Relaxed) + 1;
+        if self
+            .bugs
+            .drop_every
+            .is_some_and(|every| n.is_multiple_of(every.get()))
+        {
+            0
+        } else if self
+            .bugs
+            .dup_every
+            .is_some_and(|every| n.is_multiple_of(every.get()))
+        {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Removes every trace of a connection: subscriptions, user entry,
+    /// connection entry. `abnormal` says how it ended if it ended without a
+    /// closing handshake (the `*-on-reset` bugs act on those).
+    pub async fn disconnect(
+        &self,
+        id: ConnId,
+        user: &str,
+        topics: &HashSet<String>,
+        abnormal: Option<AbnormalEnd>,
+    ) {
+        if abnormal.is_some_and(AbnormalEnd::is_reset_like) {
+            if self.bugs.hang_on_reset {
+                self.hang_holding_shard(id).await;
+            }
+            if self.bugs.leak_on_reset {
+                return;
+            }
+        }
+        self.unsubscribe(id, topics.iter().map(String::as_str));
+        if let Some(mut sockets) = self.users.get_mut(user) {
+            sockets.remove(&id);
+        }
+        self.users.remove_if(user, |_, sockets| sockets.is_empty());
+        self.connections.remove(&id);
+    }
+
+    /// `--bug hang-on-reset`, on purpose: takes the connection's shard guard
+    /// (a synchronous lock) and then awaits the closing handshake that a reset
+    /// peer will never send. The task parks with the guard held; every worker
+    /// thread that next touches that shard (`/health` counts all shards)
+    /// blocks inside the lock, until no worker is left to run anything.
+    async fn hang_holding_shard(&self, id: ConnId) {
+        let entry = self.connections.get_mut(&id);
+        std::future::pending::<()>().await;
+        drop(entry);
+    }
+
+    /// Asks every connection to close with `code` (shutdown).
+    pub fn close_all(&self, code: u16) {
+        for entry in self.connections.iter() {
+            entry.value().close(code);
+        }
+    }
+
+    /// Connections registered now.
+    pub fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// The gauges, read from the maps themselves.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            connections: self.connections.len(),
+            topics: self.topics.len(),
+            subscriptions: self.topics.iter().map(|t| t.subscribers.len()).sum(),
+            queued: self.connections.iter().map(|c| c.value().queued()).sum(),
+        }
+    }
+
+    /// The body of `GET /health`.
+    pub fn health_json(&self, uptime_s: f64) -> String {
+        let connections = self.connection_count();
+        self.metrics.health_checks.fetch_add(1, Relaxed);
+        format!(r#"{{"status":"ok","connections":{connections},"uptime_s":{uptime_s:.3}}}"#)
+    }
+
+    /// The body of `GET /metrics`.
+    pub fn metrics_text(&self, uptime_s: f64) -> String {
+        self.metrics.render(self.gauges(), uptime_s)
+    }
+}
+
+/// Encodes a server message once, as a frame whose clones share the bytes.
+pub fn text_frame(msg: ServerMessage<'_>) -> Message {
+    Message::Text(Utf8Bytes::from(msg.to_json()))
+}
