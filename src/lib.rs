@@ -2,4 +2,9 @@
 //! `main.rs` only parses arguments and calls in here, so integration tests can
 //! drive the same code.
 
+pub mod exit;
+pub mod results;
+pub mod scenario;
 pub mod snapshot;
+pub mod target;
+pub mod thresholds;

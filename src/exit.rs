@@ -1,0 +1,99 @@
+//! The exit codes of DESIGN.md, decided in one place.
+//!
+//! Every command returns `Result<Exit, Failure>`; `main` turns that into the
+//! process's `ExitCode` through [`finish`] and nowhere else.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// How a command ended, as DESIGN.md numbers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// 0: the run passed (or the command did what it was asked).
+    Passed,
+    /// 3: at least one threshold was breached (or `compare` found a regression).
+    Breached,
+    /// 4: the target hung.
+    Hung,
+    /// 1: the harness itself failed.
+    HarnessFailed,
+    /// 2: bad usage or an invalid scenario.
+    Usage,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Passed => 0,
+            Exit::HarnessFailed => 1,
+            Exit::Usage => 2,
+            Exit::Breached => 3,
+            Exit::Hung => 4,
+        }
+    }
+
+    /// The exit code of a run: a hang outranks a breached threshold (the hang
+    /// is usually why thresholds broke), and both outrank a pass.
+    pub fn of_run(hung: bool, breached: bool) -> Exit {
+        if hung {
+            Exit::Hung
+        } else if breached {
+            Exit::Breached
+        } else {
+            Exit::Passed
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
+
+/// A command that could not do its job: why, and which exit code that means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// 1 (harness) or 2 (usage), as a rule.
+    pub exit: Exit,
+    /// One or more lines for the user.
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad usage or an invalid scenario: exit code 2.
+    pub fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            exit: Exit::Usage,
+            message: message.into(),
+        }
+    }
+
+    /// The harness itself failed: exit code 1.
+    pub fn harness(message: impl Into<String>) -> Failure {
+        Failure {
+            exit: Exit::HarnessFailed,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Turns a command's outcome into the process exit code, printing a failure.
+pub fn finish(outcome: Result<Exit, Failure>) -> ExitCode {
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(failure) => {
+            eprintln!("squall: error: {failure}");
+            failure.exit.into()
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The human summary at the end of a run, like k6's end-of-test summary:
+//! one dotted line per figure, thresholds with ✓ and ✗.
+
+use super::Results;
+use std::fmt::Write;
+
+/// Renders the summary of a results file.
+pub fn render(r: &Results, path: Option<&str>) -> String {
+    let mut out = String::new();
+    let verdict = if r.passed { "PASSED" } else { "FAILED" };
+    let complete = if r.complete {
+        "complete"
+    } else {
+        "INCOMPLETE (stopped early)"
+    };
+    let _ = writeln!(
+        out,
+        "\n  squall · {} · {complete} · {verdict} (exit {})\n",
+        r.scenario, r.exit_code
+    );
+    let mut line = |name: &str, value: String| {
+        let dots = ".".repeat(22usize.saturating_sub(name.len()));
+        let _ = writeln!(out, "  {name} {dots} {value}");
+    };
+    line("target", r.target.clone());
+    line(
+        "duration",
+        format!(
+            "{:.1}s ({} planned, then drain)",
+            r.duration_s,
+            secs(r.planned_s)
+        ),
+    );
+    let c = &r.connections;
+    line(
+        "connections",
+        format!(
+            "{} attempted, {} established, {} failed",
+            c.attempted, c.established, c.failed
+        ),
+    );
+    if !c.errors.is_empty() {
+        let kinds: Vec<String> = c.errors.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        line("connection errors", kinds.join(" "));
+    }
+    line(
+        "handshake",
+        format!(
+            "p50={} p99={}",
+            ms(c.handshake_ms.p50),
+            ms(c.handshake_ms.p99)
+        ),
+    );
+    let m = &r.messages;
+    line(
+        "messages",
+        format!(
+            "{} sent, {} received ({:.1}/s)",
+            m.sent, m.received, m.throughput_per_s
+        ),
+    );
+    line(
+        "loss",
+        format!(
+            "{} lost of {} expected ({:.4}%), {} duplicated, {} reordered",
+            m.lost,
+            m.expected,
+            m.loss_ratio * 100.0,
+            m.duplicated,
+            m.reordered
+        ),
+    );
+    let l = &r.latency_ms;
+    line(
+        "latency",
+        format!(
+            "min={} mean={} p50={} p90={} p99={} p99.9={} max={}",
+            ms(l.min),
+            ms(l.mean),
+            ms(l.p50),
+            ms(l.p90),
+            ms(l.p99),
+            ms(l.p999),
+            ms(l.max)
+        ),
+    );
+    line(
+        "send lag",
+        format!(
+            "p99={} max={}",
+            ms(r.send_lag_ms.p99),
+            ms(r.send_lag_ms.max)
+        ),
+    );
+    line(
+        "hangs",
+        if r.hangs.is_empty() {
+            "none".into()
+        } else {
+            format!("{} detected", r.hangs.len())
+        },
+    );
+    for step in &r.chaos {
+        line("chaos", step.to_string());
+    }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(out, "  thresholds");
+        for t in &r.thresholds {
+            let mark = if t.passed { "✓" } else { "✗" };
+            let dots = ".".repeat(24usize.saturating_sub(t.name.len()));
+            let _ = writeln!(
+                out,
+                "    {mark} {} {dots} {} <= {}",
+                t.name,
+                num(t.actual),
+                num(t.limit)
+            );
+        }
+    }
+    if let Some(path) = path {
+        let _ = writeln!(out, "\n  results: {path}");
+    }
+    if let Some(timeline) = &r.timeline {
+        let _ = writeln!(out, "  timeline: {timeline}");
+    }
+    out
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}ms")
+    } else {
+        format!("{v:.2}ms")
+    }
+}
+
+fn secs(v: f64) -> String {
+    format!("{v:.0}s")
+}
+
+/// A limit or measure: integers plainly, ratios with enough digits.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.6}").trim_end_matches('0').to_string()
+    }
+}

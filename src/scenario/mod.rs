@@ -1,0 +1,7 @@
+//! Scenario files: the raw TOML structs, where they came from, and the
+//! validated `Plan` built from them.
+
+pub mod duration;
+pub mod plan;
+pub mod raw;
+pub mod source;

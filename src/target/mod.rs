@@ -1,0 +1,234 @@
+//! The target of a run: the builtin relay or another command as squall's own
+//! child process (never inside squall's runtime, so a hung or crashed target
+//! cannot take the harness down), or an external URL.
+
+pub mod child;
+pub mod health;
+pub mod url;
+
+use child::{ChildProcess, StderrTail};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to start, resolved from the scenario's `[target]`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    /// `squall relay` as a child, on a free loopback port; these flags are
+    /// added after `--addr` and `--ready-file` (auth, `--bug`, ...).
+    Builtin {
+        /// Extra flags for `squall relay`.
+        relay_args: Vec<String>,
+    },
+    /// Any program; `{port}` (a free loopback port) and `{squall}` (this
+    /// binary) are substituted in the command, the URLs and the health URL.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+        /// WebSocket URLs.
+        urls: Vec<String>,
+        /// Health URL, polled until it answers 200; without one, squall waits
+        /// until the first URL's port accepts TCP connections.
+        health: Option<String>,
+    },
+    /// A relay that is already running.
+    Url {
+        /// WebSocket URLs.
+        urls: Vec<String>,
+        /// Health URL for the watchdog.
+        health: Option<String>,
+    },
+}
+
+/// How to start and stop the target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetSettings {
+    /// What to start.
+    pub spec: TargetSpec,
+    /// How long it may take to become ready.
+    pub startup_timeout: Duration,
+    /// How long it gets between SIGTERM and SIGKILL.
+    pub stop_timeout: Duration,
+}
+
+/// A target ready to be loaded.
+#[derive(Debug)]
+pub struct Target {
+    /// WebSocket URLs to connect to.
+    pub urls: Vec<String>,
+    /// Health URL, when there is one.
+    pub health: Option<String>,
+    process: Option<ChildProcess>,
+    stop_timeout: Duration,
+}
+
+impl Target {
+    /// Starts the target (if squall owns it) and waits until it is ready.
+    pub fn start(settings: &TargetSettings) -> Result<Target, String> {
+        let deadline = Instant::now() + settings.startup_timeout;
+        match &settings.spec {
+            TargetSpec::Builtin { relay_args } => start_builtin(relay_args, settings, deadline),
+            TargetSpec::Command { argv, urls, health } => {
+                let port = free_port()?.to_string();
+                let exe = current_exe()?;
+                let fill = |s: &String| s.replace("{port}", &port).replace("{squall}", &exe);
+                let argv: Vec<String> = argv.iter().map(fill).collect();
+                let urls: Vec<String> = urls.iter().map(fill).collect();
+                let health = health.as_ref().map(fill);
+                let mut process = ChildProcess::spawn(&argv)?;
+                let probe = |timeout| match &health {
+                    Some(h) => health::http_status(h, timeout) == Ok(200),
+                    None => health::tcp_open(&urls[0], timeout),
+                };
+                wait_ready(&mut process, deadline, probe)?;
+                Ok(Target {
+                    urls,
+                    health,
+                    process: Some(process),
+                    stop_timeout: settings.stop_timeout,
+                })
+            }
+            TargetSpec::Url { urls, health } => Ok(Target {
+                urls: urls.clone(),
+                health: health.clone(),
+                process: None,
+                stop_timeout: settings.stop_timeout,
+            }),
+        }
+    }
+
+    /// The target's process id, when squall owns it.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ChildProcess::pid)
+    }
+
+    /// The last lines of its stderr, when squall owns it.
+    pub fn stderr_tail(&self) -> Option<StderrTail> {
+        self.process.as_ref().map(ChildProcess::stderr_tail)
+    }
+
+    /// The URLs, for display.
+    pub fn describe(&self) -> String {
+        self.urls.join(", ")
+    }
+
+    /// Stops the target if squall owns it; says how it ended.
+    pub fn stop(self) -> Option<String> {
+        let grace = self.stop_timeout;
+        self.process.map(|p| p.stop(grace))
+    }
+}
+
+fn start_builtin(
+    relay_args: &[String],
+    settings: &TargetSettings,
+    deadline: Instant,
+) -> Result<Target, String> {
+    let ready = ReadyFile::new()?;
+    let mut argv = vec![
+        current_exe()?,
+        "relay".to_string(),
+        "--addr".to_string(),
+        "127.0.0.1:0".to_string(),
+        "--ready-file".to_string(),
+        ready.0.display().to_string(),
+    ];
+    argv.extend(relay_args.iter().cloned());
+    let mut process = ChildProcess::spawn(&argv)?;
+    let mut addr = None;
+    wait_ready(&mut process, deadline, |_| {
+        addr = ready.read();
+        addr.is_some()
+    })?;
+    let addr = addr.expect("ready means an address was read");
+    Ok(Target {
+        urls: vec![format!("ws://{addr}/ws")],
+        health: Some(format!("http://{addr}/health")),
+        process: Some(process),
+        stop_timeout: settings.stop_timeout,
+    })
+}
+
+/// Polls `ready` until it holds, the process exits, or the deadline passes.
+fn wait_ready(
+    process: &mut ChildProcess,
+    deadline: Instant,
+    mut ready: impl FnMut(Duration) -> bool,
+) -> Result<(), String> {
+    loop {
+        if let Some(why) = process.exited() {
+            return Err(format!(
+                "the target did not start: {why}{}",
+                tail_text(&process.stderr_tail())
+            ));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if ready(left.clamp(Duration::from_millis(50), Duration::from_millis(500))) {
+            return Ok(());
+        }
+        if left.is_zero() {
+            return Err(format!(
+                "the target was not ready within the startup timeout{}",
+                tail_text(&process.stderr_tail())
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn tail_text(tail: &StderrTail) -> String {
+    let lines = tail.lines();
+    let last: Vec<&String> = lines.iter().rev().take(10).rev().collect();
+    if last.is_empty() {
+        String::new()
+    } else {
+        let text: Vec<&str> = last.iter().map(|s| s.as_str()).collect();
+        format!("; its stderr ends with:\n  {}", text.join("\n  "))
+    }
+}
+
+/// A file the builtin relay writes its bound address to once it accepts.
+struct ReadyFile(PathBuf);
+
+impl ReadyFile {
+    fn new() -> Result<ReadyFile, String> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path =
+            std::env::temp_dir().join(format!("squall-ready-{}-{nanos}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        Ok(ReadyFile(path))
+    }
+
+    fn read(&self) -> Option<SocketAddr> {
+        read_addr(&self.0)
+    }
+}
+
+impl Drop for ReadyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn read_addr(path: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16, String> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// This very binary, to start `squall relay` and `{squall}` commands.
+pub fn current_exe() -> Result<String, String> {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .map_err(|e| format!("cannot find squall's own binary: {e}"))
+}
