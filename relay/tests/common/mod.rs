@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::Value;
+use serde_json::{Value, json};
 use squall_relay::auth::AuthConfig;
 use squall_relay::protocol::Claims;
 use squall_relay::{RelayConfig, RelayHandle};
@@ -180,4 +180,44 @@ pub async fn metrics_until(addr: SocketAddr, check: impl Fn(&str) -> bool) -> St
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("metrics never satisfied the check:\n{text}");
+}
+
+/// Connects (open relay or the test secret), subscribes to `t`, then ends
+/// the socket with a TCP reset and no Close frame.
+pub async fn reset_after_subscribing(addr: SocketAddr, sub: &str) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let url = format!("ws://{addr}/ws?token={}", token(sub));
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp)
+        .await
+        .expect("handshake");
+    send_raw(
+        &mut ws,
+        json!({"type": "Subscribe", "data": {"topics": ["t"]}}),
+    )
+    .await;
+    let status = recv_raw(&mut ws).await;
+    assert_eq!(status["data"]["status"], "subscribed");
+    ws.get_ref().set_zero_linger().unwrap();
+    drop(ws);
+}
+
+pub type RawClient = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+pub async fn send_raw(ws: &mut RawClient, value: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        value.to_string(),
+    ))
+    .await
+    .unwrap();
+}
+
+pub async fn recv_raw(ws: &mut RawClient) -> Value {
+    use futures_util::StreamExt;
+    let frame = tokio::time::timeout(SOON, ws.next())
+        .await
+        .expect("reply in time")
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(frame.to_text().unwrap()).unwrap()
 }
