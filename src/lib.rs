@@ -3,8 +3,10 @@
 //! drive the same code.
 
 pub mod exit;
+pub mod report;
 pub mod results;
 pub mod scenario;
 pub mod snapshot;
 pub mod target;
 pub mod thresholds;
+pub mod tui;

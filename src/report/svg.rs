@@ -1,0 +1,225 @@
+//! Line charts as inline SVG, drawn by hand so the report needs nothing
+//! from the network: time on x, one or more series on y, hang windows
+//! shaded and chaos actions marked as labelled vertical lines.
+
+use super::format::{clock, escape, value};
+use std::fmt::Write;
+
+/// Drawing size in SVG user units; the page scales it to its width.
+const WIDTH: f64 = 1000.0;
+const HEIGHT: f64 = 260.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 34.0;
+
+/// One line on a chart. A `None` value leaves a gap (no data that second).
+pub struct Series {
+    /// Legend text.
+    pub name: &'static str,
+    /// CSS colour.
+    pub color: &'static str,
+    /// `(t_s, value)` in time order.
+    pub points: Vec<(f64, Option<f64>)>,
+}
+
+/// A chart over the run's time axis.
+pub struct Chart<'a> {
+    /// Heading above the chart, also the SVG's accessible title.
+    pub title: &'a str,
+    /// What the y values are, e.g. `ms`.
+    pub unit: &'a str,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// End of the time axis in seconds (the axis starts at 0).
+    pub x_max: f64,
+    /// Hang windows `(from_s, to_s)` to shade.
+    pub hangs: &'a [(f64, f64)],
+    /// Chaos actions `(at_s, label)` to mark.
+    pub chaos: &'a [(f64, String)],
+}
+
+impl Chart<'_> {
+    /// The chart as an `<svg>` element.
+    pub fn to_svg(&self) -> String {
+        let x_max = self.x_max.max(1.0);
+        let y_data_max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().filter_map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        let (y_max, y_step) = nice_axis(y_data_max);
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let x = |t: f64| LEFT + t.clamp(0.0, x_max) / x_max * plot_w;
+        let y = |v: f64| TOP + plot_h - v.clamp(0.0, y_max) / y_max * plot_h;
+
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}"><title>{title}</title>"#,
+            title = escape(self.title)
+        );
+        for &(from, to) in self.hangs {
+            let (x0, x1) = (x(from), x(to));
+            let _ = write!(
+                svg,
+                r#"<rect class="hang" x="{x0:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}"><title>hang {from} to {to}</title></rect>"#,
+                w = (x1 - x0).max(2.0),
+                from = clock(from),
+                to = clock(to)
+            );
+        }
+        let mut tick = 0.0;
+        while tick <= y_max + y_step / 2.0 {
+            let _ = write!(
+                svg,
+                r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
+                x2 = WIDTH - RIGHT,
+                py = y(tick),
+                tx = LEFT - 6.0,
+                ty = y(tick) + 4.0,
+                label = value(tick)
+            );
+            tick += y_step;
+        }
+        let x_step = time_step(x_max);
+        let mut t = 0.0;
+        while t <= x_max + 1e-9 {
+            let _ = write!(
+                svg,
+                r#"<text class="tick" x="{px:.1}" y="{py}" text-anchor="middle">{label}</text>"#,
+                px = x(t),
+                py = HEIGHT - BOTTOM + 16.0,
+                label = clock(t)
+            );
+            t += x_step;
+        }
+        let _ = write!(
+            svg,
+            r#"<text class="unit" x="{LEFT}" y="{uy}">{unit}</text>"#,
+            uy = TOP - 10.0,
+            unit = escape(self.unit)
+        );
+        for series in &self.series {
+            let mut d = String::new();
+            let mut pen_down = false;
+            for &(t, v) in &series.points {
+                match v.filter(|v| v.is_finite()) {
+                    Some(v) => {
+                        let _ = write!(
+                            d,
+                            "{}{:.1},{:.1} ",
+                            if pen_down { "L" } else { "M" },
+                            x(t),
+                            y(v)
+                        );
+                        pen_down = true;
+                    }
+                    None => pen_down = false,
+                }
+            }
+            let _ = write!(
+                svg,
+                r#"<path class="series" d="{d}" stroke="{color}"><title>{name}</title></path>"#,
+                d = d.trim_end(),
+                color = series.color,
+                name = escape(series.name)
+            );
+        }
+        for (at, label) in self.chaos {
+            let px = x(*at);
+            let _ = write!(
+                svg,
+                r#"<g class="chaos"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{y2}"/><text x="{tx:.1}" y="{ty}">{label}</text><title>chaos at {at}: {label}</title></g>"#,
+                y2 = TOP + plot_h,
+                tx = px + 3.0,
+                ty = TOP + 10.0,
+                at = clock(*at),
+                label = escape(label)
+            );
+        }
+        let mut legend_x = WIDTH - RIGHT;
+        for series in self.series.iter().rev() {
+            legend_x -= 14.0 + 7.5 * series.name.len() as f64;
+            let _ = write!(
+                svg,
+                r#"<rect class="swatch" x="{legend_x:.1}" y="{sy}" width="10" height="10" fill="{color}"/><text class="legend" x="{lx:.1}" y="{ly}">{name}</text>"#,
+                sy = TOP - 20.0,
+                color = series.color,
+                lx = legend_x + 13.0,
+                ly = TOP - 11.0,
+                name = escape(series.name)
+            );
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+}
+
+/// A round top for the y axis at or above `max`, and a round step that
+/// divides it into four to eight parts.
+fn nice_axis(max: f64) -> (f64, f64) {
+    if max <= 0.0 || !max.is_finite() {
+        return (1.0, 0.25);
+    }
+    let raw = max / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    ((max / step).ceil() * step, step)
+}
+
+/// A round number of seconds between time labels, about eight per axis.
+fn time_step(x_max: f64) -> f64 {
+    const STEPS: [f64; 14] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
+    ];
+    STEPS
+        .into_iter()
+        .find(|s| x_max / s <= 10.0)
+        .unwrap_or((x_max / 10.0 / 3600.0).ceil() * 3600.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axes_are_round() {
+        assert_eq!(nice_axis(9.3), (10.0, 2.0));
+        assert_eq!(nice_axis(120.0), (125.0, 25.0));
+        assert_eq!(nice_axis(0.0), (1.0, 0.25));
+        assert_eq!(time_step(30.0), 5.0);
+        assert_eq!(time_step(3600.0), 600.0);
+    }
+
+    #[test]
+    fn gaps_break_the_line() {
+        let chart = Chart {
+            title: "t",
+            unit: "ms",
+            series: vec![Series {
+                name: "p50",
+                color: "#000",
+                points: vec![
+                    (0.0, Some(1.0)),
+                    (1.0, Some(2.0)),
+                    (2.0, None),
+                    (3.0, Some(1.0)),
+                ],
+            }],
+            x_max: 3.0,
+            hangs: &[(1.5, 2.5)],
+            chaos: &[(1.0, "reset ×5".to_string())],
+        };
+        let svg = chart.to_svg();
+        assert_eq!(svg.matches('M').count(), 2, "{svg}");
+        assert!(svg.contains(r#"class="hang""#));
+        assert!(svg.contains("reset ×5"));
+    }
+}

@@ -1,0 +1,96 @@
+//! A real terminal for the UI tests: a tmux server of the test's own (its
+//! own socket, so nothing else's tmux is touched), a detached session of a
+//! fixed size running one command, and its screen read with `capture-pane`.
+//! Every wait is bounded.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// One tmux session on a private server, killed on drop.
+pub struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    /// Whether tmux can be run here.
+    pub fn available() -> bool {
+        Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Starts `command` (a shell command line) in a `width`×`height` pane.
+    pub fn start(name: &str, width: u16, height: u16, command: &str) -> Self {
+        let tmux = Self {
+            socket: format!("squall-test-{name}-{}", std::process::id()),
+            session: name.to_string(),
+        };
+        let status = tmux
+            .cmd()
+            .args(["new-session", "-d", "-s", name, "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .arg(command)
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux new-session failed");
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new("tmux");
+        cmd.args(["-L", &self.socket]);
+        cmd
+    }
+
+    /// The visible screen as text; empty once the session is gone.
+    pub fn capture(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", &self.session])
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types keys (tmux key names such as `Left`, `C-c`, `q`).
+    pub fn send(&self, keys: &[&str]) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", &self.session])
+            .args(keys)
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux send-keys failed");
+    }
+
+    /// Polls the screen until `ready` holds, for at most `limit`; returns
+    /// the last screen seen and whether it held.
+    pub fn wait_for(&self, limit: Duration, ready: impl Fn(&str) -> bool) -> (String, bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            let screen = self.capture();
+            if ready(&screen) {
+                return (screen, true);
+            }
+            if Instant::now() > deadline {
+                return (screen, false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// Single-quotes `s` for the shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
