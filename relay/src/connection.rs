@@ -39,8 +39,9 @@ type Ws = WebSocketStream<TcpStream>;
 
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 64;
-/// How long sending a Close frame may take before the socket is dropped.
-const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long sending a Close frame may take before the socket is dropped: a
+/// slow consumer must first read what the kernel still holds for it.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the client's reply to our Close frame.
 const CLOSE_REPLY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Read errors tolerated while waiting for that reply.
