@@ -2,9 +2,14 @@
 //! `main.rs` only parses arguments and calls in here, so integration tests can
 //! drive the same code.
 
+pub mod cli;
+pub mod compare;
 pub mod exit;
+pub mod junit;
+pub mod merge;
 pub mod report;
 pub mod results;
+pub mod run;
 pub mod scenario;
 pub mod snapshot;
 pub mod target;

@@ -1,5 +1,9 @@
-//! The `squall` command line: see DESIGN.md for the subcommands.
+//! The `squall` binary: parses the command line and hands it to the library
+//! (`squall::cli`), which decides the exit code.
 
-fn main() {
-    println!("squall: being built");
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    squall::cli::main(squall::cli::Cli::parse())
 }

@@ -5,7 +5,9 @@ pub mod file;
 pub mod summary;
 pub mod time;
 
-use crate::thresholds::ThresholdResult;
+use crate::exit::Exit;
+use crate::scenario::raw::RawThresholds;
+use crate::thresholds::{self, Measured, ThresholdResult};
 use serde::{Deserialize, Serialize};
 use squall_loadgen::histogram::LatencyHistogram;
 use squall_loadgen::report::LoadReport;
@@ -205,5 +207,97 @@ pub fn ratio(num: u64, den: u64) -> f64 {
         0.0
     } else {
         num as f64 / den as f64
+    }
+}
+
+/// What a results file is made of, before thresholds and the exit code.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// Scenario name.
+    pub scenario: String,
+    /// Scenario file.
+    pub file: String,
+    /// RFC 3339 start.
+    pub started_at: String,
+    /// Planned publishing time in seconds.
+    pub planned_s: f64,
+    /// Target URL(s).
+    pub target: String,
+    /// The scenario as it ran.
+    pub settings: serde_json::Value,
+    /// The scenario's thresholds.
+    pub thresholds: RawThresholds,
+    /// The engine's (merged) report.
+    pub report: LoadReport,
+    /// Hangs detected.
+    pub hangs: Vec<serde_json::Value>,
+    /// Chaos steps.
+    pub chaos: Vec<serde_json::Value>,
+    /// The timeline's path.
+    pub timeline: Option<String>,
+    /// The worst windowed p99, when the scenario sets one.
+    pub worst_window_p99_ms: f64,
+    /// The harness failed (the engine did not report): exit code 1.
+    pub harness_failed: bool,
+}
+
+impl Results {
+    /// Evaluates the thresholds and decides the exit code: 4 if the target
+    /// hung, else 3 if a threshold broke, else 1 if the run did not complete
+    /// (Ctrl-C, a missing shard) or the harness failed, else 0.
+    pub fn build(p: Parts) -> Results {
+        let (connections, messages) = figures(&p.report, p.planned_s);
+        let latency_ms = Latency::of(&p.report.latency);
+        let measured = Measured {
+            p50_ms: latency_ms.p50,
+            p99_ms: latency_ms.p99,
+            p999_ms: latency_ms.p999,
+            loss_ratio: messages.loss_ratio,
+            duplicated: messages.duplicated,
+            hangs: p.hangs.len() as u64,
+            connect_error_ratio: connections.error_ratio,
+            worst_window_p99_ms: p.worst_window_p99_ms,
+        };
+        let thresholds = thresholds::evaluate(&p.thresholds, &measured);
+        let complete = p.report.complete && !p.harness_failed;
+        let exit = match Exit::of_run(!p.hangs.is_empty(), !thresholds::all_passed(&thresholds)) {
+            Exit::Passed if !complete || p.harness_failed => Exit::HarnessFailed,
+            exit => exit,
+        };
+        Results {
+            scenario: p.scenario,
+            file: p.file,
+            squall_version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at: p.started_at,
+            duration_s: p.report.duration_s,
+            planned_s: p.planned_s,
+            complete,
+            passed: exit == Exit::Passed,
+            exit_code: exit.code(),
+            target: p.target,
+            shards: p.report.shards,
+            connections,
+            messages,
+            latency_ms,
+            latency_hdr: p.report.latency.to_base64(),
+            send_lag_ms: Latency::of(&p.report.send_lag),
+            hangs: p.hangs,
+            chaos: p.chaos,
+            thresholds,
+            timeline: p.timeline,
+            settings: p.settings,
+            load_report: p.report,
+        }
+    }
+
+    /// The exit code as an [`Exit`].
+    pub fn exit(&self) -> Exit {
+        match self.exit_code {
+            0 => Exit::Passed,
+            2 => Exit::Usage,
+            3 => Exit::Breached,
+            4 => Exit::Hung,
+            _ => Exit::HarnessFailed,
+        }
     }
 }

@@ -1,0 +1,70 @@
+//! `--junit FILE`: the thresholds as JUnit XML, one test case each, for CI
+//! test reporters.
+
+use crate::results::Results;
+use std::fmt::Write;
+
+/// The JUnit XML of a run's thresholds (plus one case for a hang and one for
+/// an incomplete run, so a CI reporter shows why the exit code is not 0).
+pub fn render(r: &Results) -> String {
+    let mut cases = Vec::new();
+    for t in &r.thresholds {
+        let failure =
+            (!t.passed).then(|| format!("{} = {} is over the limit {}", t.name, t.actual, t.limit));
+        cases.push((t.name.clone(), failure));
+    }
+    let hang = (!r.hangs.is_empty()).then(|| format!("the target hung {} time(s)", r.hangs.len()));
+    cases.push(("target_did_not_hang".to_string(), hang));
+    let incomplete = (!r.complete).then(|| "the run was stopped before its end".to_string());
+    cases.push(("run_complete".to_string(), incomplete));
+    let failures = cases.iter().filter(|(_, f)| f.is_some()).count();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"squall\" tests=\"{}\" failures=\"{failures}\">",
+        cases.len()
+    );
+    let _ = writeln!(
+        xml,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\" timestamp=\"{}\">",
+        escape(&r.scenario),
+        cases.len(),
+        r.duration_s,
+        escape(&r.started_at)
+    );
+    for (name, failure) in &cases {
+        let _ = write!(
+            xml,
+            "    <testcase classname=\"squall.{}\" name=\"{}\"",
+            escape(&r.scenario),
+            escape(name)
+        );
+        match failure {
+            None => xml.push_str("/>\n"),
+            Some(message) => {
+                let _ = writeln!(
+                    xml,
+                    ">\n      <failure message=\"{}\"/>\n    </testcase>",
+                    escape(message)
+                );
+            }
+        }
+    }
+    xml.push_str("  </testsuite>\n</testsuites>\n");
+    xml
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

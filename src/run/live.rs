@@ -1,0 +1,134 @@
+//! Turns the engine's once-a-second `LoadSnapshot` (plus the watchdog's and
+//! the chaos agent's state) into the `Snapshot` every consumer reads, keeping
+//! what spans the run: the latency so far, the windowed p99, the thresholds.
+
+use crate::exit::Exit;
+use crate::scenario::raw::RawThresholds;
+use crate::snapshot::{
+    ChaosEventSnap, ConnectionsSnap, LatencySnap, MessagesSnap, Snapshot, ThresholdSnap,
+    WatchdogSnap,
+};
+use crate::thresholds::{self, Measured, WindowedP99};
+use squall_loadgen::{LatencyHistogram, LoadSnapshot, Phase};
+
+/// Builds one `Snapshot` a second from the engine's snapshots.
+#[derive(Debug)]
+pub struct Live {
+    scenario: String,
+    target: String,
+    duration_s: f64,
+    thresholds: RawThresholds,
+    total: LatencyHistogram,
+    windowed: Option<WindowedP99>,
+}
+
+impl Live {
+    /// A builder for one run.
+    pub fn new(scenario: &str, target: &str, duration_s: f64, thresholds: &RawThresholds) -> Live {
+        Live {
+            scenario: scenario.to_string(),
+            target: target.to_string(),
+            duration_s,
+            thresholds: thresholds.clone(),
+            total: LatencyHistogram::new(),
+            windowed: thresholds
+                .p99_ms_window
+                .as_ref()
+                .map(|w| WindowedP99::new(w.window.0.as_secs())),
+        }
+    }
+
+    /// The worst windowed p99 so far (0 when the scenario sets no window).
+    pub fn worst_window_p99_ms(&self) -> f64 {
+        self.windowed.as_ref().map_or(0.0, WindowedP99::worst_ms)
+    }
+
+    /// The next snapshot.
+    pub fn next(
+        &mut self,
+        s: &LoadSnapshot,
+        watchdog: WatchdogSnap,
+        chaos: Vec<ChaosEventSnap>,
+    ) -> Snapshot {
+        self.total.merge(&s.latency);
+        if let Some(w) = &mut self.windowed {
+            w.push(&s.latency);
+        }
+        let c = &s.connections;
+        let m = &s.messages;
+        let measured = Measured {
+            p50_ms: self.total.percentile_ms(50.0),
+            p99_ms: self.total.percentile_ms(99.0),
+            p999_ms: self.total.percentile_ms(99.9),
+            loss_ratio: s.loss_ratio(),
+            duplicated: m.duplicated,
+            hangs: watchdog.hangs,
+            connect_error_ratio: crate::results::ratio(c.failed, c.attempted),
+            worst_window_p99_ms: self.worst_window_p99_ms(),
+        };
+        let checked = thresholds::evaluate(&self.thresholds, &measured);
+        let exit = Exit::of_run(watchdog.hangs > 0, !thresholds::all_passed(&checked));
+        Snapshot {
+            scenario: self.scenario.clone(),
+            t_s: s.t_s,
+            duration_s: self.duration_s,
+            phase: phase_name(s.phase).to_string(),
+            target: self.target.clone(),
+            connections: ConnectionsSnap {
+                open: c.open,
+                target: c.target,
+                attempted: c.attempted,
+                failed: c.failed,
+                errors: c.errors.clone(),
+            },
+            messages: MessagesSnap {
+                sent: m.sent,
+                received: m.received,
+                sent_per_s: s.sent_per_s(),
+                received_per_s: s.received_per_s(),
+                lost: m.lost,
+                duplicated: m.duplicated,
+                reordered: m.reordered,
+                loss_ratio: s.loss_ratio(),
+                send_lag_ms: s.send_lag_ms,
+            },
+            latency_ms: latency(&s.latency),
+            latency_total_ms: latency(&self.total),
+            latency_hdr: s.latency.to_base64(),
+            watchdog,
+            chaos,
+            thresholds: checked
+                .into_iter()
+                .map(|t| ThresholdSnap {
+                    name: t.name,
+                    limit: t.limit,
+                    actual: t.actual,
+                    passed: t.passed,
+                })
+                .collect(),
+            exit_code: i32::from(exit.code()),
+        }
+    }
+}
+
+/// The snapshot's name of a phase.
+pub fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Starting => "starting",
+        Phase::Ramp => "ramp",
+        Phase::Steady => "steady",
+        Phase::Drain => "drain",
+        Phase::Done => "done",
+    }
+}
+
+fn latency(h: &LatencyHistogram) -> LatencySnap {
+    LatencySnap {
+        count: h.count(),
+        p50: h.percentile_ms(50.0),
+        p90: h.percentile_ms(90.0),
+        p99: h.percentile_ms(99.0),
+        p999: h.percentile_ms(99.9),
+        max: h.max_ms(),
+    }
+}

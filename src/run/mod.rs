@@ -1,0 +1,246 @@
+//! `squall run` and `squall validate`: scenario → target → load → snapshots
+//! to every consumer → results, thresholds and exit code. The harness never
+//! waits past the run's deadline (duration + drain + 10 s), whatever the
+//! target does, and Ctrl-C still writes what was measured.
+
+pub mod live;
+pub mod load;
+pub mod progress;
+pub mod timeline;
+pub mod worker;
+
+use crate::cli::RunArgs;
+use crate::exit::{Exit, Failure};
+use crate::results::file::{self, RunFiles};
+use crate::results::time::Utc;
+use crate::results::{Parts, Results, summary};
+use crate::scenario::plan::{self, Plan};
+use crate::snapshot::WatchdogSnap;
+use crate::target::{Target, TargetSpec};
+use live::Live;
+use squall_loadgen::{LoadReport, Origin};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+use timeline::Timeline;
+use tokio::sync::watch;
+
+/// `squall validate FILE`: exit 0 with a one-line description, or 2 with the error.
+pub fn validate(file: &Path, sets: &[String]) -> Result<Exit, Failure> {
+    let plan = plan::load(file, sets).map_err(|e| Failure::usage(e.to_string()))?;
+    let l = &plan.load;
+    println!(
+        "{}: ok: {} connections over {:?}, {} publishers at {} msg/s for {:?}, {} threshold(s)",
+        file.display(),
+        l.peak_connections(),
+        l.ramp,
+        l.publishers,
+        l.rate,
+        l.duration,
+        crate::thresholds::evaluate(&plan.thresholds, &Default::default()).len()
+    );
+    Ok(Exit::Passed)
+}
+
+/// `squall run FILE ...`.
+pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
+    let mut plan = plan::load(&args.file, &args.sets).map_err(|e| Failure::usage(e.to_string()))?;
+    if let Some(shard) = args.shard {
+        plan.load.shard = shard;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("squall")
+        .build()
+        .map_err(|e| Failure::harness(format!("cannot start the runtime: {e}")))?;
+    if args.worker {
+        let origin = Origin::from_mono_ns(
+            args.origin_ns
+                .expect("clap requires --origin-ns with --worker"),
+        );
+        let load = plan.load_for(args.worker_urls.clone());
+        return runtime
+            .block_on(worker::serve(load, origin))
+            .map(|()| Exit::Passed)
+            .map_err(Failure::harness);
+    }
+    check_remote(&plan, args)?;
+    let target = Target::start(&plan.target).map_err(Failure::harness)?;
+    let outcome = runtime.block_on(drive(&plan, args, &target));
+    if let Some(how) = target.stop() {
+        tracing::debug!("target {how}");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    outcome
+}
+
+/// A `url` target must be loopback unless the scenario and the user both allow more.
+fn check_remote(plan: &Plan, args: &RunArgs) -> Result<(), Failure> {
+    let (TargetSpec::Url { urls, health } | TargetSpec::Command { urls, health, .. }) =
+        &plan.target.spec
+    else {
+        return Ok(());
+    };
+    let allowed = plan.allow_remote && args.allow_remote;
+    for url in urls.iter().chain(health) {
+        let u =
+            crate::target::url::Url::parse(&url.replace("{port}", "1")).map_err(Failure::usage)?;
+        if !allowed && !is_loopback(&u.host) {
+            return Err(Failure::usage(format!(
+                "{url}: not a loopback address (127.0.0.0/8, ::1); set allow_remote = true in the scenario \
+                 and pass --allow-remote to load a remote target"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Runs the load against a started target and writes the results.
+async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Failure> {
+    let started = Utc::now();
+    let files = RunFiles::reserve(&args.out, &plan.name, &started)
+        .map_err(|e| Failure::harness(format!("{}: {e}", args.out.display())))?;
+    let origin = Origin::now();
+    let (stop_tx, stop) = watch::channel(false);
+    let on_signal = stop_tx.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("squall: stopping early (Ctrl-C); the results will say \"complete\": false");
+            let _ = on_signal.send(true);
+        }
+    });
+    let processes = plan.processes();
+    let mut load = if processes <= 1 {
+        load::in_process(plan.load_for(target.urls.clone()), origin, stop.clone())
+    } else {
+        eprintln!(
+            "squall: {} sockets: running the load in {processes} worker processes",
+            plan.load.peak_connections()
+        );
+        let spec = worker::WorkerSpec {
+            exe: crate::target::current_exe().map_err(Failure::harness)?,
+            file: plan.file.clone(),
+            sets: args.sets.clone(),
+            urls: target.urls.clone(),
+            shard: plan.load.shard,
+            count: processes,
+        };
+        load::in_workers(spec, origin, stop.clone(), plan.deadline()).map_err(Failure::harness)?
+    };
+
+    let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
+    let (ui_tx, ui_rx) = watch::channel(None);
+    let ui = tui.then(|| {
+        let stop_tx = stop_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::tui::run_live(ui_rx, move || {
+                let _ = stop_tx.send(true);
+            })
+        })
+    });
+
+    let mut live = Live::new(
+        &plan.name,
+        &target.describe(),
+        plan.duration().as_secs_f64(),
+        &plan.thresholds,
+    );
+    let mut timeline = Timeline::new(files.timeline_file);
+    let deadline = tokio::time::sleep(plan.deadline());
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            s = load.snapshots.recv() => match s {
+                Some(s) => {
+                    let snap = live.next(&s, watchdog_off(), Vec::new());
+                    timeline.write(&snap);
+                    if !tui {
+                        eprintln!("{}", progress::line(&snap));
+                    }
+                    let _ = ui_tx.send(Some(snap));
+                }
+                None => break,
+            },
+            () = &mut deadline => {
+                eprintln!("squall: the run passed its deadline ({:?}); ending it", plan.deadline());
+                let _ = stop_tx.send(true);
+                break;
+            }
+        }
+    }
+    let report = match tokio::time::timeout(Duration::from_secs(5), &mut load.report).await {
+        Ok(Ok(Ok(report))) => Ok(report),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(e)) => Err(format!("the load engine failed: {e}")),
+        Err(_) => {
+            load.report.abort();
+            Err("the load engine did not report by the run's deadline".to_string())
+        }
+    };
+    drop(ui_tx);
+    if let Some(ui) = ui {
+        match ui.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("squall: the TUI failed: {e}"),
+            Err(e) => eprintln!("squall: the TUI panicked: {e}"),
+        }
+    }
+    let harness_error = report.as_ref().err().cloned();
+    if let Some(e) = &harness_error {
+        eprintln!("squall: error: {e}");
+    }
+    let results = Results::build(Parts {
+        scenario: plan.name.clone(),
+        file: plan.file.display().to_string(),
+        started_at: started.rfc3339(),
+        planned_s: plan.duration().as_secs_f64(),
+        target: target.describe(),
+        settings: serde_json::to_value(&plan.settings).unwrap_or_default(),
+        thresholds: plan.thresholds.clone(),
+        report: report.unwrap_or_else(|_| LoadReport::default()),
+        hangs: Vec::new(),
+        chaos: Vec::new(),
+        timeline: timeline
+            .error()
+            .is_none()
+            .then(|| files.timeline.display().to_string()),
+        worst_window_p99_ms: live.worst_window_p99_ms(),
+        harness_failed: harness_error.is_some(),
+    });
+    write(&results, &files.results, args)
+}
+
+/// Writes the results (and the JUnit file if asked) and prints the summary.
+fn write(results: &Results, path: &Path, args: &RunArgs) -> Result<Exit, Failure> {
+    file::write_json_atomic(path, results)
+        .map_err(|e| Failure::harness(format!("{}: {e}", path.display())))?;
+    print!(
+        "{}",
+        summary::render(results, Some(&path.display().to_string()))
+    );
+    if args.report {
+        let html = path.with_extension("html");
+        crate::report::write_html(path, &html)
+            .map_err(|e| Failure::harness(format!("{}: {e}", html.display())))?;
+        println!("  report: {}", html.display());
+    }
+    if let Some(junit) = &args.junit {
+        file::write_atomic(junit, crate::junit::render(results).as_bytes())
+            .map_err(|e| Failure::harness(format!("{}: {e}", junit.display())))?;
+    }
+    Ok(results.exit())
+}
+
+fn watchdog_off() -> WatchdogSnap {
+    WatchdogSnap {
+        state: "off".to_string(),
+        ..Default::default()
+    }
+}
