@@ -1,0 +1,207 @@
+//! The fault proxy: a TCP proxy that applies Toxiproxy's toxics per
+//! direction, changed at run time by the agent's schedule or over a small
+//! HTTP control API ([`api`]).
+
+pub mod api;
+pub mod link;
+pub mod toxics;
+
+use crate::{Error, LoopbackGuard};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use toxics::ToxicSpec;
+
+/// A toxic in force, with when it was added.
+#[derive(Debug, Clone)]
+pub struct ActiveToxic {
+    /// Unique per addition: a toxic removed and added again is a new one.
+    pub id: u64,
+    /// What it does.
+    pub spec: ToxicSpec,
+    /// When it was added; it applies to a connection from then (or from the
+    /// connection's start, whichever is later).
+    pub added: Instant,
+}
+
+/// The proxy's toxics: cheap to clone, shared by every connection, the
+/// agent and the control API.
+#[derive(Debug, Clone)]
+pub struct ToxicSet {
+    inner: Arc<ToxicsInner>,
+}
+
+#[derive(Debug)]
+struct ToxicsInner {
+    /// Replaced whole on every change, so a connection reads it without
+    /// holding the lock (held only for the swap, never across an await).
+    list: RwLock<Arc<Vec<ActiveToxic>>>,
+    /// Bumped on every change; connections wait on it.
+    generation: watch::Sender<u64>,
+    next_id: AtomicU64,
+}
+
+impl Default for ToxicSet {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(ToxicsInner {
+                list: RwLock::new(Arc::new(Vec::new())),
+                generation: watch::Sender::new(0),
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+}
+
+impl ToxicSet {
+    /// Adds a toxic; its name must be new.
+    pub fn add(&self, spec: ToxicSpec) -> Result<(), Error> {
+        spec.validate().map_err(Error::Invalid)?;
+        let mut list = self.inner.list.write().expect("toxic list lock");
+        if list.iter().any(|t| t.spec.name == spec.name) {
+            return Err(Error::Invalid(format!(
+                "a toxic named {:?} exists already",
+                spec.name
+            )));
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut next = (**list).clone();
+        next.push(ActiveToxic {
+            id,
+            spec,
+            added: Instant::now(),
+        });
+        *list = Arc::new(next);
+        drop(list);
+        self.inner.generation.send_modify(|g| *g += 1);
+        Ok(())
+    }
+
+    /// Removes the toxic named `name`; false if there is none.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut list = self.inner.list.write().expect("toxic list lock");
+        let next: Vec<ActiveToxic> = list
+            .iter()
+            .filter(|t| t.spec.name != name)
+            .cloned()
+            .collect();
+        let removed = next.len() != list.len();
+        *list = Arc::new(next);
+        drop(list);
+        if removed {
+            self.inner.generation.send_modify(|g| *g += 1);
+        }
+        removed
+    }
+
+    /// The toxics in force, in the order they apply.
+    pub fn list(&self) -> Vec<ToxicSpec> {
+        self.current().iter().map(|t| t.spec.clone()).collect()
+    }
+
+    /// The toxics in force.
+    pub fn current(&self) -> Arc<Vec<ActiveToxic>> {
+        self.inner.list.read().expect("toxic list lock").clone()
+    }
+
+    /// A receiver that changes whenever the toxics do.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.generation.subscribe()
+    }
+}
+
+/// A running fault proxy. Dropping it stops it and closes its connections.
+#[derive(Debug)]
+pub struct FaultProxy {
+    local_addr: SocketAddr,
+    upstream: SocketAddr,
+    toxics: ToxicSet,
+    shutdown: watch::Sender<bool>,
+}
+
+impl FaultProxy {
+    /// Binds `listen` and forwards every connection to `upstream`, which
+    /// must pass the guard. Needs a tokio runtime.
+    pub async fn start(
+        listen: SocketAddr,
+        upstream: SocketAddr,
+        guard: &LoopbackGuard,
+    ) -> Result<Self, Error> {
+        let upstream = guard.check(upstream)?;
+        let listener = TcpListener::bind(listen).await?;
+        let local_addr = listener.local_addr()?;
+        let toxics = ToxicSet::default();
+        let (shutdown, stop) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, upstream, toxics.clone(), stop));
+        Ok(Self {
+            local_addr,
+            upstream,
+            toxics,
+            shutdown,
+        })
+    }
+
+    /// Serves the control API on `addr`; returns the bound address.
+    pub async fn start_api(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
+        let listener = TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        tokio::spawn(api::serve(
+            listener,
+            self.toxics.clone(),
+            self.shutdown.subscribe(),
+        ));
+        Ok(bound)
+    }
+
+    /// Where clients connect.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Where it forwards to.
+    pub fn upstream(&self) -> SocketAddr {
+        self.upstream
+    }
+
+    /// Its toxics.
+    pub fn toxics(&self) -> &ToxicSet {
+        &self.toxics
+    }
+
+    /// Stops accepting and closes every connection.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    toxics: ToxicSet,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((client, _)) => {
+                    tokio::spawn(link::serve(client, upstream, toxics.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!("fault proxy: accept failed: {e}");
+                    // Out of descriptors: do not spin.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}

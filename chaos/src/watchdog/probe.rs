@@ -1,0 +1,220 @@
+//! The watchdog's probes: an HTTP GET on the health URL, a WebSocket
+//! Ping/Pong on the watchdog's own connection, and the `/metrics` scrape.
+
+use crate::target::{Endpoint, TokenPlacement, TokenSource};
+use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
+use crate::ws::{ConnectOptions, WsConn, connect};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, timeout};
+
+/// The largest HTTP response body read (a `/metrics` page included).
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// GETs `endpoint` within `limit`; returns the status and body.
+pub async fn http_get(endpoint: &Endpoint, limit: Duration) -> Result<(u16, String), String> {
+    timeout(limit, async {
+        let mut stream = TcpStream::connect(endpoint.addr).await.map_err(|e| format!("connect: {e}"))?;
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: squall-watchdog\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+            endpoint.path,
+            endpoint.host_header()
+        );
+        stream.write_all(request.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 8192];
+        loop {
+            let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+            buf.extend_from_slice(&chunk[..n]);
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut response = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(head)) = response.parse(&buf) {
+                let code = response.code.unwrap_or(0);
+                let length = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
+                let complete = match length {
+                    Some(len) => buf.len() >= head + len,
+                    None => n == 0,
+                };
+                if complete || buf.len() > MAX_BODY {
+                    let end = length.map_or(buf.len(), |len| (head + len).min(buf.len()));
+                    return Ok((code, String::from_utf8_lossy(&buf[head..end]).into_owned()));
+                }
+            }
+            if n == 0 {
+                return Err("closed before a complete response".to_string());
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {}ms", limit.as_millis())))
+}
+
+/// A health probe: GET, expecting a 2xx status, within `limit`.
+pub async fn health(endpoint: &Endpoint, limit: Duration) -> Result<Duration, String> {
+    let start = Instant::now();
+    match http_get(endpoint, limit).await? {
+        (code, _) if (200..300).contains(&code) => Ok(start.elapsed()),
+        (code, _) => Err(format!("HTTP {code}")),
+    }
+}
+
+/// How the WebSocket probe pings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PingStyle {
+    /// The squall protocol's `{"type":"Ping","data":{"timestamp":N}}`,
+    /// answered by a Pong text frame: it goes through the relay's own
+    /// message handling, not only the WebSocket library.
+    #[default]
+    Squall,
+    /// A WebSocket ping control frame (any target).
+    Frame,
+}
+
+/// A request to the WebSocket prober: ping with this number, answer when
+/// the pong arrives.
+type PingRequest = (u64, oneshot::Sender<()>);
+
+/// A handle on the task that owns the watchdog's WebSocket.
+#[derive(Debug, Clone)]
+pub struct WsProber {
+    requests: mpsc::UnboundedSender<PingRequest>,
+}
+
+impl WsProber {
+    /// Starts the prober task (on the current runtime). It connects lazily
+    /// and reconnects after any failure, each connect bounded by `limit`.
+    pub fn spawn(
+        endpoint: Endpoint,
+        tokens: Option<TokenSource>,
+        placement: TokenPlacement,
+        style: PingStyle,
+        limit: Duration,
+    ) -> Self {
+        let (requests, rx) = mpsc::unbounded_channel();
+        tokio::spawn(prober(endpoint, tokens, placement, style, limit, rx));
+        Self { requests }
+    }
+
+    /// Pings with number `n`; `Ok` with the round trip when the pong arrives
+    /// within `limit`.
+    pub async fn ping(&self, n: u64, limit: Duration) -> Result<Duration, String> {
+        let start = Instant::now();
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send((n, tx))
+            .map_err(|_| "prober gone".to_string())?;
+        match timeout(limit, rx).await {
+            Ok(Ok(())) => Ok(start.elapsed()),
+            Ok(Err(_)) => Err("connection lost".to_string()),
+            Err(_) => Err(format!("no pong within {}ms", limit.as_millis())),
+        }
+    }
+}
+
+async fn prober(
+    endpoint: Endpoint,
+    tokens: Option<TokenSource>,
+    placement: TokenPlacement,
+    style: PingStyle,
+    limit: Duration,
+    mut requests: mpsc::UnboundedReceiver<PingRequest>,
+) {
+    let mut conn: Option<WsConn> = None;
+    let mut waiting: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
+    loop {
+        let Some(ws) = conn.as_mut() else {
+            // No connection: wait for a request, then connect for it.
+            let Some((n, tx)) = requests.recv().await else {
+                return;
+            };
+            if tx.is_closed() {
+                continue; // that probe has timed out already
+            }
+            let options = ConnectOptions {
+                timeout: limit,
+                recv_buffer: None,
+                token: tokens.as_ref().and_then(|t| t(u64::MAX)),
+                placement,
+            };
+            if let Ok(ws) = connect(&endpoint, &options).await {
+                conn = Some(ws);
+                waiting.insert(n, tx);
+                if !send_ping(conn.as_mut().expect("just set"), style, n).await {
+                    conn = None;
+                    waiting.clear();
+                }
+            }
+            continue;
+        };
+        tokio::select! {
+            request = requests.recv() => {
+                let Some((n, tx)) = request else { return };
+                waiting.insert(n, tx);
+                if !send_ping(ws, style, n).await {
+                    conn = None;
+                    waiting.clear();
+                }
+            }
+            frame = ws.read_frame() => match frame {
+                Ok(frame) => {
+                    if frame.opcode == OP_CLOSE {
+                        conn = None;
+                        waiting.clear();
+                    } else if frame.opcode == OP_PING {
+                        // Answer the server's own keepalive, or it drops us.
+                        if ws.send(&Frame::client(OP_PONG, frame.payload)).await.is_err() {
+                            conn = None;
+                            waiting.clear();
+                        }
+                    } else if let Some(tx) = pong_number(&frame, style).and_then(|n| waiting.remove(&n)) {
+                        let _ = tx.send(());
+                    }
+                    // Forget pings long past any probe's timeout.
+                    waiting.retain(|_, tx| !tx.is_closed());
+                }
+                Err(_) => {
+                    conn = None;
+                    waiting.clear();
+                }
+            },
+        }
+    }
+}
+
+async fn send_ping(ws: &mut WsConn, style: PingStyle, n: u64) -> bool {
+    let frame = match style {
+        PingStyle::Squall => Frame::client(
+            OP_TEXT,
+            format!(r#"{{"type":"Ping","data":{{"timestamp":{n}}}}}"#),
+        ),
+        PingStyle::Frame => Frame::client(OP_PING, n.to_be_bytes().to_vec()),
+    };
+    ws.send(&frame).await.is_ok()
+}
+
+/// The number a pong answers.
+fn pong_number(frame: &Frame, style: PingStyle) -> Option<u64> {
+    match style {
+        PingStyle::Frame if frame.opcode == OP_PONG => Some(u64::from_be_bytes(
+            frame.payload.as_slice().try_into().ok()?,
+        )),
+        PingStyle::Squall if frame.opcode == OP_TEXT => {
+            #[derive(serde::Deserialize)]
+            struct Pong {
+                #[serde(rename = "type")]
+                kind: String,
+                data: squall_relay::protocol::PingData,
+            }
+            let pong: Pong = serde_json::from_slice(&frame.payload).ok()?;
+            (pong.kind == "Pong").then_some(pong.data.timestamp)
+        }
+        _ => None,
+    }
+}

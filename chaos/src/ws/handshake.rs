@@ -1,0 +1,369 @@
+//! The client side of the HTTP upgrade, and the connection it yields.
+
+use super::frame::{Frame, OP_CLOSE};
+use crate::target::{Endpoint, TokenPlacement};
+use base64::Engine;
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{Instant, timeout, timeout_at};
+
+/// The largest upgrade response the client reads.
+const MAX_RESPONSE: usize = 16 * 1024;
+/// The largest frame the client reads (the relay's own limit is 64 KiB).
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// How to open a WebSocket.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Bound on TCP connect plus upgrade.
+    pub timeout: Duration,
+    /// `SO_RCVBUF` set before connect (half-open sockets want it small).
+    pub recv_buffer: Option<u32>,
+    /// The token, if any.
+    pub token: Option<String>,
+    /// Where the token goes.
+    pub placement: TokenPlacement,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            recv_buffer: None,
+            token: None,
+            placement: TokenPlacement::Query,
+        }
+    }
+}
+
+/// Why a WebSocket could not be opened.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// TCP connect or I/O failed.
+    Io(io::Error),
+    /// Connect plus upgrade took longer than the timeout.
+    Timeout,
+    /// The server answered the upgrade with this HTTP status instead of 101.
+    Status(u16),
+    /// The server's answer was not a valid upgrade response.
+    BadResponse(String),
+}
+
+impl ConnectError {
+    /// A short label for error counts: `refused`, `reset`, `timeout`,
+    /// `http_401`, `bad_response`, `io`.
+    pub fn kind(&self) -> String {
+        match self {
+            ConnectError::Io(e) => io_kind(e).to_string(),
+            ConnectError::Timeout => "timeout".into(),
+            ConnectError::Status(code) => format!("http_{code}"),
+            ConnectError::BadResponse(_) => "bad_response".into(),
+        }
+    }
+}
+
+/// A short label for an I/O error (`refused`, `reset`, `eof`, `io`).
+pub fn io_kind(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "refused",
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "reset",
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => "eof",
+        io::ErrorKind::TimedOut => "timeout",
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => "no_ports",
+        _ if e.raw_os_error() == Some(libc::EMFILE) => "too_many_files",
+        _ => "io",
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Io(e) => write!(f, "{e}"),
+            ConnectError::Timeout => write!(f, "timed out"),
+            ConnectError::Status(code) => write!(f, "HTTP {code} instead of 101"),
+            ConnectError::BadResponse(why) => write!(f, "bad upgrade response: {why}"),
+        }
+    }
+}
+
+/// The upgrade request for `endpoint` with a fresh key; returns the request
+/// and the key.
+pub fn upgrade_request(
+    endpoint: &Endpoint,
+    token: Option<&str>,
+    placement: TokenPlacement,
+) -> (String, String) {
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
+    let mut path = endpoint.path.clone();
+    let mut auth = String::new();
+    match (token, placement) {
+        (Some(token), TokenPlacement::Query) => {
+            path.push(if path.contains('?') { '&' } else { '?' });
+            path.push_str("token=");
+            path.push_str(token);
+        }
+        (Some(token), TokenPlacement::Header) => {
+            auth = format!("Authorization: Bearer {token}\r\n")
+        }
+        (None, _) => {}
+    }
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{auth}\r\n",
+        endpoint.host_header()
+    );
+    (request, key)
+}
+
+/// Opens a TCP socket to `endpoint` (with the options' receive buffer).
+pub async fn open_tcp(endpoint: &Endpoint, recv_buffer: Option<u32>) -> io::Result<TcpStream> {
+    let socket = if endpoint.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(size) = recv_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
+    let stream = socket.connect(endpoint.addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Connects and upgrades.
+pub async fn connect(
+    endpoint: &Endpoint,
+    options: &ConnectOptions,
+) -> Result<WsConn, ConnectError> {
+    let deadline = Instant::now() + options.timeout;
+    let attempt = async {
+        let mut stream = open_tcp(endpoint, options.recv_buffer)
+            .await
+            .map_err(ConnectError::Io)?;
+        let (request, key) = upgrade_request(endpoint, options.token.as_deref(), options.placement);
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(ConnectError::Io)?;
+        let (status, leftover) = read_response(&mut stream, &key).await?;
+        match status {
+            101 => Ok(WsConn {
+                stream,
+                buf: leftover,
+            }),
+            code => Err(ConnectError::Status(code)),
+        }
+    };
+    timeout_at(deadline, attempt)
+        .await
+        .unwrap_or(Err(ConnectError::Timeout))
+}
+
+/// Reads the upgrade response; returns its status and the bytes after it.
+/// A 101 must carry the right `Sec-WebSocket-Accept`.
+pub async fn read_response(
+    stream: &mut TcpStream,
+    key: &str,
+) -> Result<(u16, Vec<u8>), ConnectError> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.map_err(ConnectError::Io)?;
+        if n == 0 {
+            return Err(ConnectError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut response = httparse::Response::new(&mut headers);
+        match response.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let code = response.code.unwrap_or(0);
+                if code == 101 {
+                    let expected = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
+                        key.as_bytes(),
+                    );
+                    let accept = response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-accept"))
+                        .map(|h| h.value);
+                    if accept != Some(expected.as_bytes()) {
+                        return Err(ConnectError::BadResponse(
+                            "wrong Sec-WebSocket-Accept".into(),
+                        ));
+                    }
+                }
+                return Ok((code, buf[len..].to_vec()));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_RESPONSE => {}
+            Ok(httparse::Status::Partial) => {
+                return Err(ConnectError::BadResponse(
+                    "response headers too long".into(),
+                ));
+            }
+            Err(e) => return Err(ConnectError::BadResponse(e.to_string())),
+        }
+    }
+}
+
+/// What ended a read.
+#[derive(Debug)]
+pub enum ReadEnd {
+    /// The server closed the TCP stream (FIN) without a Close frame.
+    Eof,
+    /// The server reset the stream (RST) or another I/O error.
+    Io(io::Error),
+    /// The server sent a frame this client cannot parse.
+    Malformed(String),
+}
+
+impl ReadEnd {
+    /// A short label: `eof`, `reset`, `io`, `malformed`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ReadEnd::Eof => "eof",
+            ReadEnd::Io(e) => io_kind(e),
+            ReadEnd::Malformed(_) => "malformed",
+        }
+    }
+}
+
+/// An open WebSocket whose socket the caller may abuse at will.
+#[derive(Debug)]
+pub struct WsConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl WsConn {
+    /// The socket.
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Writes one frame.
+    pub async fn send(&mut self, frame: &Frame) -> io::Result<()> {
+        self.send_raw(&frame.encode()).await
+    }
+
+    /// Writes a masked text frame.
+    pub async fn send_text(&mut self, text: &str) -> io::Result<()> {
+        self.send(&Frame::client(super::frame::OP_TEXT, text.as_bytes()))
+            .await
+    }
+
+    /// Reads the next frame.
+    pub async fn read_frame(&mut self) -> Result<Frame, ReadEnd> {
+        loop {
+            match Frame::decode(&self.buf, MAX_FRAME) {
+                Ok(Some((frame, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(frame);
+                }
+                Ok(None) => {}
+                Err(why) => return Err(ReadEnd::Malformed(why)),
+            }
+            let mut chunk = [0u8; 8192];
+            match self.stream.read(&mut chunk).await {
+                Ok(0) => return Err(ReadEnd::Eof),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(ReadEnd::Io(e)),
+            }
+        }
+    }
+
+    /// Reads and hands every frame to `each` until `deadline`; returns early
+    /// with the end if the stream ends first.
+    pub async fn read_until(
+        &mut self,
+        deadline: Instant,
+        mut each: impl FnMut(&Frame),
+    ) -> Result<(), ReadEnd> {
+        loop {
+            match timeout_at(deadline, self.read_frame()).await {
+                Err(_) => return Ok(()),
+                Ok(Ok(frame)) => each(&frame),
+                Ok(Err(end)) => return Err(end),
+            }
+        }
+    }
+
+    /// Reads until a Close frame or the end of the stream, at most `wait`:
+    /// `Ok(Some(code))` for a Close (code 1005 when it carries none),
+    /// `Ok(None)` when nothing ended within `wait`. Frames before the close
+    /// go to `each`.
+    pub async fn read_close(
+        &mut self,
+        wait: Duration,
+        mut each: impl FnMut(&Frame),
+    ) -> Result<Option<u16>, ReadEnd> {
+        let deadline = Instant::now() + wait;
+        loop {
+            match timeout_at(deadline, self.read_frame()).await {
+                Err(_) => return Ok(None),
+                Ok(Ok(frame)) if frame.opcode == OP_CLOSE => {
+                    return Ok(Some(frame.close_code().unwrap_or(1005)));
+                }
+                Ok(Ok(frame)) => each(&frame),
+                Ok(Err(end)) => return Err(end),
+            }
+        }
+    }
+
+    /// Without waiting: whether the server has closed this connection, by
+    /// what is already in the receive buffer (at most 1 MiB of it is read):
+    /// `Some("close 1008")`, `Some("eof")`, `Some("reset")`, or `None`.
+    pub fn closed_by_server(&mut self) -> Option<String> {
+        let mut chunk = [0u8; 8192];
+        let mut budget = 1 << 20;
+        let end = loop {
+            match self.stream.try_read(&mut chunk) {
+                Ok(0) => break Some("eof".to_string()),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    budget -= n.min(budget);
+                    if budget == 0 {
+                        break None;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(e) => break Some(io_kind(&e).to_string()),
+            }
+        };
+        let mut at = 0;
+        while let Ok(Some((frame, used))) = Frame::decode(&self.buf[at..], MAX_FRAME) {
+            at += used;
+            if frame.opcode == OP_CLOSE {
+                return Some(format!("close {}", frame.close_code().unwrap_or(1005)));
+            }
+        }
+        self.buf.drain(..at);
+        end
+    }
+
+    /// Ends the connection with a TCP RST and no closing handshake.
+    pub fn reset(self) -> io::Result<()> {
+        self.stream.set_zero_linger()
+    }
+
+    /// Ends the connection with a plain FIN and no Close frame: shuts the
+    /// write side, then reads (discarding) until the server closes or `wait`
+    /// passes, so that no unread data turns the close into an RST.
+    pub async fn drop_with_fin(mut self, wait: Duration) {
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let _ = timeout(wait, async {
+            let mut sink = [0u8; 8192];
+            while matches!(self.stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
+}
