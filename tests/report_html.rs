@@ -88,6 +88,11 @@ fn snapshot(t: u64) -> Snapshot {
 
 /// Writes `run.json` and its timeline (named relative to it) into `dir`.
 fn write_run(dir: &Path) -> PathBuf {
+    write_run_with(dir, |_| {})
+}
+
+/// Like `write_run`, with the results JSON changed by `edit` first.
+fn write_run_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
     let timeline: String = (1..=SECONDS)
         .map(|t| serde_json::to_string(&snapshot(t)).unwrap() + "\n")
         .collect();
@@ -119,6 +124,8 @@ fn write_run(dir: &Path) -> PathBuf {
         "timeline": "run.timeline.ndjson",
         "settings": {"load": {"connections": 1000, "rate": 500}, "target": {"kind": "builtin"}},
     });
+    let mut results = results;
+    edit(&mut results);
     let path = dir.join("run.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results).unwrap()).unwrap();
     path
@@ -179,6 +186,24 @@ fn report_holds_charts_hangs_chaos_thresholds_and_settings() {
             "report fetches or runs {external}"
         );
     }
+}
+
+#[test]
+fn a_hang_that_never_ended_and_a_stopped_run_are_said_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = write_run_with(dir.path(), |r| {
+        r["complete"] = json!(false);
+        r["hangs"][0]["ended_s"] = json!(null);
+        r["thresholds"] = json!([]);
+    });
+    let out = dir.path().join("report.html");
+    squall::report::write_html(&results, &out).unwrap();
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("stopped early"));
+    assert!(html.contains("<td>never</td>"));
+    assert!(html.contains("No thresholds were set."));
+    // The open hang is shaded to the end of the run.
+    assert!(html.contains("<title>hang 0:20 to 0:40</title>"), "{html}");
 }
 
 #[test]

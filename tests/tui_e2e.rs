@@ -1,0 +1,148 @@
+//! End to end: `squall run --tui` in a real terminal (tmux) for about ten
+//! seconds against the builtin relay. The screen is read with
+//! `capture-pane` while the run goes on, and what it showed last is checked
+//! against the results file and the timeline the run wrote: the totals on
+//! screen are those of one of the run's snapshots, and the header's exit
+//! code, scenario and thresholds are the results file's.
+
+mod tui_tmux;
+
+use squall::report::RecordedRun;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tui_tmux::{Tmux, shell_quote};
+
+const SCENARIO: &str = r#"
+name = "tui-e2e"
+duration = "10s"
+
+[target]
+kind = "builtin"
+
+[load]
+connections = 40
+ramp = "2s"
+topics = 4
+publishers = 8
+rate = 200
+payload_bytes = 64
+
+[[chaos]]
+at = "4s"
+action = "reset"
+count = 5
+
+[thresholds]
+p99_ms = 5000
+hangs = 0
+"#;
+
+/// Longest the whole run may take, drain and start-up included.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+
+#[test]
+fn squall_run_tui_shows_what_the_results_file_records() {
+    if !Tmux::available() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("tui-e2e.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let out = dir.path().join("out");
+    let command = format!(
+        "{} run {} --tui --out {}; echo SQUALL-EXIT=$?; sleep 60",
+        shell_quote(env!("CARGO_BIN_EXE_squall")),
+        shell_quote(&scenario.display().to_string()),
+        shell_quote(&out.display().to_string()),
+    );
+    let tmux = Tmux::start("e2e", 100, 32, &command);
+
+    // Keep the last screen that shows the UI until the run ends.
+    let deadline = Instant::now() + RUN_LIMIT;
+    let mut last_ui: Option<String> = None;
+    let end = loop {
+        let screen = tmux.capture();
+        if screen.contains("SQUALL-EXIT=") {
+            break screen;
+        }
+        if screen.contains("tui-e2e") && screen.contains("Σ ") {
+            last_ui = Some(screen);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "squall run did not end within {RUN_LIMIT:?}:\n{}",
+            tmux.capture()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let ui = last_ui.unwrap_or_else(|| panic!("the TUI never showed a snapshot:\n{end}"));
+    assert!(
+        !end.contains("tui-e2e ·"),
+        "the screen was not restored:\n{end}"
+    );
+    let exit: i32 = after(&end, "SQUALL-EXIT=").parse().unwrap();
+
+    let results = results_file(&out);
+    let run = RecordedRun::load(&results).unwrap();
+    assert_eq!(exit, run.results.exit_code, "process and results agree");
+    assert!(
+        ui.contains(&format!("exit {} ", run.results.exit_code)),
+        "{ui}"
+    );
+    for threshold in &run.results.thresholds {
+        assert!(
+            ui.contains(&threshold.name),
+            "{} not on screen:\n{ui}",
+            threshold.name
+        );
+    }
+
+    let sent: u64 = after(line_with(&ui, "sent "), "Σ ").parse().unwrap();
+    let received: u64 = after(line_with(&ui, "recv "), "Σ ").parse().unwrap();
+    let tried: u64 = after(line_with(&ui, "tried"), "tried").parse().unwrap();
+    assert!(sent > 0, "the screen showed no traffic:\n{ui}");
+    let shown = run
+        .timeline
+        .iter()
+        .find(|s| s.messages.sent == sent && s.messages.received == received)
+        .unwrap_or_else(|| {
+            panic!("no snapshot in the timeline has sent {sent} and received {received}:\n{ui}")
+        });
+    assert_eq!(shown.connections.attempted, tried, "{ui}");
+    assert!(
+        ui.contains(&format!(
+            "{} / {}",
+            shown.connections.open, shown.connections.target
+        )),
+        "{ui}"
+    );
+    assert!(run.results.messages.sent >= sent);
+    assert!(run.results.messages.received >= received);
+}
+
+/// The results file `squall run` wrote into `out`.
+fn results_file(out: &Path) -> PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json") && RecordedRun::load(p).is_ok())
+        .unwrap_or_else(|| panic!("no results file in {}", out.display()))
+}
+
+/// The first line of `screen` holding `needle`.
+fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} on screen:\n{screen}"))
+}
+
+/// The word right after `marker` in `text`.
+fn after<'a>(text: &'a str, marker: &str) -> &'a str {
+    let from = text.find(marker).unwrap() + marker.len();
+    text[from..]
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .find(|w| !w.is_empty())
+        .unwrap()
+}
