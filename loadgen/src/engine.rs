@@ -1,14 +1,220 @@
-//! The engine: connections, publishing and collection (being built).
+//! The engine: opens the connections on schedule, collects a snapshot a
+//! second, honours Ctrl-C, enforces the run's hard deadline, and builds the
+//! report.
 
-use crate::{LoadPlan, LoadReport, LoadSnapshot, Origin};
-use tokio::sync::{mpsc, watch};
+use crate::auth::Minter;
+use crate::frames::Frames;
+use crate::layout::Layout;
+use crate::limits::raise_open_file_limit;
+use crate::plan::{Auth, LoadPlan};
+use crate::report::{LoadReport, PublisherCount};
+use crate::schedule::Schedule;
+use crate::snapshot::{LoadSnapshot, Phase};
+use crate::stats::{Collector, Stats};
+use crate::target::Target;
+use crate::{Origin, connection};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Connection attempts in flight at once (TCP connect + upgrade).
+const MAX_PENDING_CONNECTS: usize = 1024;
+/// The run returns at most this long after `duration + drain`.
+const HARD_SLACK: Duration = Duration::from_secs(10);
+
+/// When publishing ends and when the run ends (ns from the origin); Ctrl-C
+/// moves both earlier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Deadlines {
+    pub publish_end_ns: u64,
+    pub run_end_ns: u64,
+}
+
+/// What every connection task shares.
+pub(crate) struct Ctx {
+    pub plan: LoadPlan,
+    pub origin: Origin,
+    pub layout: Layout,
+    pub schedule: Schedule,
+    pub frames: Frames,
+    pub targets: Vec<Target>,
+    pub minter: Option<Minter>,
+    pub stats: Stats,
+    pub deadlines: watch::Receiver<Deadlines>,
+}
 
 /// Runs a checked plan.
 pub(crate) async fn run(
-    _plan: LoadPlan,
-    _origin: Origin,
-    _stop: watch::Receiver<bool>,
-    _snapshots: mpsc::UnboundedSender<LoadSnapshot>,
+    plan: LoadPlan,
+    origin: Origin,
+    mut stop: watch::Receiver<bool>,
+    snapshots: mpsc::UnboundedSender<LoadSnapshot>,
 ) -> LoadReport {
-    LoadReport::default()
+    raise_open_file_limit();
+    let layout = Layout::new(
+        plan.targets.len() as u64,
+        u64::from(plan.topics),
+        plan.peak_connections(),
+        plan.publishers,
+        u64::from(plan.subscriptions_per_connection),
+    );
+    let schedule = Schedule::new(&plan, &layout);
+    let publish_end_ns = plan.duration.as_nanos() as u64;
+    let drain_ns = plan.drain.as_nanos() as u64;
+    let hard_end_ns = publish_end_ns + drain_ns + HARD_SLACK.as_nanos() as u64;
+    let (deadline_tx, deadline_rx) = watch::channel(Deadlines {
+        publish_end_ns,
+        run_end_ns: publish_end_ns + drain_ns,
+    });
+    let ctx = Arc::new(Ctx {
+        targets: plan
+            .targets
+            .iter()
+            .map(|u| Target::parse(u).expect("checked plan"))
+            .collect(),
+        minter: match &plan.auth {
+            Auth::Jwt(jwt) => Some(Minter::new(jwt).expect("checked plan")),
+            Auth::None => None,
+        },
+        frames: Frames::new(&plan),
+        layout,
+        schedule,
+        origin,
+        stats: Stats::default(),
+        deadlines: deadline_rx,
+        plan,
+    });
+    let mut launcher = tokio::spawn(launch(ctx.clone(), hard_end_ns));
+    let mut collector = Collector::default();
+    let mut stopped = *stop.borrow();
+    if stopped {
+        stop_now(&ctx, &deadline_tx);
+    }
+    let mut next_tick =
+        1_000_000_000u64.max(origin.elapsed_ns().div_ceil(1_000_000_000) * 1_000_000_000);
+    loop {
+        tokio::select! {
+            _ = &mut launcher => break,
+            _ = tokio::time::sleep_until(origin.instant_at(next_tick)) => {
+                let now = origin.elapsed_ns();
+                let snap = collector.snapshot(&ctx.stats, now, phase(&ctx, now, stopped), wanted(&ctx, now));
+                let _ = snapshots.send(snap);
+                next_tick = (now / 1_000_000_000 + 1) * 1_000_000_000;
+            }
+            changed = stop.changed(), if !stopped => {
+                if changed.is_err() {
+                    stopped = true; // never stops: the sender is gone; disable this branch
+                    continue;
+                }
+                if *stop.borrow() {
+                    stopped = true;
+                    stop_now(&ctx, &deadline_tx);
+                }
+            }
+        }
+    }
+    let stopped_early = *stop.borrow();
+    for j in 0..ctx.layout.publishers() {
+        let c = ctx.layout.connection_of_publisher(j);
+        if ctx.plan.shard_connections().contains(&c) && !ctx.stats.has_publisher(j) {
+            let scheduled = ctx.schedule.count(j);
+            ctx.stats
+                .publisher_done(j, PublisherCount { scheduled, sent: 0 });
+        }
+    }
+    let now = origin.elapsed_ns();
+    let last = collector.snapshot(&ctx.stats, now, Phase::Done, 0);
+    let _ = snapshots.send(last);
+    drop(deadline_tx);
+    collector.report(&ctx.stats, now, !stopped_early)
+}
+
+/// Ends publishing now and the run after the drain.
+fn stop_now(ctx: &Ctx, deadlines: &watch::Sender<Deadlines>) {
+    let now = ctx.origin.elapsed_ns();
+    let drain = ctx.plan.drain.as_nanos() as u64;
+    deadlines.send_modify(|d| {
+        d.publish_end_ns = d.publish_end_ns.min(now);
+        d.run_end_ns = d.run_end_ns.min(now + drain);
+    });
+}
+
+/// The phase at `now_ns`.
+fn phase(ctx: &Ctx, now_ns: u64, stopped: bool) -> Phase {
+    let d = *ctx.deadlines.borrow();
+    if stopped || now_ns >= d.publish_end_ns {
+        if now_ns >= d.run_end_ns {
+            Phase::Done
+        } else {
+            Phase::Drain
+        }
+    } else if ctx.schedule.ramping(now_ns) {
+        Phase::Ramp
+    } else {
+        Phase::Steady
+    }
+}
+
+/// Sockets this shard should have open at `now_ns`.
+fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
+    let range = ctx.plan.shard_connections();
+    let all = ctx.schedule.wanted_connections(now_ns);
+    all.clamp(range.start, range.end) - range.start
+}
+
+/// Opens this shard's connections on schedule, then waits for them all, at
+/// most until the hard deadline (then aborts the rest, counted `abandoned`).
+async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_CONNECTS));
+    let mut tasks = JoinSet::new();
+    let mut deadlines = ctx.deadlines.clone();
+    for c in ctx.plan.shard_connections() {
+        let Some(open_ns) = ctx.schedule.open_ns(c) else {
+            break;
+        };
+        let publish_end = deadlines.borrow().publish_end_ns;
+        if open_ns >= publish_end {
+            break;
+        }
+        let wait = tokio::time::sleep_until(ctx.origin.instant_at(open_ns));
+        tokio::pin!(wait);
+        let permit = loop {
+            tokio::select! {
+                permit = pending.clone().acquire_owned(), if wait.is_elapsed() => {
+                    break permit.ok();
+                }
+                _ = &mut wait, if !wait.is_elapsed() => {}
+                _ = deadlines.changed() => {
+                    if ctx.origin.elapsed_ns() >= deadlines.borrow().publish_end_ns {
+                        break None;
+                    }
+                }
+            }
+        };
+        let Some(permit) = permit else { break };
+        let close_ns = ctx.schedule.close_ns(c, open_ns);
+        tasks.spawn(connection::run(ctx.clone(), c, close_ns, permit));
+    }
+    let close_ns = ctx.plan.timeouts.close.as_nanos() as u64;
+    loop {
+        let end = (deadlines.borrow().run_end_ns + close_ns + 1_000_000_000).min(hard_end_ns);
+        tokio::select! {
+            joined = tasks.join_next() => {
+                if joined.is_none() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep_until(ctx.origin.instant_at(end)) => break,
+            _ = deadlines.changed() => {}
+        }
+    }
+    let abandoned = tasks.len() as u64;
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if abandoned > 0 {
+        ctx.stats.with_connections(|s| {
+            *s.errors.entry("abandoned".to_string()).or_default() += abandoned;
+        });
+    }
 }

@@ -44,16 +44,23 @@
 //! left out (and counted in `messages.subscribers_excluded`).
 
 pub mod auth;
+mod connect;
+mod connection;
 mod engine;
+mod frames;
 pub mod histogram;
-mod layout;
+pub mod layout;
+pub mod limits;
 pub mod origin;
 pub mod plan;
+pub mod receive;
 pub mod report;
 mod schedule;
 pub mod snapshot;
 pub mod stamp;
+mod stats;
 pub mod target;
+pub mod tracker;
 
 pub use histogram::LatencyHistogram;
 pub use origin::Origin;

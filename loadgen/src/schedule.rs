@@ -14,6 +14,7 @@
 //! how many are due before its end, which is the first due after `A`) is
 //! answered from the same function, so they always agree.
 
+use crate::layout::Layout;
 use crate::plan::LoadPlan;
 
 const NS: f64 = 1e9;
@@ -37,20 +38,18 @@ impl Curve {
         }
     }
 
-    /// The first time at or after `from` when the value is above `c`
-    /// (`above`) or at or below it (`!above`).
-    fn first_time(&self, from: f64, c: f64, above: bool) -> Option<f64> {
-        let holds = |v: f64| if above { v > c } else { v <= c };
+    /// The first time at or after `from` when the value is above `c`.
+    fn rise_time(&self, from: f64, c: f64) -> Option<f64> {
         for w in self.points.windows(2) {
             let ((t0, v0), (t1, v1)) = (w[0], w[1]);
             if t1 < from {
                 continue;
             }
             let s = t0.max(from);
-            if holds(self.value(s)) {
+            if self.value(s) > c {
                 return Some(s);
             }
-            if holds(v1) {
+            if v1 > c {
                 let t = if t1 > t0 {
                     t0 + (c - v0) / (v1 - v0) * (t1 - t0)
                 } else {
@@ -60,7 +59,25 @@ impl Curve {
             }
         }
         let &(t_last, v_last) = self.points.last()?;
-        holds(v_last).then_some(t_last.max(from))
+        (v_last > c).then_some(t_last.max(from))
+    }
+
+    /// The first time after `from`, a moment when the value is above `c` or
+    /// just rose past it, when the value falls back to `c` or below.
+    fn fall_time(&self, from: f64, c: f64) -> Option<f64> {
+        for w in self.points.windows(2) {
+            let ((t0, v0), (t1, v1)) = (w[0], w[1]);
+            if t1 <= from || v1 >= v0 || v1 > c {
+                continue;
+            }
+            let t = if v0 <= c || t1 <= t0 {
+                t0
+            } else {
+                t0 + (v0 - c) / (v0 - v1) * (t1 - t0)
+            };
+            return Some(t.max(from));
+        }
+        None
     }
 }
 
@@ -74,11 +91,15 @@ pub struct Schedule {
     /// End of publishing, seconds.
     duration: f64,
     publishers: f64,
+    /// Per publisher: its start and end.
+    by_publisher: Vec<PublisherSchedule>,
+    /// Per publisher: how many messages its schedule holds.
+    counts: Vec<u64>,
 }
 
 impl Schedule {
-    /// The schedule of `plan`.
-    pub fn new(plan: &LoadPlan) -> Self {
+    /// The schedule of `plan`, whose publishers sit as `layout` says.
+    pub fn new(plan: &LoadPlan, layout: &Layout) -> Self {
         let duration = plan.duration.as_secs_f64();
         let ramp = plan.ramp.as_secs_f64();
         let peak = plan.connections as f64;
@@ -102,13 +123,27 @@ impl Schedule {
             let ((t0, v0), (t1, v1)) = (w[0], w[1]);
             cumulative.push(cumulative.last().unwrap() + (v0 + v1) / 2.0 * (t1 - t0));
         }
-        Self {
+        let mut schedule = Self {
             connections: Curve { points: conns },
             rate: Curve { points: rate },
             cumulative,
             duration,
-            publishers: plan.publishers.max(1) as f64,
-        }
+            publishers: layout.publishers().max(1) as f64,
+            by_publisher: Vec::new(),
+            counts: Vec::new(),
+        };
+        schedule.by_publisher = (0..layout.publishers())
+            .map(|j| {
+                let c = layout.connection_of_publisher(j);
+                let open = schedule.open_ns(c);
+                let close = open.and_then(|o| schedule.close_ns(c, o));
+                schedule.publisher(j, open, close)
+            })
+            .collect();
+        schedule.counts = (0..layout.publishers())
+            .map(|j| schedule.count_due(j))
+            .collect();
+        schedule
     }
 
     /// Sockets the plan wants open at `t_ns` (over all shards).
@@ -131,16 +166,14 @@ impl Schedule {
     /// When connection `c` is due to open, or `None` if it never is (before
     /// the end of publishing).
     pub fn open_ns(&self, c: u64) -> Option<u64> {
-        let t = self.connections.first_time(0.0, c as f64, true)?;
+        let t = self.connections.rise_time(0.0, c as f64)?;
         (t < self.duration).then(|| to_ns(t))
     }
 
     /// When connection `c`, opened at `open_ns`, is due to close because the
     /// plan wants fewer sockets (`None`: it stays to the end of the run).
     pub fn close_ns(&self, c: u64, open_ns: u64) -> Option<u64> {
-        let t = self
-            .connections
-            .first_time(open_ns as f64 / NS, c as f64, false)?;
+        let t = self.connections.fall_time(open_ns as f64 / NS, c as f64)?;
         (t < self.duration).then(|| to_ns(t))
     }
 
@@ -185,16 +218,69 @@ impl Schedule {
         Some(t0 + x.clamp(0.0, span))
     }
 
-    /// Publisher `j`'s schedule, given its connection's opening and (planned) close.
-    pub fn publisher(&self, j: u64, open_ns: u64, close_ns: Option<u64>) -> PublisherSchedule<'_> {
-        let start = open_ns as f64 / NS;
-        let end_ns = close_ns.map_or(to_ns(self.duration), |c| c.min(to_ns(self.duration)));
+    /// Publisher `j`'s schedule from its connection's opening and (planned) close.
+    fn publisher(&self, j: u64, open_ns: Option<u64>, close_ns: Option<u64>) -> PublisherSchedule {
+        let end = to_ns(self.duration);
+        let Some(open_ns) = open_ns else {
+            return PublisherSchedule {
+                base: 0.0,
+                phase: 0.0,
+                end_ns: 0,
+            };
+        };
         PublisherSchedule {
-            schedule: self,
-            base: self.integral(start),
+            base: self.integral(open_ns as f64 / NS),
             phase: (j as f64 + 0.5) / self.publishers,
-            end_ns,
+            end_ns: close_ns.map_or(end, |c| c.min(end)),
         }
+    }
+
+    /// When publisher `j`'s message `i` is due (ns from the origin), or
+    /// `None` past the publisher's end.
+    pub fn due_ns(&self, j: u64, i: u64) -> Option<u64> {
+        let p = &self.by_publisher[j as usize];
+        let target = p.base + self.publishers * (i as f64 + p.phase);
+        let t = to_ns(self.inverse(target)?);
+        (t < p.end_ns).then_some(t)
+    }
+
+    /// Publisher `j`'s share of the messages due before `t_ns`, as a real
+    /// number, minus its phase: message `i` is due when it reaches `i`.
+    fn share(&self, j: u64, t_ns: u64) -> f64 {
+        let p = &self.by_publisher[j as usize];
+        (self.integral(t_ns as f64 / NS) - p.base) / self.publishers - p.phase
+    }
+
+    /// How many messages the schedule holds for publisher `j`.
+    pub fn count(&self, j: u64) -> u64 {
+        self.counts[j as usize]
+    }
+
+    /// Counts publisher `j`'s messages from its schedule.
+    fn count_due(&self, j: u64) -> u64 {
+        let end_ns = self.by_publisher[j as usize].end_ns;
+        let mut k = (self.share(j, end_ns).floor() + 1.0).max(0.0) as u64;
+        while k > 0 && self.due_ns(j, k - 1).is_none() {
+            k -= 1;
+        }
+        while self.due_ns(j, k).is_some() {
+            k += 1;
+        }
+        k
+    }
+
+    /// The first sequence number of publisher `j` due strictly after
+    /// `ack_ns`: a subscriber acknowledged at `ack_ns` is owed every message
+    /// from it on (a message never leaves before it is due).
+    pub fn first_after(&self, j: u64, ack_ns: u64) -> u64 {
+        let mut i = self.share(j, ack_ns).ceil().max(0.0) as u64;
+        while i > 0 && self.due_ns(j, i - 1).is_none_or(|t| t > ack_ns) {
+            i -= 1;
+        }
+        while self.due_ns(j, i).is_some_and(|t| t <= ack_ns) {
+            i += 1;
+        }
+        i
     }
 }
 
@@ -202,50 +288,129 @@ fn to_ns(t: f64) -> u64 {
     (t * NS).ceil() as u64
 }
 
-/// One publisher's messages: sequence number to due time.
+/// Where one publisher's schedule starts and ends.
 #[derive(Debug, Clone)]
-pub struct PublisherSchedule<'a> {
-    schedule: &'a Schedule,
+struct PublisherSchedule {
+    /// Integral of the total rate at the publisher's start.
     base: f64,
+    /// Fraction of a message before the first one is due.
     phase: f64,
+    /// Nothing is due at or after this time.
     end_ns: u64,
 }
 
-impl PublisherSchedule<'_> {
-    /// When message `i` is due (ns from the origin), or `None` past its end.
-    pub fn due_ns(&self, i: u64) -> Option<u64> {
-        let target = self.base + self.schedule.publishers * (i as f64 + self.phase);
-        let t = to_ns(self.schedule.inverse(target)?);
-        (t < self.end_ns).then_some(t)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Stage;
+    use std::time::Duration;
+
+    fn plan(
+        connections: u64,
+        publishers: u64,
+        rate: f64,
+        ramp_s: u64,
+        duration_s: u64,
+    ) -> LoadPlan {
+        LoadPlan {
+            connections,
+            publishers,
+            rate,
+            ramp: Duration::from_secs(ramp_s),
+            duration: Duration::from_secs(duration_s),
+            topics: 1,
+            ..LoadPlan::new(vec!["ws://127.0.0.1:1".into()])
+        }
     }
 
-    /// This publisher's share of the messages due before `t_ns`, as a real number.
-    fn share(&self, t_ns: u64) -> f64 {
-        (self.schedule.integral(t_ns as f64 / NS) - self.base) / self.schedule.publishers
+    fn schedule(plan: &LoadPlan) -> Schedule {
+        let layout = Layout::new(1, 1, plan.peak_connections(), plan.publishers, 1);
+        Schedule::new(plan, &layout)
     }
 
-    /// How many messages the schedule holds for it.
-    pub fn count(&self) -> u64 {
-        let mut k = ((self.share(self.end_ns) - self.phase).floor() + 1.0).max(0.0) as u64;
-        while k > 0 && self.due_ns(k - 1).is_none() {
-            k -= 1;
+    #[test]
+    fn a_constant_rate_is_shared_evenly_and_staggered() {
+        let s = schedule(&plan(10, 10, 100.0, 0, 10));
+        for j in 0..10 {
+            assert_eq!(s.count(j), 100, "publisher {j}");
+            assert_eq!(s.due_ns(j, 0), Some((j * 10_000_000) + 5_000_000));
+            assert_eq!(
+                s.due_ns(j, 3),
+                Some(300_000_000 + j * 10_000_000 + 5_000_000)
+            );
         }
-        while self.due_ns(k).is_some() {
-            k += 1;
-        }
-        k
+        assert_eq!(s.due_ns(0, 100), None);
+        assert_eq!(s.first_after(0, 1_000_000_000), 10);
+        let due5 = s.due_ns(0, 5).unwrap();
+        assert_eq!(s.first_after(0, due5), 6);
+        assert_eq!(s.first_after(0, due5 - 1), 5);
+        assert_eq!(s.first_after(0, 0), 0);
+        assert_eq!(
+            s.first_after(0, 20_000_000_000),
+            100,
+            "after the end: nothing owed"
+        );
     }
 
-    /// The first sequence number due strictly after `ack_ns`: a subscriber
-    /// acknowledged at `ack_ns` is owed every message from it on.
-    pub fn first_after(&self, ack_ns: u64) -> u64 {
-        let mut i = (self.share(ack_ns) - self.phase).ceil().max(0.0) as u64;
-        while i > 0 && self.due_ns(i - 1).is_none_or(|t| t > ack_ns) {
-            i -= 1;
+    #[test]
+    fn connections_ramp_steadily_and_stages_close_the_highest_first() {
+        let mut p = plan(100, 10, 100.0, 10, 30);
+        p.stages = vec![
+            Stage {
+                duration: Duration::from_secs(5),
+                rate: None,
+                connections: Some(50),
+            },
+            Stage {
+                duration: Duration::from_secs(5),
+                rate: None,
+                connections: Some(200),
+            },
+        ];
+        let s = schedule(&p);
+        assert_eq!(s.open_ns(0), Some(0));
+        assert_eq!(s.open_ns(37), Some(3_700_000_000));
+        assert_eq!(s.close_ns(99, s.open_ns(99).unwrap()), Some(10_100_000_000));
+        assert_eq!(s.close_ns(50, s.open_ns(50).unwrap()), Some(15_000_000_000));
+        assert_eq!(s.close_ns(49, s.open_ns(49).unwrap()), None);
+        let open = s.open_ns(150).unwrap();
+        assert!(
+            open.abs_diff(18_333_333_333) < 1000,
+            "opens while the second stage rises: {open}"
+        );
+        assert_eq!(s.open_ns(200), None);
+        assert_eq!(s.wanted_connections(5_000_000_000), 50);
+        assert_eq!(s.wanted_connections(12_500_000_000), 75);
+        assert!(
+            s.ramping(1_000_000_000) && !s.ramping(11_000_000_000) && s.ramping(16_000_000_000)
+        );
+    }
+
+    #[test]
+    fn a_rising_rate_follows_its_integral() {
+        let mut p = plan(1, 1, 0.0, 0, 10);
+        p.stages = vec![Stage {
+            duration: Duration::from_secs(10),
+            rate: Some(100.0),
+            connections: None,
+        }];
+        let s = schedule(&p);
+        // 5 t^2 messages by time t: message i is due when 5 t^2 = i + 1/2.
+        assert_eq!(s.count(0), 500);
+        for i in [0, 1, 10, 250, 499] {
+            let want = ((i as f64 + 0.5) / 5.0).sqrt();
+            let got = s.due_ns(0, i).unwrap() as f64 / 1e9;
+            assert!((got - want).abs() < 1e-6, "message {i}: {got} vs {want}");
         }
-        while self.due_ns(i).is_some_and(|t| t <= ack_ns) {
-            i += 1;
-        }
-        i
+    }
+
+    #[test]
+    fn publishers_start_when_their_connection_opens() {
+        let s = schedule(&plan(10, 2, 20.0, 10, 10));
+        // Publisher 1 sits on connection 5, which opens at 5 s: 10 msg/s from then.
+        assert_eq!(s.count(0), 100);
+        assert_eq!(s.count(1), 50);
+        assert!(s.due_ns(1, 0).unwrap() > 5_000_000_000);
+        assert_eq!(s.first_after(1, 0), 0);
     }
 }
