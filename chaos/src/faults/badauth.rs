@@ -1,6 +1,8 @@
 //! `badauth`: upgrades with a missing, expired, wrongly signed, unsigned
-//! (`alg: none`), oversized or malformed token. Each must get HTTP 401;
-//! anything else (an upgrade, another status, a reset, silence) is reported.
+//! (`alg: none`), oversized or malformed token. Each must get HTTP 401 (the
+//! oversized one may get 431 instead: a request head over the server's limit
+//! is refused before the token is read, which is as good); anything else (an
+//! upgrade, another status, a reset, silence) is reported.
 
 use super::FaultContext;
 use crate::report::{Check, Findings};
