@@ -1,0 +1,246 @@
+//! The engine's behaviour at the edges: errors named by kind, a target that
+//! stops answering, Ctrl-C, JWT auth in the query and the header, the
+//! template protocol, several targets, extra source addresses.
+
+mod common;
+
+use common::{plan, relay, run};
+use squall_loadgen::{Auth, JwtAuth, JwtKey, LoadPlan, Origin, Placement, Protocol};
+use squall_relay::auth::AuthConfig;
+use squall_relay::config::RelayConfig;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// A small, short plan.
+fn short(url: &str) -> LoadPlan {
+    LoadPlan {
+        connections: 10,
+        ramp: Duration::ZERO,
+        topics: 2,
+        publishers: 2,
+        rate: 100.0,
+        duration: Duration::from_secs(2),
+        drain: Duration::from_millis(500),
+        ..plan(url)
+    }
+}
+
+fn jwt(secret: &str, placement: Placement) -> Auth {
+    Auth::Jwt(JwtAuth {
+        key: JwtKey::HS256(secret.to_string()),
+        placement,
+        sub_pattern: "user-{conn}".to_string(),
+        roles: vec!["loadtest".to_string()],
+        extra_claims: serde_json::Map::new(),
+        ttl: Duration::from_secs(600),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_port_is_counted_as_refused() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (report, _) = run(short(&format!("ws://127.0.0.1:{port}/ws"))).await;
+    assert_eq!(report.connections.attempted, 10);
+    assert_eq!(report.connections.failed, 10);
+    assert_eq!(
+        report.connections.errors.get("refused"),
+        Some(&10),
+        "{report:?}"
+    );
+    assert_eq!(report.messages.sent, 0);
+    // Nothing could be delivered, so nothing was owed: no fake loss.
+    assert_eq!(report.loss().expected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_answers_ends_the_run_by_its_deadline() {
+    // Accepts TCP connections and never says a word.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            sockets.push(s);
+        }
+    });
+    let mut plan = short(&format!("ws://{addr}/ws"));
+    plan.timeouts.connect = Duration::from_secs(1);
+    let start = Instant::now();
+    let (report, _) = run(plan).await;
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2 + 1 + 10), "took {took:?}");
+    assert_eq!(
+        report.connections.errors.get("timeout"),
+        Some(&10),
+        "{report:?}"
+    );
+    held.abort();
+}
+
+/// A WebSocket server that upgrades, then never reads again.
+async fn deaf_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            if let Ok(ws) = tokio_tungstenite::accept_async(s).await {
+                sockets.push(ws);
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_stops_reading_times_out_sends_and_acks() {
+    let addr = deaf_server().await;
+    let mut plan = short(&format!("ws://{addr}/ws"));
+    plan.connections = 2;
+    plan.publishers = 1;
+    plan.rate = 2000.0;
+    plan.payload_bytes = 60 * 1024;
+    plan.timeouts.send = Duration::from_secs(1);
+    plan.timeouts.subscribe_ack = Duration::from_secs(1);
+    let start = Instant::now();
+    let (report, _) = run(plan).await;
+    assert!(start.elapsed() < Duration::from_secs(2 + 1 + 10));
+    let errors = &report.connections.errors;
+    assert_eq!(errors.get("send_timeout"), Some(&1), "{errors:?}");
+    // The subscriber waits out its acknowledgement; the publisher may end on
+    // its send timeout first.
+    assert!(errors.get("subscribe_timeout") >= Some(&1), "{errors:?}");
+    assert!(report.messages.sent > 0 && report.messages.sent < report.messages.scheduled);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_early_still_reports_what_was_measured() {
+    let relay = relay(RelayConfig::default());
+    let mut plan = short(&relay.url);
+    plan.duration = Duration::from_secs(60);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = stop_tx.send(true);
+        tokio::time::sleep(Duration::from_secs(60)).await; // keep the sender alive
+    });
+    let start = Instant::now();
+    let report = squall_loadgen::run(plan, Origin::now(), stop, tx)
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    assert!(!report.complete);
+    assert!(report.messages.sent > 100, "{:?}", report.messages);
+    assert!(report.messages.sent < report.messages.scheduled);
+    let loss = report.loss();
+    assert!(loss.expected > 0);
+    assert_eq!(loss.lost, 0, "the drain still runs after a stop: {loss:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jwt_in_the_query_or_the_header_and_401_on_a_bad_secret() {
+    let relay = relay(RelayConfig {
+        auth: AuthConfig::hs256(b"s3cret"),
+        ..RelayConfig::default()
+    });
+    for placement in [Placement::Query, Placement::Header] {
+        let mut plan = short(&relay.url);
+        plan.auth = jwt("s3cret", placement);
+        let (report, _) = run(plan).await;
+        assert_eq!(
+            report.connections.established, 10,
+            "{placement:?}: {report:?}"
+        );
+        assert!(report.loss().expected > 0);
+        assert_eq!(report.loss().lost, 0);
+    }
+    let mut plan = short(&relay.url);
+    plan.auth = jwt("wrong", Placement::Query);
+    let (report, _) = run(plan).await;
+    assert_eq!(
+        report.connections.errors.get("http_401"),
+        Some(&10),
+        "{report:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_protocol_measures_any_verbatim_relay() {
+    let relay = relay(RelayConfig::default());
+    let mut plan = short(&relay.url);
+    plan.protocol = Protocol::Template {
+        subscribe: r#"{"type":"Subscribe","data":{"topics":["{topic}"]}}"#.to_string(),
+        publish: r#"{"type":"Broadcast","data":{"topic":"{topic}","payload":"{stamp}"}}"#
+            .to_string(),
+        settle: Duration::from_millis(200),
+    };
+    let (report, _) = run(plan).await;
+    assert_eq!(report.connections.established, 10);
+    let loss = report.loss();
+    assert!(loss.expected > 500, "{loss:?}");
+    assert_eq!(loss.lost, 0);
+    assert_eq!(report.messages.duplicated, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_stay_whole_across_several_targets() {
+    let (a, b) = (relay(RelayConfig::default()), relay(RelayConfig::default()));
+    let mut plan = short(&a.url);
+    plan.targets = vec![a.url.clone(), b.url.clone()];
+    plan.topics = 4;
+    plan.publishers = 4;
+    let (report, _) = run(plan).await;
+    assert_eq!(report.connections.established, 10);
+    let loss = report.loss();
+    assert!(loss.expected > 300, "{loss:?}");
+    assert_eq!(loss.lost, 0);
+    assert_eq!(report.messages.unexpected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_source_addresses_take_over_past_the_per_source_count() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::<IpAddr>::new()));
+    let seen = peers.clone();
+    tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((s, peer)) = listener.accept().await {
+            seen.lock().unwrap().push(peer.ip());
+            if let Ok(ws) = tokio_tungstenite::accept_async(s).await {
+                sockets.push(ws);
+            }
+        }
+    });
+    let mut plan = short(&format!("ws://{addr}/ws"));
+    plan.connections = 6;
+    plan.publishers = 0;
+    plan.subscriptions_per_connection = 0;
+    plan.duration = Duration::from_millis(500);
+    plan.drain = Duration::ZERO;
+    plan.sockets_per_source = 2;
+    plan.source_addrs = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+    let (report, _) = run(plan).await;
+    assert_eq!(report.connections.established, 6, "{report:?}");
+    let mut peers = peers.lock().unwrap().clone();
+    peers.sort();
+    let want: Vec<IpAddr> = [
+        "127.0.0.1",
+        "127.0.0.1",
+        "127.0.0.2",
+        "127.0.0.2",
+        "127.0.0.3",
+        "127.0.0.3",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    assert_eq!(peers, want);
+}
