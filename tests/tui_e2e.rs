@@ -25,7 +25,7 @@ ramp = "2s"
 topics = 4
 publishers = 8
 rate = 200
-payload_bytes = 64
+payload_bytes = 128
 
 [[chaos]]
 at = "4s"
@@ -47,16 +47,8 @@ fn squall_run_tui_shows_what_the_results_file_records() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let scenario = dir.path().join("tui-e2e.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
     let out = dir.path().join("out");
-    let command = format!(
-        "{} run {} --tui --out {}; echo SQUALL-EXIT=$?; sleep 60",
-        shell_quote(env!("CARGO_BIN_EXE_squall")),
-        shell_quote(&scenario.display().to_string()),
-        shell_quote(&out.display().to_string()),
-    );
-    let tmux = Tmux::start("e2e", 100, 32, &command);
+    let tmux = start_run(dir.path(), "e2e", &[]);
 
     // Keep the last screen that shows the UI until the run ends.
     let deadline = Instant::now() + RUN_LIMIT;
@@ -78,7 +70,7 @@ fn squall_run_tui_shows_what_the_results_file_records() {
     };
     let ui = last_ui.unwrap_or_else(|| panic!("the TUI never showed a snapshot:\n{end}"));
     assert!(
-        !end.contains("tui-e2e ·"),
+        !end.contains("┌ connections"),
         "the screen was not restored:\n{end}"
     );
     let exit: i32 = after(&end, "SQUALL-EXIT=").parse().unwrap();
@@ -119,6 +111,41 @@ fn squall_run_tui_shows_what_the_results_file_records() {
     );
     assert!(run.results.messages.sent >= sent);
     assert!(run.results.messages.received >= received);
+}
+
+#[test]
+fn q_stops_the_run_and_the_results_are_still_written() {
+    if !Tmux::available() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = start_run(dir.path(), "e2e-q", &["--set", "duration=5m"]);
+    let (screen, ok) = tmux.wait_for(RUN_LIMIT, |s| s.contains("tui-e2e") && s.contains("Σ "));
+    assert!(ok, "the TUI never showed a snapshot:\n{screen}");
+    tmux.send(&["q"]);
+    let (end, ok) = tmux.wait_for(RUN_LIMIT, |s| s.contains("SQUALL-EXIT="));
+    assert!(ok, "q did not stop the run:\n{end}");
+    let run = RecordedRun::load(&results_file(&dir.path().join("out"))).unwrap();
+    assert!(!run.results.complete, "a stopped run is not complete");
+    assert!(run.results.messages.sent > 0);
+    assert!(!run.timeline.is_empty());
+}
+
+/// Starts `squall run` on the test scenario in tmux with its output in
+/// `dir/out`; the pane shows `SQUALL-EXIT=<code>` when it ends.
+fn start_run(dir: &Path, name: &str, extra: &[&str]) -> Tmux {
+    let scenario = dir.join("tui-e2e.toml");
+    std::fs::write(&scenario, SCENARIO).unwrap();
+    let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
+    let command = format!(
+        "{} run {} --tui --out {} {}; echo SQUALL-EXIT=$?; sleep 60",
+        shell_quote(env!("CARGO_BIN_EXE_squall")),
+        shell_quote(&scenario.display().to_string()),
+        shell_quote(&dir.join("out").display().to_string()),
+        extra.join(" "),
+    );
+    Tmux::start(name, 100, 32, &command)
 }
 
 /// The results file `squall run` wrote into `out`.

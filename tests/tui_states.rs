@@ -206,6 +206,7 @@ fn hang_shows_red_banner_with_duration_and_last_chaos() {
                 "no answer",
                 "for 12.5s",
                 "exit 4 target hung",
+                "p50    -",
             ],
         );
     }
@@ -285,4 +286,17 @@ fn long_run_and_large_screen_render() {
     for (w, h) in [(20, 5), (1, 1), (79, 23)] {
         screen(&app, w, h);
     }
+}
+
+#[test]
+fn watchdog_off_says_so() {
+    let app = app_at(5, |s| {
+        s.watchdog = WatchdogSnap {
+            state: "off".into(),
+            ..WatchdogSnap::default()
+        }
+    });
+    let text = screen(&app, 80, 24);
+    assert_shows(&text, &["OFF", "no health probes"]);
+    assert!(!text.contains("no answer"), "{text}");
 }

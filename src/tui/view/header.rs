@@ -67,12 +67,16 @@ pub(super) fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) 
     } else {
         0.0
     };
-    let remaining = (snap.duration_s - snap.t_s).max(0.0);
+    let remaining = snap.duration_s - snap.t_s;
+    let after = if remaining > 0.0 {
+        format!("{} left", format::clock(remaining))
+    } else {
+        snap.phase.clone()
+    };
     let label = format!(
-        "{} / {}  ({} left)",
+        "{} / {}  ({after})",
         format::clock(snap.t_s),
         format::clock(snap.duration_s),
-        format::clock(remaining)
     );
     let gauge = Gauge::default()
         .ratio(progress)

@@ -29,12 +29,20 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
     let now = &ctx.snap.latency_ms;
     let run = &ctx.snap.latency_total_ms;
     let plain = Style::new();
+    // A second without deliveries has no percentiles, not zero ones.
+    let shown = |v: f64| {
+        if now.count > 0 {
+            format::ms(v)
+        } else {
+            "-".to_string()
+        }
+    };
     let mut lines = vec![
-        field("p50", 7, format::ms(now.p50), Style::new().fg(P50)),
-        field("p90", 7, format::ms(now.p90), plain),
-        field("p99", 7, format::ms(now.p99), Style::new().fg(P99)),
-        field("p99.9", 7, format::ms(now.p999), plain),
-        field("max", 7, format::ms(now.max), plain),
+        field("p50", 7, shown(now.p50), Style::new().fg(P50)),
+        field("p90", 7, shown(now.p90), plain),
+        field("p99", 7, shown(now.p99), Style::new().fg(P99)),
+        field("p99.9", 7, shown(now.p999), plain),
+        field("max", 7, shown(now.max), plain),
     ];
     if numbers.height > 6 {
         lines.push(Line::raw(""));

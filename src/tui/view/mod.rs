@@ -110,7 +110,7 @@ fn render_panel(frame: &mut Frame, area: Rect, app: &App, panel: Panel, ctx: &Ct
 
 fn footer_line(app: &App) -> Line<'static> {
     let keys = if app.replay_status().is_some() {
-        " ←/→ 1s  ↑/↓ 10s  PgUp/PgDn 60s  Home/End  p play/pause  +/- speed  q quit  ? help"
+        " ←→ 1s  ↑↓ 10s  PgUp/Dn 1m  Home/End  p pause  +/- speed  q quit  ? help"
     } else if app.paused() {
         " DISPLAY PAUSED (the run goes on): p resume  q stop  ? help"
     } else {

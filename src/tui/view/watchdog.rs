@@ -28,6 +28,14 @@ fn state(snap: &Snapshot) -> (String, Style) {
 pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
     let w = &ctx.snap.watchdog;
     let (state, state_style) = state(ctx.snap);
+    if w.state == "off" {
+        let lines = vec![
+            field("state", 7, state, state_style),
+            Line::styled("no health probes", Style::new().fg(Color::DarkGray)),
+        ];
+        frame.render_widget(Paragraph::new(lines).block(block), area);
+        return;
+    }
     let probe = w
         .probe_ms
         .map_or_else(|| "no answer".to_string(), format::ms);
