@@ -10,7 +10,11 @@ use squall_chaos::ws::frame::OP_TEXT;
 use std::time::Duration;
 
 fn step(action: Action, count: u64) -> ChaosStep {
-    ChaosStep { count, after: Duration::from_millis(20), ..ChaosStep::new(Duration::ZERO, action) }
+    ChaosStep {
+        count,
+        after: Duration::from_millis(20),
+        ..ChaosStep::new(Duration::ZERO, action)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,7 +26,11 @@ async fn reset_ends_with_an_rst_and_drop_with_a_fin() {
     let seen = ends(&mut rx, 20).await;
     assert!(seen.iter().all(|e| e.end == "rst"), "{seen:?}");
     // The subscribe frame arrived before the reset.
-    assert!(seen.iter().all(|e| e.bytes.len() > 6 && e.bytes[0] == 0x80 | OP_TEXT), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|e| e.bytes.len() > 6 && e.bytes[0] == 0x80 | OP_TEXT),
+        "{seen:?}"
+    );
 
     let report = run_step(step(Action::Drop, 20), target(&url)).await;
     assert_eq!(report.done, 20, "{report:?}");
@@ -60,11 +68,18 @@ async fn the_relay_counts_resets_and_eofs_and_keeps_answering() {
     // a few may read as `eof`: most must be `reset`, none may go uncounted.
     let (resets, eofs) = (metric(&text, reset), metric(&text, eof));
     assert_eq!(resets + eofs, 200.0, "{text}");
-    assert!(resets >= 180.0, "only {resets} of 200 RSTs counted as resets");
+    assert!(
+        resets >= 180.0,
+        "only {resets} of 200 RSTs counted as resets"
+    );
     let report = run_step(step(Action::Drop, 50), target(&relay.ws_url())).await;
     assert_eq!((report.done, report.failed), (50, 0), "{report:?}");
     let text = metrics_until(addr, |m| metric(m, eof) >= eofs + 50.0).await;
-    assert_eq!((metric(&text, reset), metric(&text, eof)), (resets, eofs + 50.0), "{text}");
+    assert_eq!(
+        (metric(&text, reset), metric(&text, eof)),
+        (resets, eofs + 50.0),
+        "{text}"
+    );
     assert_eq!(get(addr, "/health").await.0, 200);
     relay.shutdown().await;
 }
@@ -80,7 +95,11 @@ async fn halfopen_and_vanish_hold_their_sockets_quiet() {
         held.hold = Some(Duration::from_secs(2));
         let started = std::time::Instant::now();
         let report = run_step(held, target(&url)).await;
-        assert_eq!((report.done, report.server_closed), (5, Some(0)), "{report:?}");
+        assert_eq!(
+            (report.done, report.server_closed),
+            (5, Some(0)),
+            "{report:?}"
+        );
         assert!(started.elapsed() >= Duration::from_secs(2));
         for end in ends(&mut rx, 5).await {
             assert_eq!(end.end, "rst", "{action:?}");
@@ -98,13 +117,22 @@ async fn halfopen_sockets_stop_the_servers_writes() {
         let mut head = vec![0u8; 0];
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
-            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut byte).await.unwrap();
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut byte)
+                .await
+                .unwrap();
             head.push(byte[0]);
         }
         let text = String::from_utf8_lossy(&head).into_owned();
-        let key = text.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: ")).unwrap().trim().to_string();
+        let key = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+            .unwrap()
+            .trim()
+            .to_string();
         let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-        let answer = format!("HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
+        let answer = format!(
+            "HTTP/1.1 101 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
         stream.write_all(answer.as_bytes()).await.unwrap();
         // Write 64 MiB; a peer that does not read stops it after a few MiB at most.
         let chunk = vec![0u8; 64 * 1024];
@@ -119,10 +147,17 @@ async fn halfopen_sockets_stop_the_servers_writes() {
     });
     let mut held = step(Action::Halfopen, 1);
     held.hold = Some(Duration::from_secs(3));
-    let report = run_step(held, squall_chaos::target::ChaosTarget::new(format!("ws://{addr}/ws"))).await;
+    let report = run_step(
+        held,
+        squall_chaos::target::ChaosTarget::new(format!("ws://{addr}/ws")),
+    )
+    .await;
     assert_eq!(report.done, 1);
     let written = server.await.unwrap();
-    assert!(written < 16 << 20, "the server wrote {written} bytes to a half-open socket");
+    assert!(
+        written < 16 << 20,
+        "the server wrote {written} bytes to a half-open socket"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +173,11 @@ async fn slowloris_trickles_and_the_relay_cuts_it_off() {
     trickle.hold = Some(Duration::from_secs(4));
     trickle.trickle = Duration::from_millis(100);
     let report = run_step(trickle, target(&relay.ws_url())).await;
-    assert_eq!((report.done, report.server_closed), (5, Some(5)), "{report:?}");
+    assert_eq!(
+        (report.done, report.server_closed),
+        (5, Some(5)),
+        "{report:?}"
+    );
 
     // A raw listener that never answers the upgrade sees the bytes one by one.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -160,10 +199,17 @@ async fn slowloris_trickles_and_the_relay_cuts_it_off() {
     let mut trickle = step(Action::Slowloris, 1);
     trickle.hold = Some(Duration::from_secs(2));
     trickle.trickle = Duration::from_millis(100);
-    let report = run_step(trickle, squall_chaos::target::ChaosTarget::new(format!("ws://{addr}/ws"))).await;
+    let report = run_step(
+        trickle,
+        squall_chaos::target::ChaosTarget::new(format!("ws://{addr}/ws")),
+    )
+    .await;
     assert_eq!(report.server_closed, Some(0));
     let got = counter.await.unwrap();
-    assert!((5..=20).contains(&got), "{got} bytes in 1.5 s at one per 100 ms");
+    assert!(
+        (5..=20).contains(&got),
+        "{got} bytes in 1.5 s at one per 100 ms"
+    );
     relay.shutdown().await;
 }
 
@@ -171,7 +217,11 @@ async fn slowloris_trickles_and_the_relay_cuts_it_off() {
 async fn garbage_gets_the_close_codes_rfc_6455_asks_for_from_the_relay() {
     let relay = relay().await;
     let report = run_step(step(Action::Garbage, 1), target(&relay.ws_url())).await;
-    assert_eq!(report.checks.len(), squall_chaos::faults::garbage::CASES.len(), "{report:?}");
+    assert_eq!(
+        report.checks.len(),
+        squall_chaos::faults::garbage::CASES.len(),
+        "{report:?}"
+    );
     for check in &report.checks {
         assert!(check.passed, "{check:?}");
     }
@@ -184,17 +234,28 @@ async fn garbage_reports_a_server_that_answers_wrongly() {
     let (addr, _rx) = raw_listener(SOON).await;
     let mut garbage = step(Action::Garbage, 1);
     garbage.cases = vec!["unmasked".into(), "invalid_utf8".into()];
-    let report = run_step(garbage, squall_chaos::target::ChaosTarget::new(format!("ws://{addr}/ws"))).await;
+    let report = run_step(
+        garbage,
+        squall_chaos::target::ChaosTarget::new(format!("ws://{addr}/ws")),
+    )
+    .await;
     assert_eq!(report.mismatches(), 2, "{report:?}");
     assert_eq!(report.checks[0].expected, "close 1002");
-    assert!(report.checks[0].seen.starts_with("no answer"), "{:?}", report.checks[0]);
+    assert!(
+        report.checks[0].seen.starts_with("no answer"),
+        "{:?}",
+        report.checks[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn badauth_gets_401_for_every_bad_token_from_the_relay() {
     let relay = relay().await;
     let report = run_step(step(Action::Badauth, 1), target(&relay.ws_url())).await;
-    assert_eq!(report.checks.len(), squall_chaos::faults::badauth::CASES.len());
+    assert_eq!(
+        report.checks.len(),
+        squall_chaos::faults::badauth::CASES.len()
+    );
     for check in &report.checks {
         assert!(check.passed, "{check:?}");
     }
@@ -203,7 +264,11 @@ async fn badauth_gets_401_for_every_bad_token_from_the_relay() {
     let open = relay_with(squall_relay::RelayConfig::default()).await;
     let report = run_step(step(Action::Badauth, 1), target(&open.ws_url())).await;
     for check in report.checks.iter().filter(|c| c.case != "oversized") {
-        assert_eq!((check.seen.as_str(), check.passed), ("http 101 (upgraded)", false), "{check:?}");
+        assert_eq!(
+            (check.seen.as_str(), check.passed),
+            ("http 101 (upgraded)", false),
+            "{check:?}"
+        );
     }
     relay.shutdown().await;
     open.shutdown().await;
@@ -216,8 +281,15 @@ async fn storm_clients_all_come_back_with_and_without_backoff() {
         let mut storm = step(Action::Storm, 100);
         storm.backoff = backoff;
         let report = run_step(storm, target(&relay.ws_url())).await;
-        assert_eq!((report.done, report.not_reconnected), (100, Some(0)), "{report:?}");
-        assert!(report.reconnect_all_ms.is_some_and(|ms| ms > 0.0), "{report:?}");
+        assert_eq!(
+            (report.done, report.not_reconnected),
+            (100, Some(0)),
+            "{report:?}"
+        );
+        assert!(
+            report.reconnect_all_ms.is_some_and(|ms| ms > 0.0),
+            "{report:?}"
+        );
         assert_eq!(report.missed, Some(0), "nothing was published");
     }
     relay.shutdown().await;
@@ -233,11 +305,27 @@ async fn the_loopback_guard_refuses_ten_dot_zero_dot_zero_dot_one() {
         last_chaos: LastChaos::default(),
     };
     let refused = ChaosAgent::start(config).await;
-    assert!(matches!(refused, Err(squall_chaos::Error::Refused(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(squall_chaos::Error::Refused(_))),
+        "{refused:?}"
+    );
     let guard = squall_chaos::LoopbackGuard::loopback_only();
-    let proxy = squall_chaos::proxy::FaultProxy::start("127.0.0.1:0".parse().unwrap(), "10.0.0.1:80".parse().unwrap(), &guard).await;
+    let proxy = squall_chaos::proxy::FaultProxy::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "10.0.0.1:80".parse().unwrap(),
+        &guard,
+    )
+    .await;
     assert!(matches!(proxy, Err(squall_chaos::Error::Refused(_))));
-    let mut config = squall_chaos::watchdog::WatchdogConfig::new(Default::default(), std::time::Instant::now(), "/tmp", "guard");
+    let mut config = squall_chaos::watchdog::WatchdogConfig::new(
+        Default::default(),
+        std::time::Instant::now(),
+        "/tmp",
+        "guard",
+    );
     config.health_url = Some("http://10.0.0.1/health".into());
-    assert!(matches!(squall_chaos::watchdog::Watchdog::spawn(config), Err(squall_chaos::Error::Refused(_))));
+    assert!(matches!(
+        squall_chaos::watchdog::Watchdog::spawn(config),
+        Err(squall_chaos::Error::Refused(_))
+    ));
 }

@@ -28,12 +28,18 @@ pub const SOON: Duration = Duration::from_secs(20);
 
 /// An in-process relay with HS256 auth.
 pub async fn relay() -> squall_relay::RelayHandle {
-    relay_with(RelayConfig { auth: AuthConfig::hs256(SECRET.as_bytes()), ..RelayConfig::default() }).await
+    relay_with(RelayConfig {
+        auth: AuthConfig::hs256(SECRET.as_bytes()),
+        ..RelayConfig::default()
+    })
+    .await
 }
 
 /// An in-process relay with this config.
 pub async fn relay_with(config: RelayConfig) -> squall_relay::RelayHandle {
-    squall_relay::start_loopback(config).await.expect("bind loopback")
+    squall_relay::start_loopback(config)
+        .await
+        .expect("bind loopback")
 }
 
 /// A chaos target for `ws_url` with HS256 tokens and one subscribe topic.
@@ -48,7 +54,12 @@ pub fn target(ws_url: &str) -> ChaosTarget {
 
 /// Runs one step now against `target` and returns its report.
 pub async fn run_step(step: ChaosStep, target: ChaosTarget) -> StepReport {
-    let config = AgentConfig { steps: vec![step], target, origin: std::time::Instant::now(), last_chaos: LastChaos::default() };
+    let config = AgentConfig {
+        steps: vec![step],
+        target,
+        origin: std::time::Instant::now(),
+        last_chaos: LastChaos::default(),
+    };
     let mut agent = ChaosAgent::start(config).await.expect("agent starts");
     for _ in 0..1200 {
         if agent.is_finished() {
@@ -61,7 +72,11 @@ pub async fn run_step(step: ChaosStep, target: ChaosTarget) -> StepReport {
 
 /// GETs `path` on `addr`.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let endpoint = Endpoint::parse(&format!("http://{addr}{path}"), &LoopbackGuard::loopback_only()).unwrap();
+    let endpoint = Endpoint::parse(
+        &format!("http://{addr}{path}"),
+        &LoopbackGuard::loopback_only(),
+    )
+    .unwrap();
     http_get(&endpoint, SOON).await.expect("GET answers")
 }
 
@@ -69,7 +84,11 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 pub fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name).filter(|rest| rest.starts_with(' ')).and_then(|rest| rest.trim().parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .filter(|rest| rest.starts_with(' '))
+                .and_then(|rest| rest.trim().parse().ok())
+        })
         .unwrap_or(0.0)
 }
 
@@ -125,9 +144,15 @@ async fn upgrade_then_read(mut stream: TcpStream, wait: Duration) -> Option<RawE
         head.push(byte[0]);
     }
     let head = String::from_utf8_lossy(&head).into_owned();
-    let key = head.lines().find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))?.trim().to_string();
+    let key = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))?
+        .trim()
+        .to_string();
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let response = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n");
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
     stream.write_all(response.as_bytes()).await.ok()?;
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -195,12 +220,19 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts `squall-relay` with HS256 auth and `extra` flags; stderr piped.
     pub fn start(name: &str, extra: &[&str]) -> Self {
-        let dir = std::env::temp_dir().join(format!("squall-chaos-test-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("squall-chaos-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let ready = dir.join("ready");
         let mut child = Command::new(relay_binary())
-            .args(["--addr", "127.0.0.1:0", "--jwt-secret", SECRET, "--ready-file"])
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--jwt-secret",
+                SECRET,
+                "--ready-file",
+            ])
             .arg(&ready)
             .args(extra)
             .env("RUST_LOG", "info")
@@ -213,7 +245,12 @@ impl RelayProcess {
                 && let Ok(addr) = text.trim().parse()
             {
                 let stderr = StderrTail::capture(child.stderr.take().expect("piped stderr"), None);
-                return Self { child, addr, dir, stderr };
+                return Self {
+                    child,
+                    addr,
+                    dir,
+                    stderr,
+                };
             }
             assert!(child.try_wait().unwrap().is_none(), "relay exited early");
             std::thread::sleep(Duration::from_millis(25));
