@@ -268,7 +268,7 @@ async fn write(
             biased;
             code = outbox.closed() => return send_close(&mut sink, code).await,
             frame = rx.recv() => match frame {
-                Some(frame) => frame,
+                Some(frame) => Message::Text(frame),
                 None => return,
             },
             _ = ping.tick() => Message::Ping(Bytes::new()),
@@ -280,7 +280,7 @@ async fn write(
             sink.feed(first).await?;
             for _ in 1..WRITE_BATCH {
                 match rx.try_recv() {
-                    Some(frame) => sink.feed(frame).await?,
+                    Some(frame) => sink.feed(Message::Text(frame)).await?,
                     None => break,
                 }
             }

@@ -102,12 +102,14 @@ async fn read_head_unbounded(stream: &mut TcpStream) -> Result<(RequestHead, Vec
         if buf.len() >= MAX_HEAD_BYTES {
             return Err(HeadError::Bad(431, "request head too large"));
         }
-        let mut chunk = [0u8; 1024];
-        let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Gone)?;
+        buf.reserve(1024);
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|_| HeadError::Gone)?;
         if n == 0 {
             return Err(HeadError::Gone);
         }
-        buf.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {

@@ -1,4 +1,4 @@
-//! A connection's outbound side: its queue of frames (bounded by default) and
+//! A connection's outbound side: its queue of text frames (bounded by default) and
 //! its close request, shared by the fan-out, the connection's reader and its
 //! writer.
 //!
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// The sending half held by the registry and the reader.
 #[derive(Debug)]
@@ -25,18 +25,18 @@ pub struct Outbox {
 
 #[derive(Debug)]
 enum QueueTx {
-    Bounded(mpsc::Sender<Message>),
+    Bounded(mpsc::Sender<Utf8Bytes>),
     /// The sender, and the frames queued (tokio's unbounded sender has no length).
-    Unbounded(mpsc::UnboundedSender<Message>, Arc<AtomicUsize>),
+    Unbounded(mpsc::UnboundedSender<Utf8Bytes>, Arc<AtomicUsize>),
 }
 
 /// The receiving half, owned by the connection's writer.
 #[derive(Debug)]
 pub enum QueueRx {
     /// A bounded queue (the default).
-    Bounded(mpsc::Receiver<Message>),
+    Bounded(mpsc::Receiver<Utf8Bytes>),
     /// No bound (`--bug unbounded-queue`), with the shared queued count.
-    Unbounded(mpsc::UnboundedReceiver<Message>, Arc<AtomicUsize>),
+    Unbounded(mpsc::UnboundedReceiver<Utf8Bytes>, Arc<AtomicUsize>),
 }
 
 /// What became of a non-waiting push.
@@ -78,7 +78,7 @@ impl Outbox {
     }
 
     /// Queues a frame without ever waiting.
-    pub fn try_push(&self, frame: Message) -> Push {
+    pub fn try_push(&self, frame: Utf8Bytes) -> Push {
         match &self.tx {
             QueueTx::Bounded(tx) => match tx.try_send(frame) {
                 Ok(()) => Push::Queued,
@@ -101,7 +101,7 @@ impl Outbox {
 
     /// Queues a reply, waiting for room (backpressure on the connection's own
     /// reader). Returns false when the writer is gone.
-    pub async fn push(&self, frame: Message) -> bool {
+    pub async fn push(&self, frame: Utf8Bytes) -> bool {
         match &self.tx {
             QueueTx::Bounded(tx) => tx.send(frame).await.is_ok(),
             QueueTx::Unbounded(..) => self.try_push(frame) == Push::Queued,
@@ -155,7 +155,7 @@ impl Outbox {
 
 impl QueueRx {
     /// The next frame, or `None` once every sender is gone.
-    pub async fn recv(&mut self) -> Option<Message> {
+    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
         match self {
             QueueRx::Bounded(rx) => rx.recv().await,
             QueueRx::Unbounded(rx, queued) => {
@@ -167,7 +167,7 @@ impl QueueRx {
     }
 
     /// The next frame if one is already queued.
-    pub fn try_recv(&mut self) -> Option<Message> {
+    pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
         match self {
             QueueRx::Bounded(rx) => rx.try_recv().ok(),
             QueueRx::Unbounded(rx, queued) => {

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use dashmap::DashMap;
 use serde_json::value::RawValue;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::bugs::Bugs;
 use crate::metrics::{AbnormalEnd, Gauges, Metrics};
@@ -138,7 +138,7 @@ impl Registry {
     fn fan_out<'a>(
         &self,
         outboxes: impl Iterator<Item = &'a Arc<Outbox>>,
-        frame: &Message,
+        frame: &Utf8Bytes,
     ) -> usize {
         let mut queued = 0;
         let mut dropped = 0;
@@ -261,7 +261,7 @@ impl Registry {
     }
 }
 
-/// Encodes a server message once, as a frame whose clones share the bytes.
-pub fn text_frame(msg: ServerMessage<'_>) -> Message {
-    Message::Text(Utf8Bytes::from(msg.to_json()))
+/// Encodes a server message once, as text whose clones share the bytes.
+pub fn text_frame(msg: ServerMessage<'_>) -> Utf8Bytes {
+    Utf8Bytes::from(msg.to_json())
 }

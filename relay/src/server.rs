@@ -27,7 +27,7 @@ use crate::{connection, limits};
 /// The user name of every client of an open relay (no auth, no `sub`).
 pub const ANONYMOUS: &str = "anonymous";
 /// Read buffer per connection: small, since most connections are idle.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// Outbound bytes buffered before a write is forced (a flush ends each batch).
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
@@ -231,7 +231,11 @@ async fn upgrade(mut stream: TcpStream, head: RequestHead, rest: Vec<u8>, shared
             }
         },
     };
-    if http::accept_upgrade(&mut stream, key).await.is_err() {
+    let user: Arc<str> = identity.sub.as_deref().unwrap_or(ANONYMOUS).into();
+    let accepted = http::accept_upgrade(&mut stream, key).await;
+    // The head is not needed any more: free it before the long-lived part.
+    drop(head);
+    if accepted.is_err() {
         return;
     }
     let ws = WebSocketStream::from_partially_read(
@@ -241,7 +245,6 @@ async fn upgrade(mut stream: TcpStream, head: RequestHead, rest: Vec<u8>, shared
         Some(ws_config(&shared.config)),
     )
     .await;
-    let user: Arc<str> = identity.sub.as_deref().unwrap_or(ANONYMOUS).into();
     connection::serve(ws, user, shared).await;
     drop(permit);
 }
