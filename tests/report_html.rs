@@ -122,7 +122,11 @@ fn write_run_with(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Path
             {"name": "hangs", "limit": 0.0, "actual": 1.0, "passed": false},
             {"name": "loss_ratio", "limit": 0.0001, "actual": 0.002, "passed": false}],
         "timeline": "run.timeline.ndjson",
-        "settings": {"load": {"connections": 1000, "rate": 500}, "target": {"kind": "builtin"}},
+        "settings": {"load": {"connections": 1000, "rate": 500, "stages": []},
+                     "target": {"kind": "builtin", "url": null}},
+        "squall_version": "0.1.0",
+        "send_lag_ms": {"p50": 0.2, "p99": 1.5},
+        "load_report": {"accounting": {"publishers": {"0": {"sent": 1}}}},
     });
     let mut results = results;
     edit(&mut results);
@@ -166,8 +170,10 @@ fn report_holds_charts_hangs_chaos_thresholds_and_settings() {
     for want in [
         "FAILED",
         "exit code 4 (target hung)",
-        "settings.load.connections",
-        "settings.target.kind",
+        "<th>load.connections</th><td>1000</td>",
+        "<th>target.kind</th><td>builtin</td>",
+        "<th>squall_version</th><td>0.1.0</td>",
+        "send lag p99",
         "builtin",
         "health probe timed out &lt;1s&gt;",
         "halfopen",

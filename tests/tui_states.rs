@@ -300,3 +300,17 @@ fn watchdog_off_says_so() {
     assert_shows(&text, &["OFF", "no health probes"]);
     assert!(!text.contains("no answer"), "{text}");
 }
+
+#[test]
+fn hang_banner_falls_back_to_the_chaos_log() {
+    let app = app_at(30, |s| {
+        s.watchdog.state = "hung".into();
+        s.watchdog.hang_for_s = Some(4.0);
+        s.watchdog.last_chaos = None;
+    });
+    let text = screen(&app, 80, 24);
+    assert_shows(
+        &text,
+        &["TARGET HUNG for 4.0s", "last chaos: reset ×200 at 0:10"],
+    );
+}

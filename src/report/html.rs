@@ -24,7 +24,11 @@ const SHOWN_KEYS: &[&str] = &[
     "chaos",
     "thresholds",
     "timeline",
+    "settings",
 ];
+
+/// Longer strings at the top level are data (histograms), not settings.
+const MAX_SETTING_CHARS: usize = 200;
 
 const STYLE: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -53,6 +57,9 @@ svg .hang{fill:#e53935;fill-opacity:.16}
 svg .chaos line{stroke:#8e24aa;stroke-dasharray:4 3;stroke-width:1.2}
 svg .chaos text{font-size:11px;fill:#8e24aa}
 pre{white-space:pre-wrap;margin:0;font-size:12px}
+#settings{table-layout:fixed}#settings th{width:35%;font-weight:500}
+#settings td{overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:13px}
+#settings tr.section th{background:#eef1f5;font-weight:700;text-transform:uppercase;font-size:12px;letter-spacing:.04em}
 .empty{color:#5b6475}
 "#;
 
@@ -108,17 +115,17 @@ fn summary(html: &mut String, run: &RecordedRun) {
     let r = &run.results;
     html.push_str("<section class=\"cards\">");
     let l = &r.latency_ms;
-    card(
-        html,
-        "latency",
-        &[
-            ("p50", format::ms(l.p50)),
-            ("p90", format::ms(l.p90)),
-            ("p99", format::ms(l.p99)),
-            ("p99.9", format::ms(l.p999)),
-            ("max", format::ms(l.max)),
-        ],
-    );
+    let mut latency = vec![
+        ("p50", format::ms(l.p50)),
+        ("p90", format::ms(l.p90)),
+        ("p99", format::ms(l.p99)),
+        ("p99.9", format::ms(l.p999)),
+        ("max", format::ms(l.max)),
+    ];
+    if let Some(lag) = &r.send_lag_ms {
+        latency.push(("send lag p99", format::ms(lag.p99)));
+    }
+    card(html, "latency", &latency);
     let m = &r.messages;
     card(
         html,
@@ -218,10 +225,11 @@ fn charts(html: &mut String, run: &RecordedRun) {
         .collect();
     // Percentiles of an interval with no deliveries are not zero: leave a gap.
     let lat = |f: fn(&Snapshot) -> f64| move |s: &Snapshot| (s.latency_ms.count > 0).then(|| f(s));
-    let charts = [
+    let mut charts = vec![
         (
             "Latency percentiles per second",
             "ms",
+            false,
             vec![
                 series(tl, "p50", "#1e88e5", lat(|s| s.latency_ms.p50)),
                 series(tl, "p90", "#43a047", lat(|s| s.latency_ms.p90)),
@@ -232,6 +240,7 @@ fn charts(html: &mut String, run: &RecordedRun) {
         (
             "Throughput",
             "messages per second",
+            false,
             vec![
                 series(tl, "sent/s", "#43a047", |s| Some(s.messages.sent_per_s)),
                 series(tl, "received/s", "#1e88e5", |s| {
@@ -242,6 +251,7 @@ fn charts(html: &mut String, run: &RecordedRun) {
         (
             "Connections",
             "sockets",
+            true,
             vec![
                 series(tl, "target", "#9e9e9e", |s| {
                     Some(s.connections.target as f64)
@@ -255,6 +265,7 @@ fn charts(html: &mut String, run: &RecordedRun) {
         (
             "Loss, duplicates and reorders (totals)",
             "messages",
+            true,
             vec![
                 series(tl, "lost", "#e53935", |s| Some(s.messages.lost as f64)),
                 series(tl, "duplicated", "#fb8c00", |s| {
@@ -265,12 +276,16 @@ fn charts(html: &mut String, run: &RecordedRun) {
                 }),
             ],
         ),
-        (
+    ];
+    let probed = tl.iter().any(|s| s.watchdog.probe_ms.is_some());
+    if probed {
+        charts.push((
             "Health probe latency",
             "ms (gaps: no answer)",
+            false,
             vec![series(tl, "probe", "#00897b", |s| s.watchdog.probe_ms)],
-        ),
-    ];
+        ));
+    }
     html.push_str("<h2>Over time</h2>");
     if tl.is_empty() {
         html.push_str("<p class=\"empty\">The timeline is empty: no charts.</p>");
@@ -279,7 +294,7 @@ fn charts(html: &mut String, run: &RecordedRun) {
     html.push_str(
         "<p class=\"meta\">Red bands: the target hung. Dashed purple lines: chaos actions.</p>",
     );
-    for (title, unit, series) in charts {
+    for (title, unit, whole, series) in charts {
         let chart = Chart {
             title,
             unit,
@@ -287,6 +302,7 @@ fn charts(html: &mut String, run: &RecordedRun) {
             x_max,
             hangs: &hangs,
             chaos: &chaos,
+            whole,
         };
         let _ = write!(
             html,
@@ -294,6 +310,9 @@ fn charts(html: &mut String, run: &RecordedRun) {
             escape(title),
             chart.to_svg()
         );
+    }
+    if !probed {
+        html.push_str("<p class=\"empty\">No health probe answered (the watchdog was off or the target never answered): no probe chart.</p>");
     }
 }
 
@@ -357,38 +376,60 @@ fn errors(html: &mut String, run: &RecordedRun) {
     html.push_str("</tbody></table>");
 }
 
-/// Every key of the results file not shown elsewhere (the scenario's
-/// settings, the target, the versions: whatever the writer recorded),
-/// flattened to dotted names.
+/// The run's other facts (top-level scalars the writer added: the
+/// scenario file, versions, the target...) and the scenario's settings as
+/// the run used them (`settings`, flattened to dotted names; unset values
+/// left out).
 fn settings(html: &mut String, raw: &Value) {
-    let mut rows = Vec::new();
+    let mut run_rows = Vec::new();
     if let Value::Object(map) = raw {
         for (key, value) in map {
-            if !SHOWN_KEYS.contains(&key.as_str()) {
-                flatten(key, value, &mut rows);
+            let scalar = matches!(value, Value::Bool(_) | Value::Number(_))
+                || matches!(value, Value::String(s) if s.len() <= MAX_SETTING_CHARS);
+            if scalar && !SHOWN_KEYS.contains(&key.as_str()) {
+                run_rows.push((key.clone(), value_text(value)));
             }
         }
     }
+    let mut scenario_rows = Vec::new();
+    if let Some(Value::Object(map)) = raw.get("settings") {
+        for (key, value) in map {
+            flatten(key, value, &mut scenario_rows);
+        }
+    }
     html.push_str("<h2>Settings</h2>");
-    if rows.is_empty() {
+    if run_rows.is_empty() && scenario_rows.is_empty() {
         html.push_str("<p class=\"empty\">The results file records no settings.</p>");
         return;
     }
     html.push_str("<table id=\"settings\"><tbody>");
-    for (key, value) in rows {
+    for (section, rows) in [("run", run_rows), ("scenario", scenario_rows)] {
+        if rows.is_empty() {
+            continue;
+        }
         let _ = write!(
             html,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            escape(&key),
-            escape(&value)
+            "<tr class=\"section\"><th colspan=\"2\">{section}</th></tr>"
         );
+        for (key, value) in rows {
+            let _ = write!(
+                html,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(&key),
+                escape(&value)
+            );
+        }
     }
     html.push_str("</tbody></table>");
 }
 
+/// Adds `value` under `prefix`, objects key by key; unset values (null,
+/// empty lists and tables) are left out.
 fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
     match value {
-        Value::Object(map) if !map.is_empty() => {
+        Value::Null => {}
+        Value::Array(items) if items.is_empty() => {}
+        Value::Object(map) => {
             for (key, inner) in map {
                 flatten(&format!("{prefix}.{key}"), inner, rows);
             }

@@ -35,6 +35,8 @@ pub struct Results {
     pub messages: Messages,
     /// Latency over the whole run.
     pub latency_ms: Latency,
+    /// How late publishers sent against their schedule, if recorded.
+    pub send_lag_ms: Option<Latency>,
     /// Every hang the watchdog saw.
     pub hangs: Vec<Hang>,
     /// Every chaos action of the scenario.

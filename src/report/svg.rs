@@ -37,6 +37,8 @@ pub struct Chart<'a> {
     pub hangs: &'a [(f64, f64)],
     /// Chaos actions `(at_s, label)` to mark.
     pub chaos: &'a [(f64, String)],
+    /// Whether y values are counts, so the axis steps by whole numbers.
+    pub whole: bool,
 }
 
 impl Chart<'_> {
@@ -49,7 +51,7 @@ impl Chart<'_> {
             .flat_map(|s| s.points.iter().filter_map(|p| p.1))
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max);
-        let (y_max, y_step) = nice_axis(y_data_max);
+        let (y_max, y_step) = nice_axis(y_data_max, self.whole);
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
         let x = |t: f64| LEFT + t.clamp(0.0, x_max) / x_max * plot_w;
@@ -159,12 +161,12 @@ impl Chart<'_> {
 }
 
 /// A round top for the y axis at or above `max`, and a round step that
-/// divides it into four to eight parts.
-fn nice_axis(max: f64) -> (f64, f64) {
+/// divides it into a few parts; for counts (`whole`) the step is at least 1.
+fn nice_axis(max: f64, whole: bool) -> (f64, f64) {
     if max <= 0.0 || !max.is_finite() {
-        return (1.0, 0.25);
+        return if whole { (1.0, 1.0) } else { (1.0, 0.25) };
     }
-    let raw = max / 5.0;
+    let raw = (max / 5.0).max(if whole { 1.0 } else { 0.0 });
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 2.5, 5.0, 10.0]
         .iter()
@@ -191,9 +193,11 @@ mod tests {
 
     #[test]
     fn axes_are_round() {
-        assert_eq!(nice_axis(9.3), (10.0, 2.0));
-        assert_eq!(nice_axis(120.0), (125.0, 25.0));
-        assert_eq!(nice_axis(0.0), (1.0, 0.25));
+        assert_eq!(nice_axis(9.3, false), (10.0, 2.0));
+        assert_eq!(nice_axis(120.0, false), (125.0, 25.0));
+        assert_eq!(nice_axis(0.0, false), (1.0, 0.25));
+        assert_eq!(nice_axis(0.0, true), (1.0, 1.0));
+        assert_eq!(nice_axis(3.0, true), (3.0, 1.0));
         assert_eq!(time_step(30.0), 5.0);
         assert_eq!(time_step(3600.0), 600.0);
     }
@@ -216,6 +220,7 @@ mod tests {
             x_max: 3.0,
             hangs: &[(1.5, 2.5)],
             chaos: &[(1.0, "reset ×5".to_string())],
+            whole: false,
         };
         let svg = chart.to_svg();
         assert_eq!(svg.matches('M').count(), 2, "{svg}");

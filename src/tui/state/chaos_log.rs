@@ -38,8 +38,8 @@ impl ChaosLog {
         self.entries.iter()
     }
 
-    /// The most recent action, if any.
-    pub fn last(&self) -> Option<&ChaosEventSnap> {
-        self.entries.back()
+    /// The last action scheduled at or before `t_s`, if any.
+    pub fn last_before(&self, t_s: f64) -> Option<&ChaosEventSnap> {
+        self.entries.iter().rev().find(|e| e.at_s <= t_s)
     }
 }

@@ -52,7 +52,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     .areas(area);
     header::render(frame, header_area, app, snap);
     if hung {
-        watchdog::render_banner(frame, banner_area, snap);
+        watchdog::render_banner(frame, banner_area, &ctx);
     }
     if app.zoomed() {
         render_panel(frame, body, app, app.focus(), &ctx);

@@ -62,13 +62,26 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
 }
 
 /// Draws the one-line red banner of a hang: how long, and what chaos did
-/// last before it.
-pub(super) fn render_banner(frame: &mut Frame, area: Rect, snap: &Snapshot) {
-    let w = &snap.watchdog;
+/// last before it (as the watchdog says, or else from the chaos log).
+pub(super) fn render_banner(frame: &mut Frame, area: Rect, ctx: &Ctx) {
+    let w = &ctx.snap.watchdog;
     let lasted = w
         .hang_for_s
         .map_or_else(String::new, |s| format!(" for {s:.1}s"));
-    let last = w.last_chaos.as_deref().unwrap_or("none");
+    let hang_start = ctx.snap.t_s - w.hang_for_s.unwrap_or(0.0);
+    let last = w
+        .last_chaos
+        .clone()
+        .or_else(|| {
+            let e = ctx.model.chaos.last_before(hang_start)?;
+            Some(format!(
+                "{} ×{} at {}",
+                e.action,
+                e.count,
+                format::clock(e.at_s)
+            ))
+        })
+        .unwrap_or_else(|| "none".to_string());
     let text = format!(
         " TARGET HUNG{lasted} · last chaos: {last} · hangs so far: {} ",
         w.hangs
