@@ -1,0 +1,109 @@
+//! Runs the engine alone against a relay and prints what BENCHMARKS.md
+//! records: handshake rate, RSS per open socket, CPU seconds per million
+//! deliveries.
+//!
+//! `cargo run --release -p squall-loadgen --example measure -- URL CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]`
+
+use squall_loadgen::{Auth, JwtAuth, JwtKey, LoadPlan, Origin, Placement};
+use std::time::Duration;
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_s() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a full rusage into valid memory.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 6 {
+        eprintln!("usage: measure URL CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]");
+        std::process::exit(2);
+    }
+    let num = |i: usize| -> f64 { args[i].parse().expect("a number") };
+    let mut plan = LoadPlan::new(vec![args[0].clone()]);
+    plan.connections = num(1) as u64;
+    plan.ramp = Duration::from_secs_f64(num(2));
+    plan.duration = Duration::from_secs_f64(num(3));
+    plan.rate = num(4);
+    plan.publishers = num(5) as u64;
+    plan.subscriptions_per_connection = args.get(6).map_or(1, |s| s.parse().expect("a number"));
+    plan.topics = 10;
+    if let Some(secret) = args.get(7) {
+        plan.auth = Auth::Jwt(JwtAuth {
+            key: JwtKey::HS256(secret.clone()),
+            placement: Placement::Query,
+            sub_pattern: "user-{conn}".into(),
+            roles: Vec::new(),
+            extra_claims: serde_json::Map::new(),
+            ttl: Duration::from_secs(3600),
+        });
+    }
+    plan.check().expect("a valid plan");
+    let baseline_kib = rss_kib();
+    let cpu_before = cpu_s();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let engine = tokio::spawn(squall_loadgen::run(plan.clone(), Origin::now(), stop, tx));
+    let (mut peak_open, mut peak_kib, mut all_open_at) = (0u64, baseline_kib, None);
+    while let Some(s) = rx.recv().await {
+        let rss = rss_kib();
+        if s.connections.open >= peak_open {
+            peak_open = s.connections.open;
+            peak_kib = peak_kib.max(rss);
+        }
+        if all_open_at.is_none() && s.connections.established >= plan.connections {
+            all_open_at = Some(s.t_s);
+        }
+        eprintln!(
+            "t={:.0}s open={} established={} failed={} sent/s={:.0} recv/s={:.0} p99={:.2}ms rss={}MiB",
+            s.t_s,
+            s.connections.open,
+            s.connections.established,
+            s.connections.failed,
+            s.sent_per_s(),
+            s.received_per_s(),
+            s.latency.percentile_ms(99.0),
+            rss / 1024
+        );
+    }
+    let report = engine.await.expect("engine task").expect("plan");
+    let cpu = cpu_s() - cpu_before;
+    let loss = report.loss();
+    let summary = serde_json::json!({
+        "connections_established": report.connections.established,
+        "connections_failed": report.connections.failed,
+        "errors": report.connections.errors,
+        "handshake_p50_ms": report.connections.handshake.percentile_ms(50.0),
+        "handshake_p99_ms": report.connections.handshake.percentile_ms(99.0),
+        "all_open_by_s": all_open_at,
+        "peak_open": peak_open,
+        "rss_baseline_mib": baseline_kib / 1024,
+        "rss_peak_mib": peak_kib / 1024,
+        "rss_per_open_socket_kib": (peak_kib - baseline_kib) as f64 / peak_open.max(1) as f64,
+        "sent": report.messages.sent,
+        "received": report.messages.received,
+        "lost": loss.lost,
+        "loss_ratio": loss.loss_ratio,
+        "latency_p50_ms": report.latency.percentile_ms(50.0),
+        "latency_p99_ms": report.latency.percentile_ms(99.0),
+        "send_lag_p99_ms": report.send_lag.percentile_ms(99.0),
+        "cpu_s": cpu,
+        "cpu_s_per_million_received": cpu / (report.messages.received.max(1) as f64 / 1e6),
+    });
+    println!("{}", serde_json::to_string_pretty(&summary).unwrap());
+}
