@@ -284,6 +284,15 @@ pub fn render(facts: &HangFacts, pid: Option<u32>) -> String {
         );
         if info.alive {
             let (source, text) = stacks(pid, info);
+            if source == "gdb" {
+                let _ = writeln!(
+                    out,
+                    "\n== where each thread waits (from the stacks below) =="
+                );
+                for line in super::backtrace::summarize(&text) {
+                    let _ = writeln!(out, "{line}");
+                }
+            }
             let _ = writeln!(out, "\n== stacks ({source}) ==\n{text}");
         }
     }

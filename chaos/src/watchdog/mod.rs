@@ -14,6 +14,7 @@
 //! `timeout` more: with the default 2 failures, detection comes within
 //! `2 × interval + timeout` of the onset.
 
+pub mod backtrace;
 pub mod diagnostics;
 pub mod probe;
 pub mod procfs;
