@@ -25,10 +25,7 @@ mod html;
 mod recorded;
 mod svg;
 
-pub use recorded::{
-    Chaos, Connections, Hang, Latency, Messages, RecordedRun, Results, Threshold, read_timeline,
-    value_text,
-};
+pub use recorded::{Chaos, Connections, Hang, Latency, Messages, RecordedRun, Results, Threshold};
 
 use std::io;
 use std::path::Path;

@@ -155,7 +155,7 @@ pub struct RecordedRun {
     pub results: Results,
     /// The whole results file.
     pub raw: Value,
-    /// One snapshot per second, in order.
+    /// One snapshot per second, in order, without their histograms.
     pub timeline: Vec<Snapshot>,
     /// Where the timeline was read from.
     pub timeline_path: PathBuf,
@@ -216,8 +216,10 @@ fn resolve_timeline(results_json: &Path, named: &str) -> PathBuf {
 }
 
 /// Reads one snapshot per line. Blank lines are skipped, and so is a
-/// malformed last line: a run killed mid-write leaves one.
-pub fn read_timeline(path: &Path) -> io::Result<Vec<Snapshot>> {
+/// malformed last line: a run killed mid-write leaves one. Each interval's
+/// histogram (`latency_hdr`) is dropped on reading: replay and the report
+/// use the percentiles, and a day of histograms is hundreds of megabytes.
+fn read_timeline(path: &Path) -> io::Result<Vec<Snapshot>> {
     let file = std::fs::File::open(path)
         .map_err(|e| context(e, &format!("reading timeline {}", path.display())))?;
     let mut snapshots = Vec::new();
@@ -231,7 +233,10 @@ pub fn read_timeline(path: &Path) -> io::Result<Vec<Snapshot>> {
             return Err(error);
         }
         match serde_json::from_str::<Snapshot>(&line) {
-            Ok(snapshot) => snapshots.push(snapshot),
+            Ok(snapshot) => snapshots.push(Snapshot {
+                latency_hdr: String::new(),
+                ..snapshot
+            }),
             Err(e) => {
                 pending_error = Some(invalid(format!(
                     "{} line {}: not a snapshot: {e}",

@@ -13,6 +13,13 @@ const RIGHT: f64 = 20.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 34.0;
 
+/// Time buckets across the plot: about one per unit of drawing width, so a
+/// day-long soak draws as fast as a minute-long run.
+const BUCKETS: usize = 900;
+
+/// A time in seconds and the value then; `None` where there is none.
+pub type Point = (f64, Option<f64>);
+
 /// One line on a chart. A `None` value leaves a gap (no data that second).
 pub struct Series {
     /// Legend text.
@@ -20,7 +27,7 @@ pub struct Series {
     /// CSS colour.
     pub color: &'static str,
     /// `(t_s, value)` in time order.
-    pub points: Vec<(f64, Option<f64>)>,
+    pub points: Vec<Point>,
 }
 
 /// A chart over the run's time axis.
@@ -107,8 +114,8 @@ impl Chart<'_> {
         for series in &self.series {
             let mut d = String::new();
             let mut pen_down = false;
-            for &(t, v) in &series.points {
-                match v.filter(|v| v.is_finite()) {
+            for (t, v) in envelope(&series.points, x_max) {
+                match v {
                     Some(v) => {
                         let _ = write!(
                             d,
@@ -160,6 +167,52 @@ impl Chart<'_> {
     }
 }
 
+/// `points` reduced to at most two per time bucket: each bucket's lowest
+/// and highest value in the order they happened, so neither a spike nor a
+/// dip disappears. A bucket with no value at all keeps a gap. Short series
+/// pass through unchanged (minus non-finite values, which become gaps).
+fn envelope(points: &[Point], x_max: f64) -> Vec<Point> {
+    let points = points
+        .iter()
+        .map(|&(t, v)| (t, v.filter(|v| v.is_finite())));
+    if points.len() <= 2 * BUCKETS {
+        return points.collect();
+    }
+    let width = x_max / BUCKETS as f64;
+    let mut out = Vec::with_capacity(2 * BUCKETS);
+    let mut bucket: Option<(usize, Vec<Point>)> = None;
+    let flush = |items: Vec<Point>, out: &mut Vec<Point>| {
+        let values = items.iter().filter_map(|&(t, v)| v.map(|v| (t, v)));
+        let low = values.clone().min_by(|a, b| a.1.total_cmp(&b.1));
+        let high = values.max_by(|a, b| a.1.total_cmp(&b.1));
+        match (low, high) {
+            (Some(low), Some(high)) if low.0 <= high.0 => {
+                out.extend([(low.0, Some(low.1)), (high.0, Some(high.1))]);
+            }
+            (Some(low), Some(high)) => {
+                out.extend([(high.0, Some(high.1)), (low.0, Some(low.1))]);
+            }
+            _ => out.push((items[0].0, None)),
+        }
+    };
+    for (t, v) in points {
+        let index = ((t / width) as usize).min(BUCKETS);
+        match &mut bucket {
+            Some((current, items)) if *current == index => items.push((t, v)),
+            _ => {
+                if let Some((_, items)) = bucket.take() {
+                    flush(items, &mut out);
+                }
+                bucket = Some((index, vec![(t, v)]));
+            }
+        }
+    }
+    if let Some((_, items)) = bucket {
+        flush(items, &mut out);
+    }
+    out
+}
+
 /// A round top for the y axis at or above `max`, and a round step that
 /// divides it into a few parts; for counts (`whole`) the step is at least 1.
 fn nice_axis(max: f64, whole: bool) -> (f64, f64) {
@@ -200,6 +253,27 @@ mod tests {
         assert_eq!(nice_axis(3.0, true), (3.0, 1.0));
         assert_eq!(time_step(30.0), 5.0);
         assert_eq!(time_step(3600.0), 600.0);
+    }
+
+    #[test]
+    fn long_series_keep_their_spikes_dips_and_gaps() {
+        let points: Vec<Point> = (0..86_400)
+            .map(|t| {
+                let v = match t {
+                    40_000 => Some(500.0),
+                    50_000 => Some(0.0),
+                    60_000..=60_100 => None,
+                    _ => Some(10.0),
+                };
+                (t as f64, v)
+            })
+            .collect();
+        let reduced = envelope(&points, 86_400.0);
+        assert!(reduced.len() <= 2 * BUCKETS + 2, "{}", reduced.len());
+        assert!(reduced.contains(&(40_000.0, Some(500.0))));
+        assert!(reduced.contains(&(50_000.0, Some(0.0))));
+        assert!(reduced.iter().any(|p| p.1.is_none()), "the gap survives");
+        assert!(reduced.windows(2).all(|w| w[0].0 <= w[1].0));
     }
 
     #[test]
