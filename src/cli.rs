@@ -33,6 +33,10 @@ pub enum Command {
     },
     /// Run the reference relay.
     Relay(squall_relay::cli::RelayArgs),
+    /// Inject one fault now against a running relay (reset, drop, halfopen, ...).
+    Chaos(squall_chaos::cli::ChaosArgs),
+    /// A TCP fault proxy with Toxiproxy's toxics and an HTTP control API.
+    Proxy(squall_chaos::cli::ProxyArgs),
     /// Compare a run with a baseline: exit 3 on a regression.
     Compare(CompareArgs),
     /// Merge results files (shards of one run) exactly.
@@ -115,16 +119,14 @@ pub struct MergeArgs {
     pub out: PathBuf,
 }
 
-/// Runs a parsed command line and returns the process exit code.
+/// Runs a parsed command line and returns the process exit code. The relay,
+/// chaos and proxy commands keep their own crates' exit codes; every other
+/// command's outcome becomes one in [`exit::finish`].
 pub fn main(cli: Cli) -> ExitCode {
-    match cli.command {
-        Command::Relay(args) => squall_relay::cli::run(args),
-        command => exit::finish(dispatch(command)),
-    }
-}
-
-fn dispatch(command: Command) -> Result<Exit, Failure> {
-    match command {
+    let outcome = match cli.command {
+        Command::Relay(args) => return squall_relay::cli::run(args),
+        Command::Chaos(args) => return squall_chaos::cli::run_chaos(args),
+        Command::Proxy(args) => return squall_chaos::cli::run_proxy(args),
         Command::Run(args) => crate::run::run(&args),
         Command::Validate { file, sets } => crate::run::validate(&file, &sets),
         Command::Compare(args) => {
@@ -137,8 +139,8 @@ fn dispatch(command: Command) -> Result<Exit, Failure> {
         Command::Report { file, out } => crate::report::write_html(&file, &out)
             .map(|()| Exit::Passed)
             .map_err(|e| io_failure(&file, e)),
-        Command::Relay(_) => unreachable!("the relay sets its own exit code"),
-    }
+    };
+    exit::finish(outcome)
 }
 
 /// A missing or unreadable input is a usage error (2); anything else failed

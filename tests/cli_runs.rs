@@ -273,6 +273,32 @@ fn a_breached_threshold_exits_3_with_junit_and_compare_catches_a_regression() {
     );
 }
 
+#[test]
+fn a_relay_that_hangs_after_resets_exits_4_with_diagnostics() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("hang");
+    let extra = "[target]\nkind = \"builtin\"\nbugs = [\"hang-on-reset\"]\n\
+                 [[chaos]]\nat = \"2s\"\naction = \"reset\"\ncount = 5\n";
+    let file = s.scenario("hang", &small("hang", 6, extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 4, "{}", out.stderr);
+    assert_eq!(r["exit_code"], 4);
+    let hang = &r["hangs"][0];
+    assert!(f(hang, "/detected_s") >= f(hang, "/started_s"));
+    assert!(
+        f(hang, "/started_s") >= 2.0,
+        "not before the resets: {hang}"
+    );
+    assert!(
+        hang["last_chaos"].as_str().unwrap().starts_with("reset"),
+        "{hang}"
+    );
+    let diagnostics = hang["diagnostics"].as_str().unwrap();
+    assert!(std::path::Path::new(diagnostics).exists(), "{diagnostics}");
+    assert_eq!(r["chaos"][0]["action"], "reset");
+    assert_eq!(u(&r, "/chaos/0/done"), 5);
+}
+
 /// Kills the relay the test started, whatever happens.
 struct KillOnDrop(std::process::Child);
 

@@ -9,6 +9,8 @@ use crate::exit::Exit;
 use crate::scenario::raw::RawThresholds;
 use crate::thresholds::{self, Measured, ThresholdResult};
 use serde::{Deserialize, Serialize};
+use squall_chaos::report::StepReport;
+use squall_chaos::watchdog::HangRecord;
 use squall_loadgen::histogram::LatencyHistogram;
 use squall_loadgen::report::LoadReport;
 use std::collections::BTreeMap;
@@ -49,9 +51,9 @@ pub struct Results {
     /// How late messages left against their schedule, in ms.
     pub send_lag_ms: Latency,
     /// Hangs the watchdog detected.
-    pub hangs: Vec<serde_json::Value>,
+    pub hangs: Vec<HangRecord>,
     /// Chaos steps and what they did.
-    pub chaos: Vec<serde_json::Value>,
+    pub chaos: Vec<StepReport>,
     /// Every threshold with its outcome.
     pub thresholds: Vec<ThresholdResult>,
     /// Path of the NDJSON timeline (one snapshot per second), if written.
@@ -230,9 +232,9 @@ pub struct Parts {
     /// The engine's (merged) report.
     pub report: LoadReport,
     /// Hangs detected.
-    pub hangs: Vec<serde_json::Value>,
+    pub hangs: Vec<HangRecord>,
     /// Chaos steps.
-    pub chaos: Vec<serde_json::Value>,
+    pub chaos: Vec<StepReport>,
     /// The timeline's path.
     pub timeline: Option<String>,
     /// The worst windowed p99, when the scenario sets one.

@@ -92,16 +92,35 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
             ms(r.send_lag_ms.max)
         ),
     );
-    line(
-        "hangs",
-        if r.hangs.is_empty() {
-            "none".into()
-        } else {
-            format!("{} detected", r.hangs.len())
-        },
-    );
+    if r.hangs.is_empty() {
+        line("hangs", "none".into());
+    }
+    for h in &r.hangs {
+        let ended = h
+            .ended_s
+            .map_or_else(|| "never ended".to_string(), |e| format!("ended {e:.1}s"));
+        let before = h
+            .last_chaos
+            .as_deref()
+            .map_or(String::new(), |c| format!(", after {c}"));
+        line(
+            "HANG",
+            format!(
+                "from {:.1}s, detected {:.1}s, {ended}{before}",
+                h.started_s, h.detected_s
+            ),
+        );
+        if let Some(d) = &h.diagnostics {
+            line("diagnostics", d.clone());
+        }
+    }
     for step in &r.chaos {
-        line("chaos", step.to_string());
+        line(
+            "chaos",
+            squall_chaos::cli::summary(step)
+                .trim_end()
+                .replace('\n', "\n      "),
+        );
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(out, "  thresholds");

@@ -3,6 +3,7 @@
 //! waits past the run's deadline (duration + drain + 10 s), whatever the
 //! target does, and Ctrl-C still writes what was measured.
 
+pub mod chaos;
 pub mod live;
 pub mod load;
 pub mod progress;
@@ -15,7 +16,6 @@ use crate::results::file::{self, RunFiles};
 use crate::results::time::Utc;
 use crate::results::{Parts, Results, summary};
 use crate::scenario::plan::{self, Plan};
-use crate::snapshot::WatchdogSnap;
 use crate::target::{Target, TargetSpec};
 use live::Live;
 use squall_loadgen::{LoadReport, Origin};
@@ -76,13 +76,12 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
 
 /// A `url` target must be loopback unless the scenario and the user both allow more.
 fn check_remote(plan: &Plan, args: &RunArgs) -> Result<(), Failure> {
-    let (TargetSpec::Url { urls, health } | TargetSpec::Command { urls, health, .. }) =
-        &plan.target.spec
+    let (TargetSpec::Url { endpoints } | TargetSpec::Command { endpoints, .. }) = &plan.target.spec
     else {
         return Ok(());
     };
     let allowed = plan.allow_remote && args.allow_remote;
-    for url in urls.iter().chain(health) {
+    for url in endpoints.all() {
         let u =
             crate::target::url::Url::parse(&url.replace("{port}", "1")).map_err(Failure::usage)?;
         if !allowed && !is_loopback(&u.host) {
@@ -108,6 +107,21 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
     let files = RunFiles::reserve(&args.out, &plan.name, &started)
         .map_err(|e| Failure::harness(format!("{}: {e}", args.out.display())))?;
     let origin = Origin::now();
+    // The same instant as a std Instant, for the chaos crate (both are CLOCK_MONOTONIC).
+    let std_origin = std::time::Instant::now() - Duration::from_nanos(origin.elapsed_ns());
+    let run_name = files
+        .results
+        .file_stem()
+        .map_or_else(|| plan.name.clone(), |s| s.to_string_lossy().into_owned());
+    let (mut side, urls) = chaos::ChaosSide::start(
+        plan,
+        target,
+        std_origin,
+        &args.out,
+        &run_name,
+        plan.allow_remote && args.allow_remote,
+    )
+    .await?;
     let (stop_tx, stop) = watch::channel(false);
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
@@ -118,7 +132,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
     });
     let processes = plan.processes();
     let mut load = if processes <= 1 {
-        load::in_process(plan.load_for(target.urls.clone()), origin, stop.clone())
+        load::in_process(plan.load_for(urls.clone()), origin, stop.clone())
     } else {
         eprintln!(
             "squall: {} sockets: running the load in {processes} worker processes",
@@ -128,7 +142,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
             exe: crate::target::current_exe().map_err(Failure::harness)?,
             file: plan.file.clone(),
             sets: args.sets.clone(),
-            urls: target.urls.clone(),
+            urls: urls.clone(),
             shard: plan.load.shard,
             count: processes,
         };
@@ -159,7 +173,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         tokio::select! {
             s = load.snapshots.recv() => match s {
                 Some(s) => {
-                    let snap = live.next(&s, watchdog_off(), Vec::new());
+                    let snap = live.next(&s, side.watchdog(), side.events());
                     timeline.write(&snap);
                     if !tui {
                         eprintln!("{}", progress::line(&snap));
@@ -192,6 +206,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
             Err(e) => eprintln!("squall: the TUI panicked: {e}"),
         }
     }
+    let record = side.finish(Duration::from_secs(2)).await;
     let harness_error = report.as_ref().err().cloned();
     if let Some(e) = &harness_error {
         eprintln!("squall: error: {e}");
@@ -205,8 +220,8 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         settings: serde_json::to_value(&plan.settings).unwrap_or_default(),
         thresholds: plan.thresholds.clone(),
         report: report.unwrap_or_else(|_| LoadReport::default()),
-        hangs: Vec::new(),
-        chaos: Vec::new(),
+        hangs: record.hangs,
+        chaos: record.steps,
         timeline: timeline
             .error()
             .is_none()
@@ -236,11 +251,4 @@ fn write(results: &Results, path: &Path, args: &RunArgs) -> Result<Exit, Failure
             .map_err(|e| Failure::harness(format!("{}: {e}", junit.display())))?;
     }
     Ok(results.exit())
-}
-
-fn watchdog_off() -> WatchdogSnap {
-    WatchdogSnap {
-        state: "off".to_string(),
-        ..Default::default()
-    }
 }

@@ -1,11 +1,14 @@
-//! Durations as people write them in scenario files: `250ms`, `30s`, `5m`, `1h`.
+//! Durations as scenario files write them: `250ms`, `30s`, `1.5s`, `5m`, `1h`.
+//! One grammar for the whole file: the chaos crate's parser, which its
+//! `[[chaos]]` and `[watchdog]` fields use too.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use squall_chaos::duration::{format_duration, parse_duration};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A duration read from a scenario file (`250ms`, `30s`, `1.5s`, `5m`, `1h`).
+/// A duration read from a scenario file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Dur(pub Duration);
 
@@ -25,44 +28,13 @@ impl FromStr for Dur {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Dur, String> {
-        let bad = || {
-            format!(
-                "invalid duration {s:?}: expected a number and a unit, like `250ms`, `30s`, `5m` or `1h`"
-            )
-        };
-        let t = s.trim();
-        let split = t
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let (number, unit) = t.split_at(split);
-        let value: f64 = number.parse().map_err(|_| bad())?;
-        let scale = match unit.trim() {
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(bad()),
-        };
-        let secs = value * scale;
-        if !secs.is_finite() || secs > 1e9 {
-            return Err(bad());
-        }
-        Ok(Dur(Duration::from_secs_f64(secs)))
+        parse_duration(s).map(Dur)
     }
 }
 
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        if ms.is_multiple_of(3_600_000) && ms > 0 {
-            write!(f, "{}h", ms / 3_600_000)
-        } else if ms.is_multiple_of(60_000) && ms > 0 {
-            write!(f, "{}m", ms / 60_000)
-        } else if ms.is_multiple_of(1000) {
-            write!(f, "{}s", ms / 1000)
-        } else {
-            write!(f, "{ms}ms")
-        }
+        f.write_str(&format_duration(self.0))
     }
 }
 
@@ -106,9 +78,10 @@ mod tests {
     }
 
     #[test]
-    fn prints_back_what_it_read() {
-        for s in ["250ms", "30s", "5m", "1h", "0s"] {
-            assert_eq!(s.parse::<Dur>().unwrap().to_string(), s);
+    fn reads_back_what_it_writes() {
+        for s in ["250ms", "30s", "5m", "1h", "0s", "1.5s"] {
+            let d: Dur = s.parse().unwrap();
+            assert_eq!(d.to_string().parse::<Dur>().unwrap(), d);
         }
     }
 }

@@ -5,7 +5,8 @@
 use super::duration::Dur;
 use super::raw::{AuthKind, Placement, ProtocolKind, RawScenario, RawThresholds, TargetKind};
 use super::source::{ScenarioError, Source};
-use crate::target::{TargetSettings, TargetSpec};
+use crate::target::{Endpoints, TargetSettings, TargetSpec};
+use squall_chaos::scenario::{ChaosStep, WatchdogSettings};
 use squall_loadgen::plan::{self as lp, LoadPlan};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,10 @@ pub struct Plan {
     pub load: LoadPlan,
     /// Most sockets one process holds; beyond, the load runs in worker processes.
     pub sockets_per_process: u64,
+    /// Faults to inject, checked.
+    pub chaos: Vec<ChaosStep>,
+    /// The hang watchdog, checked.
+    pub watchdog: WatchdogSettings,
     /// Pass/fail gates, checked.
     pub thresholds: RawThresholds,
     /// The scenario as read (defaults filled in), for the results file.
@@ -129,6 +134,16 @@ impl Plan {
         load.drain = raw.drain.0;
         load.source_addrs = source_addrs;
         check_thresholds(source, &raw.thresholds)?;
+        for (i, step) in raw.chaos.iter().enumerate() {
+            step.validate().map_err(|e| err(&format!("chaos.{i}"), e))?;
+            if step.at >= raw.duration.0 {
+                return Err(err(
+                    &format!("chaos.{i}.at"),
+                    "comes after the end of the run".into(),
+                ));
+            }
+        }
+        raw.watchdog.validate().map_err(|e| err("watchdog", e))?;
         let plan = Plan {
             name,
             file: source.path.clone(),
@@ -136,6 +151,8 @@ impl Plan {
             target,
             load,
             sockets_per_process: l.sockets_per_process,
+            chaos: raw.chaos.clone(),
+            watchdog: raw.watchdog.clone(),
             thresholds: raw.thresholds.clone(),
             settings: raw,
         };
@@ -179,6 +196,11 @@ fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings,
     let t = &raw.target;
     let err = |key: &str, message: &str| Err(source.error(key, message.to_string()));
     let urls = t.url.as_ref().map(|u| u.to_vec()).unwrap_or_default();
+    let endpoints = |urls: Vec<String>| Endpoints {
+        urls,
+        health: t.health.clone(),
+        metrics: t.metrics.clone(),
+    };
     let spec = match t.kind {
         TargetKind::Builtin => {
             if !t.command.is_empty() || t.url.is_some() || t.health.is_some() {
@@ -211,8 +233,7 @@ fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings,
             };
             TargetSpec::Command {
                 argv: t.command.clone(),
-                urls,
-                health: t.health.clone(),
+                endpoints: endpoints(urls),
             }
         }
         TargetKind::Url => {
@@ -226,19 +247,25 @@ fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings,
                 );
             }
             TargetSpec::Url {
-                urls,
-                health: t.health.clone(),
+                endpoints: endpoints(urls),
             }
         }
     };
-    let urls = match &spec {
-        TargetSpec::Builtin { .. } => Vec::new(),
-        TargetSpec::Command { urls, .. } | TargetSpec::Url { urls, .. } => urls.clone(),
-    };
-    for (i, url) in urls.iter().enumerate() {
-        let url = url.replace("{port}", "1");
-        if let Err(e) = crate::target::url::Url::parse(&url) {
-            return Err(source.error(&format!("target.url.{i}"), e));
+    if let TargetSpec::Command { endpoints, .. } | TargetSpec::Url { endpoints } = &spec {
+        for (i, url) in endpoints.urls.iter().enumerate() {
+            if let Err(e) = crate::target::url::Url::parse(&url.replace("{port}", "1")) {
+                return Err(source.error(&format!("target.url.{i}"), e));
+            }
+        }
+        for (key, url) in [
+            ("health", &endpoints.health),
+            ("metrics", &endpoints.metrics),
+        ] {
+            if let Some(url) = url
+                && let Err(e) = crate::target::url::Url::parse(&url.replace("{port}", "1"))
+            {
+                return Err(source.error(&format!("target.{key}"), e));
+            }
         }
     }
     Ok(TargetSettings {

@@ -5,6 +5,7 @@
 
 use super::duration::Dur;
 use serde::{Deserialize, Serialize};
+use squall_chaos::scenario::{ChaosStep, WatchdogSettings};
 use std::path::PathBuf;
 
 /// A whole scenario file.
@@ -27,10 +28,10 @@ pub struct RawScenario {
     pub auth: RawAuth,
     /// The load's shape.
     pub load: RawLoad,
-    /// Faults injected during the run.
-    pub chaos: Vec<toml::Table>,
-    /// The hang watchdog.
-    pub watchdog: Option<toml::Table>,
+    /// Faults injected during the run (the chaos crate's own type).
+    pub chaos: Vec<ChaosStep>,
+    /// The hang watchdog (the chaos crate's own type).
+    pub watchdog: WatchdogSettings,
     /// Pass/fail gates.
     pub thresholds: RawThresholds,
 }
@@ -47,7 +48,7 @@ impl Default for RawScenario {
             auth: RawAuth::default(),
             load: RawLoad::default(),
             chaos: Vec::new(),
-            watchdog: None,
+            watchdog: WatchdogSettings::default(),
             thresholds: RawThresholds::default(),
         }
     }
@@ -65,6 +66,9 @@ pub struct RawTarget {
     pub url: Option<OneOrMany>,
     /// `command`/`url`: the health URL probed for readiness and by the watchdog.
     pub health: Option<String>,
+    /// `command`/`url`: the Prometheus metrics URL the watchdog scrapes, so
+    /// that a hang file holds the last scrape before the hang.
+    pub metrics: Option<String>,
     /// `builtin`: `--bug` switches of the reference relay (`drop-every=100`).
     pub bugs: Vec<String>,
     /// `builtin`: more flags for the reference relay.
@@ -82,6 +86,7 @@ impl Default for RawTarget {
             command: Vec::new(),
             url: None,
             health: None,
+            metrics: None,
             bugs: Vec::new(),
             relay_args: Vec::new(),
             startup_timeout: Dur::secs(10),

@@ -1,51 +1,17 @@
 //! A target process that squall owns: spawned apart from squall's runtime,
-//! its stderr kept as a ring of the last lines, stopped with SIGTERM then
-//! SIGKILL, and never left behind (dropping it kills it).
+//! the last 200 lines of its stderr kept for hang diagnostics (the chaos
+//! crate's `StderrTail`), stopped with SIGTERM then SIGKILL, and never left
+//! behind (dropping it kills it).
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
+use squall_chaos::watchdog::StderrTail;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// How many lines of the target's stderr are kept.
-pub const STDERR_LINES: usize = 200;
-
-/// The last [`STDERR_LINES`] lines of a process's stderr, shared with readers.
-#[derive(Debug, Clone, Default)]
-pub struct StderrTail {
-    // A std Mutex: the reader thread and the watchdog only push or copy a few
-    // lines while holding it, and nobody holds it across an `.await`.
-    lines: Arc<Mutex<VecDeque<String>>>,
-}
-
-impl StderrTail {
-    /// The lines kept so far, oldest first.
-    pub fn lines(&self) -> Vec<String> {
-        self.lines
-            .lock()
-            .expect("stderr tail lock")
-            .iter()
-            .cloned()
-            .collect()
-    }
-
-    fn push(&self, line: String) {
-        let mut lines = self.lines.lock().expect("stderr tail lock");
-        if lines.len() == STDERR_LINES {
-            lines.pop_front();
-        }
-        lines.push_back(line);
-    }
-}
 
 /// A running target process.
 #[derive(Debug)]
 pub struct ChildProcess {
     child: Child,
     tail: StderrTail,
-    reader: Option<JoinHandle<()>>,
     program: String,
 }
 
@@ -60,24 +26,11 @@ impl ChildProcess {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("cannot start {program:?}: {e}"))?;
-        let tail = StderrTail::default();
         let stderr = child.stderr.take().expect("stderr is piped");
-        let sink = tail.clone();
-        let reader = std::thread::Builder::new()
-            .name("target-stderr".into())
-            .spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    match line {
-                        Ok(line) => sink.push(line),
-                        Err(_) => break,
-                    }
-                }
-            })
-            .map_err(|e| format!("cannot start the stderr reader: {e}"))?;
+        let tail = StderrTail::capture(stderr, None);
         Ok(ChildProcess {
             child,
             tail,
-            reader: Some(reader),
             program: program.clone(),
         })
     }
@@ -103,10 +56,6 @@ impl ChildProcess {
 
     /// SIGTERM, then SIGKILL after `grace`; returns how it ended.
     pub fn stop(mut self, grace: Duration) -> String {
-        self.terminate(grace)
-    }
-
-    fn terminate(&mut self, grace: Duration) -> String {
         if let Some(why) = self.exited() {
             return why;
         }
@@ -114,7 +63,6 @@ impl ChildProcess {
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                self.join_reader();
                 return format!("stopped ({status})");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -122,20 +70,9 @@ impl ChildProcess {
         // A target that ignores SIGTERM (or is hung) gets SIGKILL.
         let _ = self.child.kill();
         let status = self.child.wait();
-        self.join_reader();
         match status {
             Ok(status) => format!("killed after {grace:?} ({status})"),
             Err(e) => format!("killed, wait failed: {e}"),
-        }
-    }
-
-    fn join_reader(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            // The pipe closes when the process exits (unless a grandchild holds
-            // it): do not wait for a reader that may never finish.
-            if reader.is_finished() {
-                let _ = reader.join();
-            }
         }
     }
 }

@@ -6,7 +6,8 @@ pub mod child;
 pub mod health;
 pub mod url;
 
-use child::{ChildProcess, StderrTail};
+use child::ChildProcess;
+use squall_chaos::watchdog::StderrTail;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,23 +22,46 @@ pub enum TargetSpec {
         relay_args: Vec<String>,
     },
     /// Any program; `{port}` (a free loopback port) and `{squall}` (this
-    /// binary) are substituted in the command, the URLs and the health URL.
+    /// binary) are substituted in the command and the endpoints. It is ready
+    /// when its health URL answers 200, or without one, when the first URL's
+    /// port accepts TCP connections.
     Command {
         /// Program and arguments.
         argv: Vec<String>,
-        /// WebSocket URLs.
-        urls: Vec<String>,
-        /// Health URL, polled until it answers 200; without one, squall waits
-        /// until the first URL's port accepts TCP connections.
-        health: Option<String>,
+        /// Where it listens.
+        endpoints: Endpoints,
     },
     /// A relay that is already running.
     Url {
-        /// WebSocket URLs.
-        urls: Vec<String>,
-        /// Health URL for the watchdog.
-        health: Option<String>,
+        /// Where it listens.
+        endpoints: Endpoints,
     },
+}
+
+/// Where a target listens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoints {
+    /// WebSocket URLs.
+    pub urls: Vec<String>,
+    /// Health URL (readiness, and the watchdog's probe).
+    pub health: Option<String>,
+    /// Prometheus metrics URL (the watchdog's scrape).
+    pub metrics: Option<String>,
+}
+
+impl Endpoints {
+    fn map(&self, f: impl Fn(&String) -> String) -> Endpoints {
+        Endpoints {
+            urls: self.urls.iter().map(&f).collect(),
+            health: self.health.as_ref().map(&f),
+            metrics: self.metrics.as_ref().map(&f),
+        }
+    }
+
+    /// Every URL, WebSocket and HTTP.
+    pub fn all(&self) -> impl Iterator<Item = &String> {
+        self.urls.iter().chain(&self.health).chain(&self.metrics)
+    }
 }
 
 /// How to start and stop the target.
@@ -54,10 +78,8 @@ pub struct TargetSettings {
 /// A target ready to be loaded.
 #[derive(Debug)]
 pub struct Target {
-    /// WebSocket URLs to connect to.
-    pub urls: Vec<String>,
-    /// Health URL, when there is one.
-    pub health: Option<String>,
+    /// Where it listens.
+    pub endpoints: Endpoints,
     process: Option<ChildProcess>,
     stop_timeout: Duration,
 }
@@ -68,33 +90,35 @@ impl Target {
         let deadline = Instant::now() + settings.startup_timeout;
         match &settings.spec {
             TargetSpec::Builtin { relay_args } => start_builtin(relay_args, settings, deadline),
-            TargetSpec::Command { argv, urls, health } => {
+            TargetSpec::Command { argv, endpoints } => {
                 let port = free_port()?.to_string();
                 let exe = current_exe()?;
                 let fill = |s: &String| s.replace("{port}", &port).replace("{squall}", &exe);
                 let argv: Vec<String> = argv.iter().map(fill).collect();
-                let urls: Vec<String> = urls.iter().map(fill).collect();
-                let health = health.as_ref().map(fill);
+                let endpoints = endpoints.map(fill);
                 let mut process = ChildProcess::spawn(&argv)?;
-                let probe = |timeout| match &health {
+                let probe = |timeout| match &endpoints.health {
                     Some(h) => health::http_status(h, timeout) == Ok(200),
-                    None => health::tcp_open(&urls[0], timeout),
+                    None => health::tcp_open(&endpoints.urls[0], timeout),
                 };
                 wait_ready(&mut process, deadline, probe)?;
                 Ok(Target {
-                    urls,
-                    health,
+                    endpoints,
                     process: Some(process),
                     stop_timeout: settings.stop_timeout,
                 })
             }
-            TargetSpec::Url { urls, health } => Ok(Target {
-                urls: urls.clone(),
-                health: health.clone(),
+            TargetSpec::Url { endpoints } => Ok(Target {
+                endpoints: endpoints.clone(),
                 process: None,
                 stop_timeout: settings.stop_timeout,
             }),
         }
+    }
+
+    /// The WebSocket URLs to load.
+    pub fn urls(&self) -> &[String] {
+        &self.endpoints.urls
     }
 
     /// The target's process id, when squall owns it.
@@ -109,7 +133,7 @@ impl Target {
 
     /// The URLs, for display.
     pub fn describe(&self) -> String {
-        self.urls.join(", ")
+        self.endpoints.urls.join(", ")
     }
 
     /// Stops the target if squall owns it; says how it ended.
@@ -142,8 +166,11 @@ fn start_builtin(
     })?;
     let addr = addr.expect("ready means an address was read");
     Ok(Target {
-        urls: vec![format!("ws://{addr}/ws")],
-        health: Some(format!("http://{addr}/health")),
+        endpoints: Endpoints {
+            urls: vec![format!("ws://{addr}/ws")],
+            health: Some(format!("http://{addr}/health")),
+            metrics: Some(format!("http://{addr}/metrics")),
+        },
         process: Some(process),
         stop_timeout: settings.stop_timeout,
     })

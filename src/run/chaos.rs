@@ -1,0 +1,202 @@
+//! The chaos side of a run: the chaos agent (the scenario's `[[chaos]]`
+//! steps, on schedule from the run's origin) and the hang watchdog, both from
+//! the chaos crate, wired to the target and the load's own tokens; their
+//! state for the once-a-second snapshot, and their records for the results.
+
+use crate::exit::Failure;
+use crate::scenario::plan::Plan;
+use crate::snapshot::{ChaosEventSnap, WatchdogSnap};
+use crate::target::Target;
+use squall_chaos::LoopbackGuard;
+use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
+use squall_chaos::report::{StepReport, StepState};
+use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource, squall_subscribe};
+use squall_chaos::watchdog::probe::PingStyle;
+use squall_chaos::watchdog::{HangRecord, TargetProcess, Watchdog, WatchdogConfig};
+use squall_loadgen::auth::Minter;
+use squall_loadgen::{Auth, Placement, Protocol};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Chaos sockets are users `CHAOS_CONN + i`, apart from the load's.
+const CHAOS_CONN: u64 = 1 << 40;
+
+/// The chaos agent and the watchdog of one run.
+pub struct ChaosSide {
+    agent: Option<ChaosAgent>,
+    watchdog: Watchdog,
+    /// What each step looked like in the last snapshot.
+    shown: Vec<(StepState, u64)>,
+}
+
+/// What the chaos side leaves for the results file.
+#[derive(Debug)]
+pub struct ChaosRecord {
+    /// Hangs detected.
+    pub hangs: Vec<HangRecord>,
+    /// Every chaos step's outcome.
+    pub steps: Vec<StepReport>,
+}
+
+impl ChaosSide {
+    /// Starts the watchdog and the agent. Returns the URLs the load should
+    /// use: the first goes through the fault proxy when a step needs one.
+    pub async fn start(
+        plan: &Plan,
+        target: &Target,
+        origin: Instant,
+        out_dir: &Path,
+        run_name: &str,
+        allow_remote: bool,
+    ) -> Result<(ChaosSide, Vec<String>), Failure> {
+        let guard = LoopbackGuard::new(allow_remote);
+        let tokens = token_source(&plan.load.auth).map_err(Failure::harness)?;
+        let placement = match &plan.load.auth {
+            Auth::Jwt(jwt) if jwt.placement == Placement::Header => TokenPlacement::Header,
+            _ => TokenPlacement::Query,
+        };
+        let squall_protocol = matches!(plan.load.protocol, Protocol::Squall);
+        let first_url = target.urls()[0].clone();
+        let mut config = WatchdogConfig::new(plan.watchdog.clone(), origin, out_dir, run_name);
+        config.health_url = target.endpoints.health.clone();
+        config.ws_url = Some(first_url.clone());
+        config.tokens = tokens.clone();
+        config.placement = placement;
+        config.ping = if squall_protocol {
+            PingStyle::Squall
+        } else {
+            PingStyle::Frame
+        };
+        config.metrics_url = target.endpoints.metrics.clone();
+        config.target = target.pid().map(|pid| TargetProcess {
+            pid,
+            stderr_tail: target.stderr_tail(),
+        });
+        config.guard = guard;
+        let last_chaos = LastChaos::default();
+        config.last_chaos = last_chaos.clone();
+        let watchdog =
+            Watchdog::spawn(config).map_err(|e| Failure::harness(format!("watchdog: {e}")))?;
+
+        let mut urls = target.urls().to_vec();
+        let agent = if plan.chaos.is_empty() {
+            None
+        } else {
+            let chaos_target = ChaosTarget {
+                ws_url: first_url,
+                tokens,
+                placement,
+                subscribe_frames: subscribe_frames(plan),
+                squall_protocol,
+                jwt_secret: match &plan.load.auth {
+                    Auth::Jwt(jwt) => match &jwt.key {
+                        squall_loadgen::JwtKey::HS256(secret) => Some(secret.clone()),
+                        _ => None,
+                    },
+                    Auth::None => None,
+                },
+                guard,
+            };
+            let agent = ChaosAgent::start(AgentConfig {
+                steps: plan.chaos.clone(),
+                target: chaos_target,
+                origin,
+                last_chaos,
+            })
+            .await
+            .map_err(|e| Failure::harness(format!("chaos agent: {e}")))?;
+            urls[0] = agent.load_url().to_string();
+            Some(agent)
+        };
+        let shown = vec![(StepState::Pending, 0); plan.chaos.len()];
+        Ok((
+            ChaosSide {
+                agent,
+                watchdog,
+                shown,
+            },
+            urls,
+        ))
+    }
+
+    /// The watchdog's state now.
+    pub fn watchdog(&self) -> WatchdogSnap {
+        let s = self.watchdog.status();
+        WatchdogSnap {
+            state: s.state,
+            probe_ms: s.probe_ms,
+            health_p99_ms: s.health_p99_ms,
+            hang_for_s: s.hang_for_s,
+            hangs: s.hangs,
+            last_chaos: s.last_chaos,
+        }
+    }
+
+    /// The chaos steps that started, moved on or ended since the last call.
+    pub fn events(&mut self) -> Vec<ChaosEventSnap> {
+        let Some(agent) = &self.agent else {
+            return Vec::new();
+        };
+        let mut events = Vec::new();
+        for (report, shown) in agent.reports().into_iter().zip(&mut self.shown) {
+            let now = (report.state, report.done);
+            if now == *shown {
+                continue;
+            }
+            *shown = now;
+            events.push(ChaosEventSnap {
+                at_s: report.at_s,
+                action: report.action,
+                count: report.count,
+                done: report.done,
+                state: report.state.as_str().to_string(),
+            });
+        }
+        events
+    }
+
+    /// Ends the chaos steps (waiting `grace` for running ones) and the watchdog.
+    pub async fn finish(self, grace: Duration) -> ChaosRecord {
+        let steps = match self.agent {
+            Some(agent) => agent.finish(grace).await,
+            None => Vec::new(),
+        };
+        let watchdog = self.watchdog;
+        // Stopping waits for hang files being written (bounded by gdb's own timeout).
+        let hangs = tokio::task::spawn_blocking(move || watchdog.stop())
+            .await
+            .unwrap_or_default();
+        ChaosRecord { hangs, steps }
+    }
+}
+
+/// Tokens for chaos sockets and the watchdog, minted like the load's.
+fn token_source(auth: &Auth) -> Result<Option<TokenSource>, String> {
+    match auth {
+        Auth::None => Ok(None),
+        Auth::Jwt(jwt) => {
+            let minter = Arc::new(Minter::new(jwt)?);
+            Ok(Some(Arc::new(move |i: u64| {
+                minter.mint(CHAOS_CONN.saturating_add(i)).ok()
+            })))
+        }
+    }
+}
+
+/// What chaos sockets send after the upgrade: a subscription to one topic
+/// each, round robin over the topics, in the run's protocol.
+fn subscribe_frames(plan: &Plan) -> Vec<String> {
+    let topics = (0..plan.load.topics).map(|k| format!("{}{k}", plan.load.topic_prefix));
+    match &plan.load.protocol {
+        Protocol::Squall => topics.map(|t| squall_subscribe(&t)).collect(),
+        Protocol::Template { subscribe, .. } => topics
+            .enumerate()
+            .map(|(i, t)| {
+                subscribe
+                    .replace("{topic}", &t)
+                    .replace("{conn}", &(CHAOS_CONN + i as u64).to_string())
+            })
+            .collect(),
+    }
+}
