@@ -288,7 +288,19 @@ impl Pump {
         self.kill.send_replace(how);
     }
 
+    /// Pumps until this direction ends. Dropping a tokio write half sends a
+    /// FIN, so when the connection is being reset the write half is
+    /// forgotten instead, and the socket closes with the RST its zero linger
+    /// asks for once the other pump lets go of its read half.
     async fn run(mut self) {
+        self.pump().await;
+        let killed = *self.killed.borrow();
+        if killed == Kill::Reset {
+            self.dst.forget();
+        }
+    }
+
+    async fn pump(&mut self) {
         self.refresh();
         let mut buf = vec![0u8; CHUNK];
         let mut reading = true;
