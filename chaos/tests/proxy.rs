@@ -149,7 +149,7 @@ async fn bandwidth_caps_what_it_says() {
     let rate_kb_s = got.len() as f64 / 1000.0 / start.elapsed().as_secs_f64();
     assert_eq!(got.len(), bytes);
     assert!(
-        rate_kb_s <= 550.0 && rate_kb_s >= 350.0,
+        (350.0..=550.0).contains(&rate_kb_s),
         "500 KB/s cap gave {rate_kb_s:.0} KB/s"
     );
 }
@@ -385,7 +385,7 @@ async fn a_proxy_step_puts_latency_in_the_loads_path_for_its_hold() {
     let mut ws = squall_chaos::ws::connect(&endpoint, &options)
         .await
         .unwrap();
-    let mut ping = async |ws: &mut squall_chaos::ws::WsConn| {
+    let ping = async |ws: &mut squall_chaos::ws::WsConn| {
         let start = Instant::now();
         ws.send_text(r#"{"type":"Ping","data":{"timestamp":1}}"#)
             .await
