@@ -70,9 +70,10 @@ impl Stall {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Bugs {
     /// The disconnect path of a connection that ended without a closing
-    /// handshake holds a DashMap shard guard across an await that never
-    /// completes: every worker thread that then touches that shard (the
-    /// `/health` handler, the message path) blocks, and the server hangs.
+    /// handshake holds DashMap shard guards (its connection's, its first
+    /// topic's) across an await that never completes: every worker thread
+    /// that then touches those shards (the `/health` handler, a Broadcast on
+    /// that topic) blocks, and the server hangs.
     pub hang_on_reset: bool,
     /// Connections that end without a closing handshake are never removed
     /// from the registry (entry, subscriptions, queue all stay).

@@ -13,8 +13,8 @@
 //! maps, so a stuck lock shows up as a failing health check.
 //!
 //! The one deliberate exception is `--bug hang-on-reset`
-//! ([`Registry::disconnect`]), which holds a connections shard guard across an
-//! await that never completes.
+//! ([`Registry::disconnect`]), which holds a connections shard guard and a
+//! topics shard guard across an await that never completes.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -201,7 +201,7 @@ impl Registry {
     ) {
         if abnormal.is_some_and(AbnormalEnd::is_reset_like) {
             if self.bugs.hang_on_reset {
-                self.hang_holding_shard(id).await;
+                self.hang_holding_shards(id, topics).await;
             }
             if self.bugs.leak_on_reset {
                 return;
@@ -216,14 +216,19 @@ impl Registry {
     }
 
     /// `--bug hang-on-reset`, on purpose: takes the connection's shard guard
-    /// (a synchronous lock) and then awaits the closing handshake that a reset
-    /// peer will never send. The task parks with the guard held; every worker
-    /// thread that next touches that shard (`/health` counts all shards)
-    /// blocks inside the lock, until no worker is left to run anything.
-    async fn hang_holding_shard(&self, id: ConnId) {
-        let entry = self.connections.get_mut(&id);
+    /// and the shard guard of its first topic (synchronous locks), then awaits
+    /// the closing handshake that a reset peer will never send. The task parks
+    /// with the guards held; every worker thread that next touches those
+    /// shards (`/health` counts every connections shard; a Broadcast on that
+    /// topic) blocks inside the lock, until no worker is left to run anything.
+    async fn hang_holding_shards(&self, id: ConnId, topics: &HashSet<String>) {
+        let connection = self.connections.get_mut(&id);
+        let topic = topics
+            .iter()
+            .next()
+            .and_then(|name| self.topics.get_mut(name.as_str()));
         std::future::pending::<()>().await;
-        drop(entry);
+        drop((connection, topic));
     }
 
     /// Asks every connection to close with `code` (shutdown).

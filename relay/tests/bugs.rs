@@ -11,11 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use futures_util::StreamExt;
 use serde_json::json;
 use squall_relay::RelayConfig;
 use squall_relay::bugs::{Bugs, Stall};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 fn with_bugs(bugs: Bugs) -> RelayConfig {
     RelayConfig {
@@ -186,17 +188,23 @@ fn hang_on_reset_hangs_health_after_one_reset_and_not_without_it() {
         let outcome = runtime.block_on(async {
             let addr = wait_ready(&dir.path().join("ready"), &mut relay).await;
             assert!(health_answers(addr).await, "health before any reset");
+            let mut other = connect(addr, "other").await;
+            subscribe(&mut other, &["t"]).await;
             reset_after_subscribing(addr, "victim").await;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            health_answers(addr).await
+            (
+                message_path_answers(&mut other).await,
+                health_answers(addr).await,
+            )
         });
         let alive = relay.try_wait().unwrap().is_none();
         let _ = relay.kill();
         let _ = relay.wait();
         assert!(alive, "the relay process stays up (bugged: {bugged})");
         assert_eq!(
-            outcome, !bugged,
-            "health answered after the reset (bugged: {bugged})"
+            outcome,
+            (!bugged, !bugged),
+            "(message path, health) answered after the reset (bugged: {bugged})"
         );
     }
 }
@@ -223,6 +231,24 @@ async fn wait_ready(file: &Path, child: &mut Child) -> SocketAddr {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("relay never became ready");
+}
+
+/// True if a Broadcast on `t` and then a Ping are answered within 3 s.
+async fn message_path_answers(ws: &mut Client) -> bool {
+    let exchange = async {
+        send(ws, broadcast("t", json!("after the reset"))).await;
+        send(ws, json!({"type": "Ping", "data": {"timestamp": 9}})).await;
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("Pong") => return true,
+                Some(Ok(_)) => continue,
+                _ => return false,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3), exchange)
+        .await
+        .unwrap_or(false)
 }
 
 /// True if `/health` answers 200 within 3 s.
