@@ -25,7 +25,9 @@ fn frames(count: u64, publishers: u64) -> Vec<Vec<u8>> {
                 scheduled_ns: 1_000_000 * n,
             }
             .write_padded(&mut f, 254);
-            f.extend_from_slice(format!(r#"","sequence":{n},"from":"user-{publisher}"}}}}"#).as_bytes());
+            f.extend_from_slice(
+                format!(r#"","sequence":{n},"from":"user-{publisher}"}}}}"#).as_bytes(),
+            );
             f
         })
         .collect()

@@ -31,7 +31,9 @@ fn cpu_s() -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 6 {
-        eprintln!("usage: measure URL CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]");
+        eprintln!(
+            "usage: measure URL CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]"
+        );
         std::process::exit(2);
     }
     let num = |i: usize| -> f64 { args[i].parse().expect("a number") };

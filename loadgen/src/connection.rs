@@ -269,6 +269,16 @@ impl Conn<'_> {
     async fn serve(&mut self, ws: &mut Socket) -> End {
         loop {
             let now = self.now_ns();
+            let due = self.next_due_ns();
+            if due.is_some_and(|d| d <= now) {
+                // Everything due goes out, even at the planned end: the
+                // schedule only holds messages due before it.
+                if let Err(kind) = self.publish(ws).await {
+                    self.ctx.stats.error(&kind);
+                    return End::Abnormal;
+                }
+                continue;
+            }
             let end_ns = self.end_ns();
             if now >= end_ns {
                 let run_end = self.deadlines.borrow().run_end_ns;
@@ -283,14 +293,6 @@ impl Conn<'_> {
             {
                 self.ctx.stats.error("subscribe_timeout");
                 self.ack = Ack::TimedOut;
-            }
-            let due = self.next_due_ns();
-            if due.is_some_and(|d| d <= now) {
-                if let Err(kind) = self.publish(ws).await {
-                    self.ctx.stats.error(&kind);
-                    return End::Abnormal;
-                }
-                continue;
             }
             let mut wake = end_ns;
             if let Some(d) = due {

@@ -18,8 +18,11 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
-/// Connection attempts in flight at once (TCP connect + upgrade).
-const MAX_PENDING_CONNECTS: usize = 1024;
+/// Connection attempts in flight at once per target (TCP connect + upgrade):
+/// below the usual listen backlog of 128, so that a ramp never overflows the
+/// target's accept queue (overflows become 1 s SYN retransmits, which would
+/// show as handshake latency the target did not cause).
+const MAX_PENDING_CONNECTS_PER_TARGET: usize = 100;
 /// The run returns at most this long after `duration + drain`.
 const HARD_SLACK: Duration = Duration::from_secs(10);
 
@@ -140,15 +143,11 @@ fn stop_now(ctx: &Ctx, deadlines: &watch::Sender<Deadlines>) {
     });
 }
 
-/// The phase at `now_ns`.
+/// The phase at `now_ns` (`Done` is only for the last snapshot).
 fn phase(ctx: &Ctx, now_ns: u64, stopped: bool) -> Phase {
     let d = *ctx.deadlines.borrow();
     if stopped || now_ns >= d.publish_end_ns {
-        if now_ns >= d.run_end_ns {
-            Phase::Done
-        } else {
-            Phase::Drain
-        }
+        Phase::Drain
     } else if ctx.schedule.ramping(now_ns) {
         Phase::Ramp
     } else {
@@ -166,7 +165,11 @@ fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
 /// Opens this shard's connections on schedule, then waits for them all, at
 /// most until the hard deadline (then aborts the rest, counted `abandoned`).
 async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_CONNECTS));
+    let pending: Vec<Arc<Semaphore>> = ctx
+        .targets
+        .iter()
+        .map(|_| Arc::new(Semaphore::new(MAX_PENDING_CONNECTS_PER_TARGET)))
+        .collect();
     let mut tasks = JoinSet::new();
     let mut deadlines = ctx.deadlines.clone();
     for c in ctx.plan.shard_connections() {
@@ -177,6 +180,7 @@ async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
         if open_ns >= publish_end {
             break;
         }
+        let pending = &pending[ctx.layout.target_of(c)];
         let wait = tokio::time::sleep_until(ctx.origin.instant_at(open_ns));
         tokio::pin!(wait);
         let permit = loop {

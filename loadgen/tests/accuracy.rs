@@ -6,8 +6,9 @@
 mod common;
 
 use common::{plan, relay, relay_with_bug, run, run_from};
-use squall_loadgen::{LoadReport, Origin, Phase};
+use squall_loadgen::{LoadReport, Origin, Phase, Stage};
 use squall_relay::config::RelayConfig;
+use std::time::Duration;
 
 /// Checks what holds for every clean run of the base plan.
 fn assert_ran_fully(report: &LoadReport) {
@@ -132,4 +133,49 @@ async fn two_shards_merged_account_like_one_run() {
     let mut again: LoadReport = serde_json::from_str(&json).unwrap();
     again.merge(&b);
     assert_eq!(again.loss(), merged.loss());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_close_sockets_and_leave_them_out_of_the_loss() {
+    let relay = relay(RelayConfig::default());
+    let mut plan = plan(&relay.url);
+    plan.ramp = Duration::from_secs(2);
+    plan.stages = vec![
+        Stage {
+            duration: Duration::from_secs(1),
+            rate: Some(800.0),
+            connections: None,
+        },
+        Stage {
+            duration: Duration::from_secs(1),
+            rate: None,
+            connections: Some(20),
+        },
+    ];
+    let (report, snapshots) = run(plan).await;
+    assert!(report.complete);
+    assert!(
+        report.connections.errors.is_empty(),
+        "{:?}",
+        report.connections.errors
+    );
+    assert_eq!(report.connections.established, 40);
+    // Connections 20..40 closed as planned: their 20 subscriptions do not count.
+    assert_eq!(report.messages.subscribers_excluded, 20);
+    assert_eq!(report.messages.sent, report.messages.scheduled);
+    let loss = report.loss();
+    assert_eq!(loss.publishers_excluded, 0);
+    assert!(loss.expected > 5_000, "{loss:?}");
+    assert_eq!(loss.lost, 0, "{loss:?}");
+    let phases: Vec<Phase> = snapshots.iter().map(|s| s.phase).collect();
+    assert!(
+        phases.contains(&Phase::Ramp) && phases.contains(&Phase::Drain),
+        "{phases:?}"
+    );
+    let at_4s = snapshots
+        .iter()
+        .find(|s| s.t_s >= 4.0 && s.t_s < 5.0)
+        .expect("a snapshot at 4 s");
+    assert_eq!(at_4s.connections.target, 20);
+    assert_eq!(at_4s.connections.open, 20);
 }
