@@ -49,6 +49,10 @@ fn squall_run_tui_shows_what_the_results_file_records() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let tmux = start_run(dir.path(), "e2e", &[]);
+    let (screen, ok) = tmux.wait_for(RUN_LIMIT, |s| s.contains("tui-e2e") && s.contains("Σ "));
+    assert!(ok, "the TUI never showed a snapshot:\n{screen}");
+    // The rest of the run is read at the smallest size the UI promises.
+    tmux.resize(80, 24);
 
     // Keep the last screen that shows the UI until the run ends.
     let deadline = Instant::now() + RUN_LIMIT;
@@ -94,20 +98,22 @@ fn squall_run_tui_shows_what_the_results_file_records() {
     let received: u64 = after(line_with(&ui, "recv "), "Σ ").parse().unwrap();
     let tried: u64 = after(line_with(&ui, "tried"), "tried").parse().unwrap();
     assert!(sent > 0, "the screen showed no traffic:\n{ui}");
-    let shown = run
-        .timeline
-        .iter()
-        .find(|s| s.messages.sent == sent && s.messages.received == received)
-        .unwrap_or_else(|| {
-            panic!("no snapshot in the timeline has sent {sent} and received {received}:\n{ui}")
-        });
-    assert_eq!(shown.connections.attempted, tried, "{ui}");
+    let open = line_with(&ui, "open ");
+    let (open, target): (u64, u64) = (
+        after(open, "open").parse().unwrap(),
+        after(open, "/ ").parse().unwrap(),
+    );
+    // The drain repeats totals, so the screen must match one snapshot in
+    // every number it shows, not just some.
     assert!(
-        ui.contains(&format!(
-            "{} / {}",
-            shown.connections.open, shown.connections.target
-        )),
-        "{ui}"
+        run.timeline.iter().any(|s| {
+            s.messages.sent == sent
+                && s.messages.received == received
+                && s.connections.attempted == tried
+                && s.connections.open == open
+                && s.connections.target == target
+        }),
+        "no snapshot in the timeline has sent {sent}, received {received}, tried {tried}, open {open} / {target}:\n{ui}"
     );
     assert!(run.results.messages.sent >= sent);
     assert!(run.results.messages.received >= received);

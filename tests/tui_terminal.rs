@@ -119,6 +119,27 @@ fn live_ui_pauses_shows_help_and_q_stops_the_run() {
     assert!(ok, "the live UI did not come up:\n{screen}");
     assert!(screen.contains("/ 100"), "{screen}");
 
+    // Shrunk to 80×24, the UI redraws to fit: every panel, and the key
+    // line on the last row.
+    tmux.resize(80, 24);
+    let (small, ok) = tmux.wait_for(WAIT, |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        lines.len() == 24
+            && lines[23].contains("q stop")
+            && lines.iter().any(|l| l.trim_end().ends_with("all pass ┐"))
+    });
+    assert!(ok, "the UI did not redraw for 80×24:\n{small}");
+    for panel in [
+        "connections",
+        "throughput",
+        "loss",
+        "latency",
+        "watchdog",
+        "chaos",
+    ] {
+        assert!(small.contains(panel), "{panel} missing at 80×24:\n{small}");
+    }
+
     tmux.send(&["p"]);
     let (paused, ok) = tmux.wait_for(WAIT, |s| s.contains("PAUSED"));
     assert!(ok, "p did not pause:\n{paused}");

@@ -67,6 +67,19 @@ impl Tmux {
         assert!(status.success(), "tmux send-keys failed");
     }
 
+    /// Resizes the terminal, as a user dragging the window would.
+    pub fn resize(&self, width: u16, height: u16) {
+        let status = self
+            .cmd()
+            .args(["resize-window", "-t", &self.session, "-x"])
+            .arg(width.to_string())
+            .arg("-y")
+            .arg(height.to_string())
+            .status()
+            .expect("tmux runs");
+        assert!(status.success(), "tmux resize-window failed");
+    }
+
     /// Polls the screen until `ready` holds, for at most `limit`; returns
     /// the last screen seen and whether it held.
     pub fn wait_for(&self, limit: Duration, ready: impl Fn(&str) -> bool) -> (String, bool) {
