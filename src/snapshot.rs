@@ -34,7 +34,8 @@ pub struct Snapshot {
     pub latency_hdr: String,
     /// Hang watchdog state.
     pub watchdog: WatchdogSnap,
-    /// Chaos actions that started or finished in this interval.
+    /// Chaos actions that started, progressed or finished in this interval
+    /// (the same action again, keyed by `at_s` and `action`, updates it).
     #[serde(default)]
     pub chaos: Vec<ChaosEventSnap>,
     /// Every threshold with its value so far.

@@ -47,6 +47,12 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
     let mut plan = plan::load(&args.file, &args.sets).map_err(|e| Failure::usage(e.to_string()))?;
     if let Some(shard) = args.shard {
         plan.load.shard = shard;
+        if shard.count > 1 && !args.worker && !matches!(plan.target.spec, TargetSpec::Url { .. }) {
+            eprintln!(
+                "squall: warning: this shard starts a target of its own; for `squall merge` to count \
+                 deliveries between shards, point every shard at one running relay (kind = \"url\")"
+            );
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
