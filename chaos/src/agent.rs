@@ -115,7 +115,7 @@ impl ChaosAgent {
                     report: Mutex::new(StepReport::pending(
                         s.at.as_secs_f64(),
                         s.action.as_str(),
-                        planned(s),
+                        s.planned(),
                     )),
                 })
                 .collect(),
@@ -230,12 +230,4 @@ async fn run_proxy_step(proxy: &FaultProxy, ctx: &FaultContext) -> Result<Findin
         proxy.toxics().remove(&toxic.name);
     }
     Ok(Findings::default())
-}
-
-/// How many units a step plans: sockets or rounds, or toxics for `proxy`.
-fn planned(step: &ChaosStep) -> u64 {
-    match step.action {
-        Action::Proxy => step.toxics.len() as u64,
-        _ => step.count,
-    }
 }

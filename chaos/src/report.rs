@@ -52,7 +52,8 @@ pub struct StepReport {
     pub at_s: f64,
     /// The action.
     pub action: String,
-    /// How many it was asked to do.
+    /// How many it was asked to do: sockets, checks (garbage and badauth:
+    /// rounds × cases) or toxics (proxy); see [`crate::scenario::ChaosStep::planned`].
     pub count: u64,
     /// How many it has done.
     pub done: u64,

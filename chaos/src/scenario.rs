@@ -135,6 +135,18 @@ fn default_trickle() -> Duration {
 pub const DEFAULT_HOLD: Duration = Duration::from_secs(10);
 
 impl ChaosStep {
+    /// How many units the step plans, as its progress counts them: sockets,
+    /// or checks for garbage and badauth (rounds × cases), or toxics for proxy.
+    pub fn planned(&self) -> u64 {
+        let cases = |all: &[&str]| if self.cases.is_empty() { all.len() } else { self.cases.len() } as u64;
+        match self.action {
+            Action::Garbage => self.count * cases(crate::faults::garbage::CASES),
+            Action::Badauth => self.count * cases(crate::faults::badauth::CASES),
+            Action::Proxy => self.toxics.len() as u64,
+            _ => self.count,
+        }
+    }
+
     /// A step with every optional field at its default.
     pub fn new(at: Duration, action: Action) -> Self {
         Self {

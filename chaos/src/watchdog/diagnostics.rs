@@ -302,7 +302,7 @@ pub fn render(facts: &HangFacts, pid: Option<u32>) -> String {
         facts.stderr_tail.len()
     );
     for line in &facts.stderr_tail {
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", strip_ansi(line));
     }
     match &facts.last_metrics {
         Some((at_s, body)) => {
@@ -310,6 +310,27 @@ pub fn render(facts: &HangFacts, pid: Option<u32>) -> String {
         }
         None => {
             let _ = writeln!(out, "\n== last /metrics scrape: none ==");
+        }
+    }
+    out
+}
+
+/// Removes terminal colour codes (`ESC [ ... letter`) that loggers write
+/// even into a pipe.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
         }
     }
     out
@@ -329,6 +350,14 @@ mod tests {
             wchan: String::new(),
             syscall: Some(syscall),
         }
+    }
+
+    #[test]
+    fn strips_colour_codes_from_stderr() {
+        assert_eq!(
+            strip_ansi("\u{1b}[2m12:00\u{1b}[0m \u{1b}[33m WARN\u{1b}[0m x"),
+            "12:00  WARN x"
+        );
     }
 
     #[test]
