@@ -244,3 +244,60 @@ async fn extra_source_addresses_take_over_past_the_per_source_count() {
     .collect();
     assert_eq!(peers, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rs256_and_es256_tokens_from_pem_keys() {
+    // Throwaway key pairs made for this test only (openssl genpkey).
+    let cases = [
+        (
+            JwtKey::RS256(include_str!("keys/rs256-test-only.pem").to_string()),
+            include_str!("keys/rs256-test-only.pub.pem"),
+        ),
+        (
+            JwtKey::ES256(include_str!("keys/es256-test-only.pem").to_string()),
+            include_str!("keys/es256-test-only.pub.pem"),
+        ),
+    ];
+    for (key, public) in cases {
+        let relay = relay(RelayConfig {
+            auth: AuthConfig::open()
+                .with_public_key_pem(public.as_bytes())
+                .unwrap(),
+            ..RelayConfig::default()
+        });
+        let mut plan = short(&relay.url);
+        plan.auth = Auth::Jwt(JwtAuth {
+            key: key.clone(),
+            ..match jwt("unused", Placement::Header) {
+                Auth::Jwt(j) => j,
+                Auth::None => unreachable!(),
+            }
+        });
+        plan.check().unwrap();
+        let (report, _) = run(plan).await;
+        assert_eq!(report.connections.established, 10, "{key:?}: {report:?}");
+        assert_eq!(report.loss().lost, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_answer_the_relays_pings() {
+    // The relay pings every 100 ms and closes sockets silent for 500 ms:
+    // subscribers with nothing to receive must stay up on their pongs alone.
+    let relay = relay(RelayConfig {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(500),
+        ..RelayConfig::default()
+    });
+    let mut plan = short(&relay.url);
+    plan.publishers = 0;
+    plan.duration = Duration::from_secs(3);
+    let (report, _) = run(plan).await;
+    assert_eq!(report.connections.established, 10);
+    assert!(
+        report.connections.errors.is_empty(),
+        "{:?}",
+        report.connections.errors
+    );
+    assert_eq!(report.messages.subscribers_excluded, 0);
+}
