@@ -314,3 +314,31 @@ fn hang_banner_falls_back_to_the_chaos_log() {
         &["TARGET HUNG for 4.0s", "last chaos: reset ×200 at 0:10"],
     );
 }
+
+#[test]
+fn odd_numbers_never_break_the_screen() {
+    let mut app = App::live();
+    for (i, v) in [f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300, f64::NEG_INFINITY]
+        .into_iter()
+        .enumerate()
+    {
+        let mut s = snapshot(i as u64 + 1);
+        s.t_s = v;
+        s.duration_s = v;
+        s.latency_ms.p50 = v;
+        s.latency_ms.p99 = v;
+        s.messages.sent_per_s = v;
+        s.messages.received_per_s = v;
+        s.messages.loss_ratio = v;
+        s.messages.sent = u64::MAX;
+        s.watchdog.probe_ms = Some(v);
+        s.watchdog.hang_for_s = Some(v);
+        s.watchdog.state = "hung".into();
+        s.thresholds[0].actual = v;
+        app.ingest(s);
+        for (w, h) in [(80, 24), (200, 60)] {
+            let text = screen(&app, w, h);
+            assert!(text.contains("TARGET HUNG"), "{text}");
+        }
+    }
+}

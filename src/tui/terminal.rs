@@ -10,11 +10,14 @@ use crossterm::terminal::{
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use std::io::{self, Stdout};
-use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
+use std::thread::{self, ThreadId};
 
-/// Whether the terminal is in UI mode now; restoring happens once.
-static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// The thread that has the terminal in UI mode, if any. Only a panic on
+/// that thread restores the screen: a panic elsewhere (a runner task that
+/// tokio catches) must not pull the screen from under a UI that goes on.
+/// The lock is held only to read or swap the id, never across I/O.
+static UI_THREAD: Mutex<Option<ThreadId>> = Mutex::new(None);
 
 /// The panic hook is chained in once per process.
 static HOOK: Once = Once::new();
@@ -31,12 +34,14 @@ impl TerminalGuard {
         HOOK.call_once(|| {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
-                restore();
+                if ui_thread() == Some(thread::current().id()) {
+                    restore();
+                }
                 previous(info);
             }));
         });
         enable_raw_mode()?;
-        ACTIVE.store(true, Ordering::SeqCst);
+        *UI_THREAD.lock().unwrap_or_else(|e| e.into_inner()) = Some(thread::current().id());
         // From here on, an error drops nothing that would restore the
         // screen, so restore by hand before returning it.
         let terminal = execute!(io::stdout(), EnterAlternateScreen, Hide)
@@ -57,10 +62,20 @@ impl Drop for TerminalGuard {
     }
 }
 
+fn ui_thread() -> Option<ThreadId> {
+    *UI_THREAD.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Leaves the alternate screen, shows the cursor and ends raw mode, if the
-/// UI had them; errors are ignored because there is nothing left to try.
+/// UI had them (once: the drop after a panic finds nothing left to do);
+/// errors are ignored because there is nothing left to try.
 fn restore() {
-    if ACTIVE.swap(false, Ordering::SeqCst) {
+    if UI_THREAD
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .is_some()
+    {
         let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
         let _ = disable_raw_mode();
     }

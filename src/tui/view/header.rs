@@ -1,9 +1,9 @@
 //! The header: scenario, phase, target, the exit code the run would have
 //! now, and elapsed against planned time as a progress bar.
 
-use super::super::state::App;
 use crate::report::format;
 use crate::snapshot::Snapshot;
+use crate::tui::state::App;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -62,8 +62,9 @@ pub(super) fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) 
     frame.render_widget(Paragraph::new(Line::from(spans)), left);
     frame.render_widget(Paragraph::new(Span::styled(exit, exit_style)), right);
 
-    let progress = if snap.duration_s > 0.0 {
-        (snap.t_s / snap.duration_s).clamp(0.0, 1.0)
+    let progress = snap.t_s / snap.duration_s;
+    let progress = if progress.is_finite() {
+        progress.clamp(0.0, 1.0)
     } else {
         0.0
     };

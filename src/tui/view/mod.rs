@@ -18,7 +18,7 @@ use crate::snapshot::Snapshot;
 use ratatui::Frame;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 /// Height of the top and bottom rows of panels (five lines inside borders).
@@ -122,7 +122,7 @@ fn footer_line(app: &App) -> Line<'static> {
 /// A label and value line: `label` padded to `width`, then the value.
 fn field<'a>(label: &'a str, width: usize, value: String, style: Style) -> Line<'a> {
     Line::from(vec![
-        ratatui::text::Span::styled(format!("{label:<width$}"), Style::new().fg(Color::Gray)),
-        ratatui::text::Span::styled(value, style),
+        Span::styled(format!("{label:<width$}"), Style::new().fg(Color::Gray)),
+        Span::styled(value, style),
     ])
 }

@@ -26,7 +26,7 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
         (
             sent_line,
             sent_spark,
-            "sent ",
+            "sent",
             m.sent_per_s,
             m.sent,
             &ctx.model.sent_per_s,
@@ -35,7 +35,7 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
         (
             recv_line,
             recv_spark,
-            "recv ",
+            "recv",
             m.received_per_s,
             m.received,
             &ctx.model.received_per_s,
@@ -62,7 +62,7 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
         Style::new()
     };
     frame.render_widget(
-        Paragraph::new(field("lag  ", 5, format::ms(m.send_lag_ms), lag_style)),
+        Paragraph::new(field("lag", 5, format::ms(m.send_lag_ms), lag_style)),
         lag_line,
     );
 }
