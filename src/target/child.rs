@@ -4,6 +4,7 @@
 //! behind (dropping it kills it).
 
 use squall_chaos::watchdog::StderrTail;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,25 @@ impl ChildProcess {
     /// Spawns `argv` with stdin closed, stdout discarded and stderr captured.
     pub fn spawn(argv: &[String]) -> Result<ChildProcess, String> {
         let (program, args) = argv.split_first().ok_or("the target's command is empty")?;
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
+            // Its own process group: a Ctrl-C at the terminal stops the run,
+            // not the target under measurement (squall stops it at the end).
+            .process_group(0);
+        // SAFETY: the closure runs in the child between fork and exec and only
+        // calls prctl(2), which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                // If squall dies without stopping it, the target gets SIGTERM.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {program:?}: {e}"))?;
         let stderr = child.stderr.take().expect("stderr is piped");
