@@ -170,13 +170,16 @@ impl Chart<'_> {
 /// `points` reduced to at most two per time bucket: each bucket's lowest
 /// and highest value in the order they happened, so neither a spike nor a
 /// dip disappears. A bucket with no value at all keeps a gap. Short series
-/// pass through unchanged (minus non-finite values, which become gaps).
+/// pass through unchanged, but for non-finite values, which become gaps
+/// (or, for a time, are left out).
 fn envelope(points: &[Point], x_max: f64) -> Vec<Point> {
     let points = points
         .iter()
-        .map(|&(t, v)| (t, v.filter(|v| v.is_finite())));
+        .filter(|(t, _)| t.is_finite())
+        .map(|&(t, v)| (t, v.filter(|v| v.is_finite())))
+        .collect::<Vec<Point>>();
     if points.len() <= 2 * BUCKETS {
-        return points.collect();
+        return points;
     }
     let width = x_max / BUCKETS as f64;
     let mut out = Vec::with_capacity(2 * BUCKETS);
