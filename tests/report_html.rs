@@ -197,9 +197,15 @@ fn report_holds_charts_hangs_chaos_thresholds_and_settings() {
 #[test]
 fn a_hang_that_never_ended_and_a_stopped_run_are_said_so() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("run-hang-1.txt"),
+        "classification: blocked-threads: a lock deadlock\n\nThread 2 waits in <lock_exclusive_slow>\n",
+    )
+    .unwrap();
     let results = write_run_with(dir.path(), |r| {
         r["complete"] = json!(false);
         r["hangs"][0]["ended_s"] = json!(null);
+        r["hangs"][0]["diagnostics"] = json!("run-hang-1.txt");
         r["thresholds"] = json!([]);
     });
     let out = dir.path().join("report.html");
@@ -207,6 +213,9 @@ fn a_hang_that_never_ended_and_a_stopped_run_are_said_so() {
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.contains("stopped early"));
     assert!(html.contains("<td>never</td>"));
+    // Diagnostics written to a file beside the results are embedded.
+    assert!(html.contains("<summary>classification: blocked-threads: a lock deadlock</summary>"));
+    assert!(html.contains("Thread 2 waits in &lt;lock_exclusive_slow&gt;"));
     assert!(html.contains("No thresholds were set."));
     // The open hang is shaded to the end of the run.
     assert!(html.contains("<title>hang 0:20 to 0:40</title>"), "{html}");

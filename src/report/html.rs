@@ -323,16 +323,23 @@ fn hangs(html: &mut String, run: &RecordedRun) {
         return;
     }
     html.push_str("<table id=\"hangs\"><thead><tr><th>started</th><th>detected</th><th>ended</th><th>last chaos</th><th>diagnostics</th></tr></thead><tbody>");
+    let at = |s: f64| format!("{s:.1} s");
     for h in &run.results.hangs {
-        let ended = h.ended_s.map_or_else(|| "never".to_string(), format::clock);
+        let ended = h.ended_s.map_or_else(|| "never".to_string(), at);
+        let diagnostics = run.diagnostics(h);
+        let summary = diagnostics
+            .lines()
+            .find(|l| l.starts_with("classification:"))
+            .unwrap_or("show");
         let _ = write!(
             html,
-            "<tr class=\"failed\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><details><summary>show</summary><pre>{}</pre></details></td></tr>",
-            format::clock(h.started_s),
-            format::clock(h.detected_s),
+            "<tr class=\"failed\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><details><summary>{}</summary><pre>{}</pre></details></td></tr>",
+            at(h.started_s),
+            at(h.detected_s),
             ended,
             escape(&value_text(&h.last_chaos)),
-            escape(&pretty(&h.diagnostics))
+            escape(summary),
+            escape(&diagnostics)
         );
     }
     html.push_str("</tbody></table>");
@@ -435,14 +442,5 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<(String, String)>) {
             }
         }
         other => rows.push((prefix.to_string(), value_text(other))),
-    }
-}
-
-/// Diagnostics as readable text: strings as written, the rest indented.
-fn pretty(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => serde_json::to_string_pretty(other).unwrap_or_default(),
     }
 }

@@ -159,6 +159,8 @@ pub struct RecordedRun {
     pub timeline: Vec<Snapshot>,
     /// Where the timeline was read from.
     pub timeline_path: PathBuf,
+    /// Where the results file was read from.
+    pub results_path: PathBuf,
 }
 
 impl RecordedRun {
@@ -185,21 +187,49 @@ impl RecordedRun {
                 results_json.display()
             ))
         })?;
-        let timeline_path = resolve_timeline(results_json, named);
+        let timeline_path = resolve(results_json, named);
         let timeline = read_timeline(&timeline_path)?;
         Ok(Self {
             results,
             raw,
             timeline,
             timeline_path,
+            results_path: results_json.to_path_buf(),
         })
+    }
+
+    /// A hang's diagnostics as text. When they are the path of a file (the
+    /// watchdog writes stacks and socket tables to one beside the results),
+    /// the file's text, cut at `MAX_DIAGNOSTICS` bytes; otherwise the value
+    /// itself, strings as written and the rest as indented JSON.
+    pub fn diagnostics(&self, hang: &Hang) -> String {
+        if let Value::String(named) = &hang.diagnostics {
+            let path = resolve(&self.results_path, named);
+            if let Ok(bytes) = std::fs::read(&path) {
+                let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_DIAGNOSTICS)]);
+                let cut = if bytes.len() > MAX_DIAGNOSTICS {
+                    format!("\n… cut at {MAX_DIAGNOSTICS} of {} bytes", bytes.len())
+                } else {
+                    String::new()
+                };
+                return format!("{}\n\n{text}{cut}", path.display());
+            }
+        }
+        match &hang.diagnostics {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => serde_json::to_string_pretty(other).unwrap_or_default(),
+        }
     }
 }
 
-/// The timeline's path: absolute as written, else relative to the results
-/// file's directory; a relative path that only exists from the working
-/// directory (a writer that recorded it that way) is accepted too.
-fn resolve_timeline(results_json: &Path, named: &str) -> PathBuf {
+/// Most of a diagnostics file the report embeds.
+const MAX_DIAGNOSTICS: usize = 512 * 1024;
+
+/// A path the results file names: absolute as written, else relative to the
+/// results file's directory; a relative path that only exists from the
+/// working directory (a writer that recorded it that way) is accepted too.
+fn resolve(results_json: &Path, named: &str) -> PathBuf {
     let named = Path::new(named);
     if named.is_absolute() {
         return named.to_path_buf();
