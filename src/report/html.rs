@@ -351,15 +351,16 @@ fn chaos(html: &mut String, run: &RecordedRun) {
         html.push_str("<p class=\"empty\">No chaos actions.</p>");
         return;
     }
-    html.push_str("<table id=\"chaos\"><thead><tr><th>at</th><th>action</th><th>asked</th><th>done</th></tr></thead><tbody>");
+    html.push_str("<table id=\"chaos\"><thead><tr><th>at</th><th>action</th><th>asked</th><th>done</th><th>failed</th></tr></thead><tbody>");
     for c in &run.results.chaos {
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             format::clock(c.at_s),
             escape(&c.action),
             c.count,
-            c.done
+            c.done,
+            c.failed
         );
     }
     html.push_str("</tbody></table>");

@@ -131,6 +131,8 @@ pub struct Chaos {
     pub count: u64,
     /// How many it did.
     pub done: u64,
+    /// How many attempts failed, if recorded.
+    pub failed: u64,
 }
 
 /// One threshold with its verdict.
