@@ -1,4 +1,4 @@
-//! Known-answer accuracy tests through the real binary against the builtin
+//! Issue 3: known-answer accuracy tests through the real binary against the builtin
 //! relay with its deliberate bugs: loss 1.00% ± 0.05 points with
 //! `drop-every=100`, duplicates exact with `dup-every=N`, p99 near 300 ms
 //! with `stall=300/2`, and nothing lost or duplicated without a fault.

@@ -1,4 +1,4 @@
-//! Whole runs through the real binary: Ctrl-C still writes results
+//! Issue 3 (and 4 for the hang): whole runs through the real binary: Ctrl-C still writes results
 //! (`"complete": false`), shards merge to exactly the sum of their counts,
 //! worker processes add up exactly, thresholds gate the exit code and JUnit,
 //! and `compare` catches a regression. Every results file is checked against
@@ -297,6 +297,35 @@ fn a_relay_that_hangs_after_resets_exits_4_with_diagnostics() {
     assert!(std::path::Path::new(diagnostics).exists(), "{diagnostics}");
     assert_eq!(r["chaos"][0]["action"], "reset");
     assert_eq!(u(&r, "/chaos/0/done"), 5);
+}
+
+#[test]
+fn a_command_target_speaking_templates_is_measured_exactly() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("template");
+    let extra = r#"
+[target]
+kind = "command"
+command = ["{squall}", "relay", "--no-auth", "--addr", "127.0.0.1:{port}"]
+url = "ws://127.0.0.1:{port}/ws"
+health = "http://127.0.0.1:{port}/health"
+[protocol]
+kind = "template"
+subscribe = '{"type":"Subscribe","data":{"topics":["{topic}"]}}'
+publish = '{"type":"Broadcast","data":{"topic":"{topic}","payload":"{stamp}"}}'
+[auth]
+kind = "none"
+"#;
+    let file = s.scenario("template", &small("template", 4, extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        r["target"].as_str().unwrap().starts_with("ws://127.0.0.1:"),
+        "{{port}} filled in"
+    );
+    assert!(u(&r, "/messages/expected") > 1000, "{:#}", r["messages"]);
+    assert_eq!(u(&r, "/messages/lost"), 0);
+    assert_eq!(u(&r, "/messages/duplicated"), 0);
 }
 
 /// Kills the relay the test started, whatever happens.

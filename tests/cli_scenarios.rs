@@ -1,4 +1,4 @@
-//! `squall validate` and scenario errors through the real binary: a bad key
+//! Issue 3: `squall validate` and scenario errors through the real binary: a bad key
 //! exits 2 and names the file, line and key; every shipped scenario is valid.
 
 mod common;

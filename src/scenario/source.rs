@@ -75,11 +75,6 @@ impl Source {
         }
     }
 
-    /// The overrides, as given.
-    pub fn sets(&self) -> &[String] {
-        &self.sets
-    }
-
     /// Parses the document, applies the overrides and deserializes it.
     pub fn parse(&self) -> Result<RawScenario, ScenarioError> {
         let document = self.document()?;
