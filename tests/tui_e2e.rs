@@ -105,18 +105,41 @@ fn squall_run_tui_shows_what_the_results_file_records() {
     );
     // The drain repeats totals, so the screen must match one snapshot in
     // every number it shows, not just some.
-    assert!(
-        run.timeline.iter().any(|s| {
+    let shown = run
+        .timeline
+        .iter()
+        .filter(|s| {
             s.messages.sent == sent
                 && s.messages.received == received
                 && s.connections.attempted == tried
                 && s.connections.open == open
                 && s.connections.target == target
-        }),
+        })
+        .collect::<Vec<_>>();
+    assert!(
+        !shown.is_empty(),
         "no snapshot in the timeline has sent {sent}, received {received}, tried {tried}, open {open} / {target}:\n{ui}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|s| ui.contains(&format!("state  {}", s.watchdog.state.to_uppercase()))),
+        "the watchdog state on screen is not the snapshot's:\n{ui}"
     );
     assert!(run.results.messages.sent >= sent);
     assert!(run.results.messages.received >= received);
+    // The chaos log shows every action the results record, with its count.
+    for chaos in &run.results.chaos {
+        let entry = format!(
+            "{} {} {}/{}",
+            squall::report::format::clock(chaos.at_s),
+            chaos.action,
+            chaos.done,
+            chaos.count
+        );
+        assert!(ui.contains(&entry), "{entry:?} not in the chaos log:\n{ui}");
+    }
+    assert!(!run.results.chaos.is_empty(), "the scenario's chaos ran");
 }
 
 #[test]
