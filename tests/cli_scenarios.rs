@@ -79,7 +79,21 @@ fn checks_that_need_more_than_types_name_their_key_too() {
     let file = s.scenario("p", "[load]\nconnections = 10\npublishers = 20\n");
     let out = run(&["validate", file.to_str().unwrap()], LIMIT);
     assert_eq!(out.code(), 2);
-    assert!(out.stderr.contains("publishers"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(":3:1: key `load.publishers`: 20 publishers"),
+        "{}",
+        out.stderr
+    );
+    let file = s.scenario("r", "duration = \"5s\"\n[load]\nramp = \"10s\"\n");
+    let out = run(&["validate", file.to_str().unwrap()], LIMIT);
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr
+            .contains(":3:1: key `load.ramp`: ramp and stages"),
+        "{}",
+        out.stderr
+    );
     let file = s.scenario("t", "[target]\nkind = \"command\"\n");
     let out = run(&["validate", file.to_str().unwrap()], LIMIT);
     assert_eq!(out.code(), 2);

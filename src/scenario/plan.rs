@@ -158,7 +158,7 @@ impl Plan {
         };
         plan.load_for(vec!["ws://127.0.0.1:1/ws".into()])
             .check()
-            .map_err(|e| err("load", e.to_string()))?;
+            .map_err(|e| err(key_of_check(&e.0), e.0))?;
         Ok(plan)
     }
 
@@ -190,6 +190,28 @@ impl Plan {
     pub fn deadline(&self) -> Duration {
         self.load.duration + self.load.drain + Duration::from_secs(10)
     }
+}
+
+/// The key a failed `LoadPlan::check` is about, from its message (the
+/// engine's check is the one validation of the load; this only points the
+/// error at the right line).
+fn key_of_check(message: &str) -> &'static str {
+    const KEYS: [(&str, &str); 8] = [
+        ("publishers but", "load.publishers"),
+        ("at least one topic", "load.topics"),
+        ("topics cannot cover", "load.topics"),
+        ("rate ", "load.rate"),
+        ("payload_bytes", "load.payload_bytes"),
+        ("publish template", "protocol.publish"),
+        ("subscribe template", "protocol.subscribe"),
+        ("ramp and stages", "load.ramp"),
+    ];
+    if message.contains("256 key") || message.starts_with("JWT") {
+        return "auth.key_file";
+    }
+    KEYS.iter()
+        .find(|(text, _)| message.contains(text))
+        .map_or("load", |(_, key)| key)
 }
 
 fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings, ScenarioError> {

@@ -375,6 +375,15 @@ mod tests {
     }
 
     #[test]
+    fn overrides_reach_into_lists_of_tables() {
+        let text = "[[load.stages]]\nduration = \"1s\"\n[[load.stages]]\nduration = \"2s\"\n";
+        let raw = src(text, &["load.stages.1.rate=50"]).parse().unwrap();
+        assert_eq!(raw.load.stages[1].rate, Some(50.0));
+        let e = src(text, &["load.stages.5.rate=50"]).parse().unwrap_err();
+        assert!(e.message.contains("no index 5"), "{e}");
+    }
+
+    #[test]
     fn a_bad_override_names_the_override() {
         let e = src("[load]\nconnections = 10\n", &["load.connections=lots"])
             .parse()
