@@ -305,6 +305,28 @@ impl Pump {
         let mut buf = vec![0u8; CHUNK];
         let mut reading = true;
         loop {
+            if reading && self.queue.is_empty() && !self.applied.iter().any(|a| a.applies) {
+                // No toxic on this direction: copy straight through.
+                tokio::select! {
+                    biased;
+                    _ = self.stop.changed() => return,
+                    _ = self.killed.changed() => return,
+                    _ = self.changes.changed() => self.refresh(),
+                    read = self.src.read(&mut buf) => match read {
+                        Ok(0) => {
+                            let _ = self.dst.shutdown().await;
+                            return;
+                        }
+                        Ok(n) => {
+                            if self.dst.write_all(&buf[..n]).await.is_err() {
+                                return self.kill(Kill::Reset);
+                            }
+                        }
+                        Err(_) => return self.kill(Kill::Reset),
+                    },
+                }
+                continue;
+            }
             let deadline = self.deadline();
             let release = self.next_release();
             tokio::select! {

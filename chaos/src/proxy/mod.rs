@@ -120,39 +120,76 @@ pub struct FaultProxy {
     upstream: SocketAddr,
     toxics: ToxicSet,
     shutdown: watch::Sender<bool>,
+    /// The proxy's own runtime, alive until `shutdown` fires.
+    runtime: tokio::runtime::Handle,
+}
+
+/// Starts a thread with a single-threaded runtime that runs until `stop`
+/// fires; returns a handle to spawn on it.
+fn own_runtime(mut stop: watch::Receiver<bool>) -> Result<tokio::runtime::Handle, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name("squall-proxy".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                while !*stop.borrow_and_update() {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        })?;
+    Ok(handle)
 }
 
 impl FaultProxy {
     /// Binds `listen` and forwards every connection to `upstream`, which
-    /// must pass the guard. Needs a tokio runtime.
+    /// must pass the guard. The proxy runs on a thread and single-threaded
+    /// runtime of its own, so that its hops are not queued behind the load
+    /// engine's tasks (and it works from any caller, runtime or not).
     pub async fn start(
         listen: SocketAddr,
         upstream: SocketAddr,
         guard: &LoopbackGuard,
     ) -> Result<Self, Error> {
         let upstream = guard.check(upstream)?;
-        let listener = TcpListener::bind(listen).await?;
+        let listener = std::net::TcpListener::bind(listen)?;
+        listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
         let toxics = ToxicSet::default();
         let (shutdown, stop) = watch::channel(false);
-        tokio::spawn(accept_loop(listener, upstream, toxics.clone(), stop));
+        let runtime = own_runtime(stop.clone())?;
+        let accept_toxics = toxics.clone();
+        runtime.spawn(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => accept_loop(listener, upstream, accept_toxics, stop).await,
+                Err(e) => tracing::error!("fault proxy: {e}"),
+            }
+        });
         Ok(Self {
             local_addr,
             upstream,
             toxics,
             shutdown,
+            runtime,
         })
     }
 
     /// Serves the control API on `addr`; returns the bound address.
     pub async fn start_api(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
         let bound = listener.local_addr()?;
-        tokio::spawn(api::serve(
-            listener,
-            self.toxics.clone(),
-            self.shutdown.subscribe(),
-        ));
+        let (toxics, stop) = (self.toxics.clone(), self.shutdown.subscribe());
+        self.runtime.spawn(async move {
+            match TcpListener::from_std(listener) {
+                Ok(listener) => api::serve(listener, toxics, stop).await,
+                Err(e) => tracing::error!("fault proxy API: {e}"),
+            }
+        });
         Ok(bound)
     }
 
