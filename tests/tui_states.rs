@@ -194,6 +194,7 @@ fn hang_shows_red_banner_with_duration_and_last_chaos() {
         s.exit_code = 4;
         s.messages.received_per_s = 0.0;
         s.latency_ms.count = 0;
+        s.t_s = 45.0;
     });
     for (w, h) in [(80, 24), (120, 40)] {
         let text = screen(&app, w, h);
@@ -207,6 +208,8 @@ fn hang_shows_red_banner_with_duration_and_last_chaos() {
                 "for 12.5s",
                 "exit 4 target hung",
                 "p50    -",
+                "0:45 / 1:00",
+                "0:45│",
             ],
         );
     }

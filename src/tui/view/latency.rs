@@ -68,7 +68,9 @@ fn render_chart(frame: &mut Frame, area: Rect, ctx: &Ctx) {
         return;
     };
     let top = p99.iter().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.1;
-    let x_bounds = [first.0, last.0.max(first.0 + 1.0)];
+    // The axis runs to now, so seconds without deliveries (a hang) show as
+    // an empty stretch at the right rather than vanish.
+    let x_bounds = [first.0, last.0.max(ctx.snap.t_s).max(first.0 + 1.0)];
     let datasets = vec![
         Dataset::default()
             .name("p50")
