@@ -14,14 +14,15 @@ use crate::plan::{Auth, Protocol};
 use crate::receive::Inbox;
 use crate::report::PublisherCount;
 use crate::stamp::Stamp;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-/// Most messages sent in one go when behind schedule, before reading again.
+/// Most messages sent in one go when behind schedule, before reading again;
+/// also the most frames read in one go before looking at the clock again.
 const MAX_BATCH: usize = 64;
 
 /// How a connection ended.
@@ -310,6 +311,17 @@ impl Conn<'_> {
                 Event::Frame(frame) => {
                     if let Some(end) = self.on_frame(frame) {
                         return end;
+                    }
+                    // Take what else is already buffered before waiting again.
+                    for _ in 1..MAX_BATCH {
+                        match ws.next().now_or_never() {
+                            Some(frame) => {
+                                if let Some(end) = self.on_frame(frame) {
+                                    return end;
+                                }
+                            }
+                            None => break,
+                        }
                     }
                 }
                 Event::Timer | Event::Deadlines => {}

@@ -33,6 +33,33 @@
 //! carries per-publisher accounting ([`report::Accounting`]) and
 //! [`LoadReport::loss`] derives the figures after the merge.
 //!
+//! # What is measured, and how
+//!
+//! - **Stamp** ([`stamp`]): every payload carries `~sq<publisher>.<seq>.<due_ns>~`,
+//!   the message's *scheduled* send time in ns from the [`Origin`]. Receivers
+//!   find it with a SIMD substring search, wherever the relay put it.
+//! - **Latency**: receive time minus scheduled time, so a publisher that
+//!   falls behind does not hide the delay (coordinated omission corrected);
+//!   recorded in µs (3 significant digits, up to 60 s; larger values are
+//!   clamped and counted in `messages.clamped`). Duplicates are not recorded.
+//! - **Send lag**: how late each message left compared with its schedule
+//!   (`LoadReport::send_lag`, `LoadSnapshot::send_lag_ms`): when it grows,
+//!   the engine itself is the bottleneck, and it says so.
+//! - **Histograms** are recorded into a few striped tallies (connection `c`
+//!   uses stripe `c % 16`, behind an uncontended mutex) and merged once a
+//!   second into the snapshot's interval histogram and the run's total.
+//! - **Connections**: attempts, upgrades, failures and abnormal ends by kind
+//!   (`refused`, `timeout`, `http_401`, `reset`, `eof`,
+//!   `closed_by_server_<code>`, `send_timeout`, `subscribe_timeout`,
+//!   `relay_error_<code>`, ...), and a handshake-latency histogram (TCP
+//!   connect to the end of the upgrade). At most 100 upgrades are in flight
+//!   per target, below the usual listen backlog, so that a ramp never
+//!   overflows the target's accept queue.
+//! - **Never hangs**: every connect, send and close has a timeout; reads end
+//!   at the connection's end; the run returns by `duration + drain + 10 s`.
+//! - **Memory**: one task per connection, 4 KiB read buffers, no write
+//!   buffering, 1 MiB message limit: about 9 KiB of RSS per idle socket.
+//!
 //! # How loss is counted
 //!
 //! Publisher `p`'s schedule is a pure function of the plan, and a message
