@@ -13,6 +13,11 @@ const RIGHT: f64 = 20.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 34.0;
 
+/// Lines chaos labels may stack on, and roughly how wide one character of
+/// a label is, in drawing units.
+const LABEL_LINES: usize = 4;
+const LABEL_CHAR_WIDTH: f64 = 6.5;
+
 /// Time buckets across the plot: about one per unit of drawing width, so a
 /// day-long soak draws as fast as a minute-long run.
 const BUCKETS: usize = 900;
@@ -137,14 +142,22 @@ impl Chart<'_> {
                 name = escape(series.name)
             );
         }
+        // Labels of actions close in time go on lower lines, so they never
+        // overlap: each line remembers where its last label ended.
+        let mut line_ends = [f64::MIN; LABEL_LINES];
         for (at, label) in self.chaos {
             let px = x(*at);
+            let line = line_ends
+                .iter()
+                .position(|end| px > *end)
+                .unwrap_or(LABEL_LINES - 1);
+            line_ends[line] = px + 3.0 + LABEL_CHAR_WIDTH * label.chars().count() as f64 + 4.0;
             let _ = write!(
                 svg,
                 r#"<g class="chaos"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{y2}"/><text x="{tx:.1}" y="{ty}">{label}</text><title>chaos at {at}: {label}</title></g>"#,
                 y2 = TOP + plot_h,
                 tx = px + 3.0,
-                ty = TOP + 10.0,
+                ty = TOP + 10.0 + 12.0 * line as f64,
                 at = clock(*at),
                 label = escape(label)
             );
