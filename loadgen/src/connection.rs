@@ -238,11 +238,22 @@ impl Conn<'_> {
         true
     }
 
-    /// The subscriptions count from `ack_ns` on.
+    /// The subscriptions count from `ack_ns` on. A connection's own messages
+    /// are owed to it only if the target echoes to the sender (`plan.echo`).
     fn acknowledged(&mut self, ack_ns: u64) {
         let schedule = &self.ctx.schedule;
-        self.inbox
-            .acknowledge(&self.ctx.layout, |j| schedule.first_after(j, ack_ns));
+        let own = self
+            .publisher
+            .as_ref()
+            .filter(|_| !self.ctx.plan.echo)
+            .map(|p| p.j);
+        self.inbox.acknowledge(&self.ctx.layout, |j| {
+            if Some(j) == own {
+                u64::MAX
+            } else {
+                schedule.first_after(j, ack_ns)
+            }
+        });
         self.ack = Ack::Done;
     }
 

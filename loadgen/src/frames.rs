@@ -3,7 +3,9 @@
 
 use crate::plan::{LoadPlan, Protocol};
 use crate::stamp::Stamp;
-use squall_relay::protocol::{Envelope, ErrorData, Status};
+use serde::Deserialize;
+use squall_relay::protocol::Envelope;
+use std::borrow::Cow;
 
 /// Builds the frames of one plan.
 #[derive(Debug, Clone)]
@@ -114,17 +116,32 @@ impl Frames {
         };
         let data = envelope.data.map_or("null", |d| d.get());
         match envelope.kind.as_ref() {
-            "Status" => match serde_json::from_str::<Status>(data) {
-                Ok(s) if s.status == "subscribed" => Control::Subscribed,
+            "Status" => match serde_json::from_str::<Loose>(data) {
+                Ok(Loose {
+                    status: Some(status),
+                    ..
+                }) if status == "subscribed" => Control::Subscribed,
                 _ => Control::Other,
             },
-            "Error" => match serde_json::from_str::<ErrorData>(data) {
-                Ok(e) => Control::Error(e.code.to_string()),
-                Err(_) => Control::Error("unknown".to_string()),
+            "Error" => match serde_json::from_str::<Loose>(data) {
+                Ok(Loose {
+                    code: Some(code), ..
+                }) => Control::Error(code.into_owned()),
+                _ => Control::Error("unknown".to_string()),
             },
             _ => Control::Other,
         }
     }
+}
+
+/// The fields of a Status or Error the engine reads, and nothing else: a
+/// relay that adds, omits or reorders the others is still understood.
+#[derive(Deserialize)]
+struct Loose<'a> {
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    code: Option<Cow<'a, str>>,
 }
 
 /// Fills `{topic}` and `{conn}` of a template.
@@ -172,6 +189,15 @@ mod tests {
             Control::Error("rate_limited".into())
         );
         assert_eq!(f.control("nonsense"), Control::Other);
+        assert_eq!(
+            f.control(r#"{"data":{"status":"subscribed"},"type":"Status"}"#),
+            Control::Subscribed,
+            "details are not needed"
+        );
+        assert_eq!(
+            f.control(r#"{"type":"Status","data":{"status":"unsubscribed"}}"#),
+            Control::Other
+        );
     }
 
     #[test]

@@ -68,7 +68,12 @@
 //! `settle` after the subscribe frame left) therefore owes every message of `p`
 //! scheduled after `A`: sequence numbers `from..sent`. Subscribers that were
 //! not connected from their acknowledgement until the end of the drain are
-//! left out (and counted in `messages.subscribers_excluded`).
+//! left out (and counted in `messages.subscribers_excluded`). A connection's
+//! own messages are owed to it only when the target echoes to the sender
+//! ([`LoadPlan::echo`], true by default as in the squall protocol). A
+//! publisher that stopped before a subscriber's duty began (its socket
+//! failed, or Ctrl-C) cannot be accounted exactly and is left out, counted in
+//! [`Loss::publishers_excluded`].
 
 pub mod auth;
 mod connect;

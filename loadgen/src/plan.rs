@@ -64,6 +64,12 @@ pub struct LoadPlan {
     pub sockets_per_source: u64,
     /// Prefix of topic names: topic `k` is `{topic_prefix}{k}`.
     pub topic_prefix: String,
+    /// Whether the target delivers a publisher's messages to the publisher's
+    /// own socket when it is subscribed to the topic (the squall protocol
+    /// does; many chat relays do not). When false, a connection's own
+    /// messages are not owed to it; they still count as received if they come.
+    #[serde(default = "default_echo")]
+    pub echo: bool,
     /// Timeouts of every network step.
     pub timeouts: Timeouts,
 }
@@ -232,6 +238,7 @@ impl LoadPlan {
             source_addrs: Vec::new(),
             sockets_per_source: 25_000,
             topic_prefix: "topic-".to_string(),
+            echo: true,
             timeouts: Timeouts::default(),
         }
     }
@@ -342,6 +349,10 @@ impl LoadPlan {
         }
         Ok(())
     }
+}
+
+fn default_echo() -> bool {
+    true
 }
 
 /// Largest payload the engine publishes (the reference relay's frame limit is 64 KiB).

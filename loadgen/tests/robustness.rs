@@ -301,3 +301,68 @@ async fn idle_sockets_answer_the_relays_pings() {
     );
     assert_eq!(report.messages.subscribers_excluded, 0);
 }
+
+/// A relay that forwards every text frame to every other socket, never back
+/// to its sender (like many chat relays), and answers nothing else.
+async fn no_echo_relay() -> SocketAddr {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::sync::broadcast;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (hub, _) = broadcast::channel::<(u64, String)>(1 << 16);
+    tokio::spawn(async move {
+        let mut id = 0u64;
+        while let Ok((s, _)) = listener.accept().await {
+            id += 1;
+            let (me, hub) = (id, hub.clone());
+            tokio::spawn(async move {
+                let Ok(ws) = tokio_tungstenite::accept_async(s).await else {
+                    return;
+                };
+                let (mut tx, mut rx) = ws.split();
+                let mut inbox = hub.subscribe();
+                loop {
+                    tokio::select! {
+                        msg = rx.next() => match msg {
+                            Some(Ok(m)) if m.is_text() => {
+                                let _ = hub.send((me, m.into_text().unwrap().to_string()));
+                            }
+                            Some(Ok(_)) => {}
+                            _ => return,
+                        },
+                        out = inbox.recv() => match out {
+                            Ok((from, text)) if from != me => {
+                                if tx.send(text.into()).await.is_err() { return }
+                            }
+                            Ok(_) => {}
+                            Err(_) => return,
+                        },
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_does_not_echo_to_the_sender_shows_no_loss_with_echo_off() {
+    let addr = no_echo_relay().await;
+    let mut plan = short(&format!("ws://{addr}/ws"));
+    plan.topics = 1; // one room: everyone hears everyone else
+    plan.protocol = Protocol::Template {
+        subscribe: r#"{"join":"{topic}"}"#.to_string(),
+        publish: r#"{"say":"{stamp}"}"#.to_string(),
+        settle: Duration::from_millis(200),
+    };
+    plan.echo = false;
+    let (report, _) = run(plan.clone()).await;
+    let loss = report.loss();
+    assert!(loss.expected > 1000, "{loss:?}");
+    assert_eq!(loss.lost, 0, "{loss:?}");
+    // With echo on, each publisher's own messages are owed to it, and missing.
+    plan.echo = true;
+    let (report, _) = run(plan).await;
+    let loss = report.loss();
+    assert!(loss.lost > 0, "{loss:?}");
+}
