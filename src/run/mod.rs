@@ -136,25 +136,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
             let _ = on_signal.send(true);
         }
     });
-    let processes = plan.processes();
-    let mut load = if processes <= 1 {
-        load::in_process(plan.load_for(urls.clone()), origin, stop.clone())
-    } else {
-        eprintln!(
-            "squall: {} sockets: running the load in {processes} worker processes",
-            plan.load.peak_connections()
-        );
-        let spec = worker::WorkerSpec {
-            exe: crate::target::current_exe().map_err(Failure::harness)?,
-            file: plan.file.clone(),
-            sets: args.sets.clone(),
-            urls: urls.clone(),
-            shard: plan.load.shard,
-            count: processes,
-        };
-        load::in_workers(spec, origin, stop.clone(), plan.deadline()).map_err(Failure::harness)?
-    };
-
+    let mut load = start_load(plan, args, urls, origin, stop.clone())?;
     let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
     let (ui_tx, ui_rx) = watch::channel(None);
     let ui = tui.then(|| {
@@ -166,6 +148,8 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         })
     });
 
+    // Every consumer gets the same snapshot once a second: the timeline,
+    // then the progress line or the TUI.
     let mut live = Live::new(
         &plan.name,
         &target.describe(),
@@ -173,7 +157,10 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         &plan.thresholds,
     );
     let mut timeline = Timeline::new(files.timeline_file);
-    let deadline = tokio::time::sleep(plan.deadline());
+    let left = plan
+        .deadline()
+        .saturating_sub(Duration::from_nanos(origin.elapsed_ns()));
+    let deadline = tokio::time::sleep(left);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -236,6 +223,34 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         harness_failed: harness_error.is_some(),
     });
     write(&results, &files.results, args)
+}
+
+/// Starts the engine in this process, or in worker processes when the load
+/// holds more sockets than one process may open.
+fn start_load(
+    plan: &Plan,
+    args: &RunArgs,
+    urls: Vec<String>,
+    origin: Origin,
+    stop: watch::Receiver<bool>,
+) -> Result<load::LoadRun, Failure> {
+    let processes = plan.processes();
+    if processes <= 1 {
+        return Ok(load::in_process(plan.load_for(urls), origin, stop));
+    }
+    eprintln!(
+        "squall: {} sockets: running the load in {processes} worker processes",
+        plan.load.peak_connections()
+    );
+    let spec = worker::WorkerSpec {
+        exe: crate::target::current_exe().map_err(Failure::harness)?,
+        file: plan.file.clone(),
+        sets: args.sets.clone(),
+        urls,
+        shard: plan.load.shard,
+        count: processes,
+    };
+    load::in_workers(spec, origin, stop, plan.deadline()).map_err(Failure::harness)
 }
 
 /// Writes the results (and the JUnit file if asked) and prints the summary.
