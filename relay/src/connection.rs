@@ -21,9 +21,10 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError as WsProtocolError;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use crate::config::RelayConfig;
 use crate::metrics::AbnormalEnd;
 use crate::outbox::{Outbox, QueueRx};
 use crate::protocol::{
@@ -33,10 +34,14 @@ use crate::protocol::{
 };
 use crate::rate_limit::{RateLimiter, Verdict};
 use crate::registry::{ConnId, text_frame};
-use crate::server::Shared;
+use crate::server::{Admitted, Shared};
 
 type Ws = WebSocketStream<TcpStream>;
 
+/// Read buffer per connection: small, since most connections are idle.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// Outbound bytes buffered before a write is forced (a flush ends each batch).
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames written per flush at most.
 const WRITE_BATCH: usize = 64;
 /// How long sending a Close frame may take before the socket is dropped: a
@@ -58,9 +63,16 @@ enum Ended {
     Abnormal(AbnormalEnd),
 }
 
-/// Serves one upgraded connection of `user` until it ends, then removes it
-/// from the registry.
-pub(crate) async fn serve(ws: Ws, user: Arc<str>, shared: &Shared) {
+/// Serves one admitted connection until it ends, then removes it from the
+/// registry.
+pub(crate) async fn serve(stream: TcpStream, admitted: Admitted, shared: &Shared) {
+    let Admitted {
+        user,
+        rest,
+        _permit,
+    } = admitted;
+    let config = Some(ws_config(&shared.config));
+    let ws = WebSocketStream::from_partially_read(stream, rest, Role::Server, config).await;
     let registry = &shared.registry;
     let (id, outbox, rx) = registry.register(&user);
     registry.metrics.accepted.fetch_add(1, Relaxed);
@@ -120,7 +132,9 @@ impl Session<'_> {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.outbox.closed() => return drain(&mut stream).await,
+                // Boxed, like every rarely taken path here: an idle
+                // connection's task then only holds the small hot states.
+                _ = self.outbox.closed() => return Box::pin(drain(&mut stream)).await,
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             match next {
@@ -227,8 +241,8 @@ impl Session<'_> {
         let metrics = &self.shared.registry.metrics;
         metrics.messages_out.fetch_add(1, Relaxed);
         metrics.bytes_out.fetch_add(frame.len() as u64, Relaxed);
-        let waited =
-            tokio::time::timeout(self.shared.config.idle_timeout, self.outbox.push(frame)).await;
+        let push = tokio::time::timeout(self.shared.config.idle_timeout, self.outbox.push(frame));
+        let waited = Box::pin(push).await;
         if waited.is_err() && self.outbox.close(CLOSE_TRY_AGAIN_LATER) {
             metrics.slow_consumers.fetch_add(1, Relaxed);
         }
@@ -266,7 +280,7 @@ async fn write(
     loop {
         let first = tokio::select! {
             biased;
-            code = outbox.closed() => return send_close(&mut sink, code).await,
+            code = outbox.closed() => return Box::pin(send_close(&mut sink, code)).await,
             frame = rx.recv() => match frame {
                 Some(frame) => Message::Text(frame),
                 None => return,
@@ -275,7 +289,7 @@ async fn write(
         };
         let batch = async {
             if let Some(stall) = shared.config.bugs.stall {
-                tokio::time::sleep(stall.wait_at(shared.started.elapsed())).await;
+                Box::pin(tokio::time::sleep(stall.wait_at(shared.started.elapsed()))).await;
             }
             sink.feed(first).await?;
             for _ in 1..WRITE_BATCH {
@@ -288,7 +302,7 @@ async fn write(
         };
         tokio::select! {
             biased;
-            code = outbox.closed() => return send_close(&mut sink, code).await,
+            code = outbox.closed() => return Box::pin(send_close(&mut sink, code)).await,
             written = batch => if written.is_err() { return },
         }
     }
@@ -320,4 +334,16 @@ fn error_msg<'a>(code: &'a str, message: &'a str) -> ServerMessage<'a> {
 
 fn status(status: &str, details: Topics) -> ServerMessage<'_> {
     ServerMessage::Status(Status { status, details })
+}
+
+/// tungstenite's limits, explicit: a small read buffer (its 128 KiB default
+/// would cost more than everything else of an idle connection), a bounded
+/// write buffer, and frame/message limits at `max_frame_bytes`.
+fn ws_config(config: &RelayConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(2 * config.max_frame_bytes + 64 * 1024)
+        .max_message_size(Some(config.max_frame_bytes))
+        .max_frame_size(Some(config.max_frame_bytes))
 }

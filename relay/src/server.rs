@@ -12,10 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::config::RelayConfig;
 use crate::http::{self, HeadError, RequestHead};
@@ -26,10 +24,6 @@ use crate::{connection, limits};
 
 /// The user name of every client of an open relay (no auth, no `sub`).
 pub const ANONYMOUS: &str = "anonymous";
-/// Read buffer per connection: small, since most connections are idle.
-const READ_BUFFER_BYTES: usize = 2 * 1024;
-/// Outbound bytes buffered before a write is forced (a flush ends each batch).
-const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// State shared by every task of one relay.
 #[derive(Debug)]
@@ -158,65 +152,90 @@ async fn accept_loop(
     tasks.abort_all();
 }
 
-/// Reads the request head and routes it: `/health`, `/metrics`, or an upgrade.
+/// Serves one accepted socket: HTTP routing first, then, for an admitted
+/// upgrade, the WebSocket connection. The routing future is boxed and gone
+/// before the long-lived part starts: its state (request head, buffers,
+/// timers, about 1.5 KiB) would otherwise be part of every connection's task
+/// for its whole life.
 async fn handle_socket(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
-    let metrics = &shared.registry.metrics;
-    let (head, rest) = match http::read_head(&mut stream, shared.config.head_timeout).await {
-        Ok(read) => read,
-        Err(HeadError::Gone) => return,
-        Err(HeadError::Timeout) => {
-            metrics.reject(Rejection::BadHead);
-            let _ = http::refuse(&mut stream, 408, "request head not received in time").await;
-            return;
-        }
-        Err(HeadError::Bad(status, reason)) => {
-            metrics.reject(Rejection::BadHead);
-            let _ = http::refuse(&mut stream, status, reason).await;
-            return;
-        }
-    };
-    let uptime_s = shared.started.elapsed().as_secs_f64();
-    match (head.method.as_str(), head.path.as_str()) {
-        ("GET", "/health") => {
-            let body = shared.registry.health_json(uptime_s);
-            let _ = http::respond(&mut stream, 200, "application/json", &body).await;
-        }
-        ("GET", "/metrics") => {
-            let body = shared.registry.metrics_text(uptime_s);
-            let _ = http::respond(
-                &mut stream,
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                &body,
-            )
-            .await;
-        }
-        _ => upgrade(stream, head, rest, &shared).await,
+    if let Some(admitted) = Box::pin(route(&mut stream, &shared)).await {
+        connection::serve(stream, admitted, &shared).await;
     }
 }
 
-/// Checks an upgrade request (shape, shutdown, auth, capacity), answers 101
-/// and serves the connection, or refuses it with a one-line reason.
-async fn upgrade(mut stream: TcpStream, head: RequestHead, rest: Vec<u8>, shared: &Shared) {
+/// An upgrade that passed every check and got its `101`.
+pub(crate) struct Admitted {
+    /// The user (`sub`), or [`ANONYMOUS`] on an open relay.
+    pub(crate) user: Arc<str>,
+    /// Bytes the client sent after the request head.
+    pub(crate) rest: Vec<u8>,
+    /// The connection's slot under `max_connections`, released on drop.
+    pub(crate) _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads the request head and answers it: `/health`, `/metrics`, a refusal,
+/// or the `101` of an admitted upgrade.
+async fn route(stream: &mut TcpStream, shared: &Shared) -> Option<Admitted> {
+    let metrics = &shared.registry.metrics;
+    let (head, rest) = match http::read_head(stream, shared.config.head_timeout).await {
+        Ok(read) => read,
+        Err(HeadError::Gone) => return None,
+        Err(HeadError::Timeout) => {
+            metrics.reject(Rejection::BadHead);
+            let _ = http::refuse(stream, 408, "request head not received in time").await;
+            return None;
+        }
+        Err(HeadError::Bad(status, reason)) => {
+            metrics.reject(Rejection::BadHead);
+            let _ = http::refuse(stream, status, reason).await;
+            return None;
+        }
+    };
+    let uptime_s = shared.started.elapsed().as_secs_f64();
+    let (status, content_type, body) = match (head.method.as_str(), head.path.as_str()) {
+        ("GET", "/health") => (
+            200,
+            "application/json",
+            shared.registry.health_json(uptime_s),
+        ),
+        ("GET", "/metrics") => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            shared.registry.metrics_text(uptime_s),
+        ),
+        _ => return admit(stream, &head, rest, shared).await,
+    };
+    let _ = http::respond(stream, status, content_type, &body).await;
+    None
+}
+
+/// Checks an upgrade request (shape, shutdown, auth, capacity) and answers
+/// `101`, or refuses it with a one-line reason.
+async fn admit(
+    stream: &mut TcpStream,
+    head: &RequestHead,
+    rest: Vec<u8>,
+    shared: &Shared,
+) -> Option<Admitted> {
     let metrics = &shared.registry.metrics;
     let Some(key) = head.websocket_key() else {
         metrics.reject(Rejection::BadRequest);
         let reason = "expected GET /health, GET /metrics or a WebSocket upgrade (version 13)";
-        let _ = http::refuse(&mut stream, 400, reason).await;
-        return;
+        let _ = http::refuse(stream, 400, reason).await;
+        return None;
     };
     if shared.is_shutting_down() {
         metrics.reject(Rejection::Unavailable);
-        let _ = http::refuse(&mut stream, 503, "relay shutting down").await;
-        return;
+        let _ = http::refuse(stream, 503, "relay shutting down").await;
+        return None;
     }
     let identity = match shared.config.auth.verify(head.token()) {
         Ok(identity) => identity,
         Err(refusal) => {
             metrics.reject(refusal.kind);
-            let _ = http::refuse(&mut stream, refusal.status, &refusal.reason).await;
-            return;
+            let _ = http::refuse(stream, refusal.status, &refusal.reason).await;
+            return None;
         }
     };
     let permit = match &shared.capacity {
@@ -225,38 +244,16 @@ async fn upgrade(mut stream: TcpStream, head: RequestHead, rest: Vec<u8>, shared
             Ok(permit) => Some(permit),
             Err(_) => {
                 metrics.reject(Rejection::Unavailable);
-                let _ =
-                    http::refuse(&mut stream, 503, "relay at capacity (--max-connections)").await;
-                return;
+                let _ = http::refuse(stream, 503, "relay at capacity (--max-connections)").await;
+                return None;
             }
         },
     };
+    http::accept_upgrade(stream, key).await.ok()?;
     let user: Arc<str> = identity.sub.as_deref().unwrap_or(ANONYMOUS).into();
-    let accepted = http::accept_upgrade(&mut stream, key).await;
-    // The head is not needed any more: free it before the long-lived part.
-    drop(head);
-    if accepted.is_err() {
-        return;
-    }
-    let ws = WebSocketStream::from_partially_read(
-        stream,
+    Some(Admitted {
+        user,
         rest,
-        Role::Server,
-        Some(ws_config(&shared.config)),
-    )
-    .await;
-    connection::serve(ws, user, shared).await;
-    drop(permit);
-}
-
-/// tungstenite's limits, explicit: a small read buffer (its 128 KiB default
-/// would cost more than everything else of an idle connection), a bounded
-/// write buffer, and frame/message limits at `max_frame_bytes`.
-fn ws_config(config: &RelayConfig) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(2 * config.max_frame_bytes + 64 * 1024)
-        .max_message_size(Some(config.max_frame_bytes))
-        .max_frame_size(Some(config.max_frame_bytes))
+        _permit: permit,
+    })
 }
