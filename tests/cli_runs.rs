@@ -185,10 +185,10 @@ fn two_shards_merged_give_the_sum_of_their_counts() {
 fn worker_processes_merge_exactly() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("workers");
-    let file = s.scenario(
-        "workers",
-        &small("workers", 4, "[target]\nkind = \"builtin\""),
-    );
+    // Two relay processes, three worker processes: topics stay whole on one
+    // relay, publishers and subscribers of a topic sit in different workers.
+    let target = "[target]\nkind = \"builtin\"\nrelays = 2";
+    let file = s.scenario("workers", &small("workers", 4, target));
     let (out, r) = run_scenario(&s, &file, &["--set", "load.sockets_per_process=15"], LIMIT);
     assert!(
         out.stderr.contains("in 3 worker processes"),
@@ -197,6 +197,7 @@ fn worker_processes_merge_exactly() {
     );
     assert_eq!(r["complete"], true, "{}", out.stderr);
     assert_eq!(u(&r, "/shards"), 3);
+    assert_eq!(r["target"].as_str().unwrap().matches("ws://").count(), 2);
     assert_eq!(u(&r, "/connections/attempted"), 40);
     assert_eq!(
         u(&r, "/messages/lost"),

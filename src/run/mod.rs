@@ -73,8 +73,10 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
     check_remote(&plan, args)?;
     let target = Target::start(&plan.target).map_err(Failure::harness)?;
     let outcome = runtime.block_on(drive(&plan, args, &target));
-    if let Some(how) = target.stop() {
-        tracing::debug!("target {how}");
+    for how in target.stop() {
+        if how.starts_with("killed") {
+            eprintln!("squall: the target had to be {how}");
+        }
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
     outcome

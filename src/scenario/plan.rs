@@ -37,6 +37,9 @@ pub struct Plan {
     pub settings: RawScenario,
 }
 
+/// Most builtin relay processes one run starts.
+const MAX_RELAYS: u32 = 64;
+
 /// Reads, overrides and validates a scenario file.
 pub fn load(path: &Path, sets: &[String]) -> Result<Plan, ScenarioError> {
     let source = Source::read(path, sets)?;
@@ -236,16 +239,22 @@ fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings,
                 relay_args.extend(["--bug".to_string(), bug.clone()]);
             }
             relay_args.extend(t.relay_args.iter().cloned());
-            TargetSpec::Builtin { relay_args }
+            if !(1..=MAX_RELAYS).contains(&t.relays) {
+                return err("target.relays", "must be 1 to 64");
+            }
+            TargetSpec::Builtin {
+                relay_args,
+                relays: t.relays,
+            }
         }
         TargetKind::Command => {
             if t.command.is_empty() {
                 return err("target.command", "required with kind = \"command\"");
             }
-            if !t.bugs.is_empty() || !t.relay_args.is_empty() {
+            if !t.bugs.is_empty() || !t.relay_args.is_empty() || t.relays != 1 {
                 return err(
                     "target.bugs",
-                    "`bugs` and `relay_args` apply to kind = \"builtin\" only",
+                    "`bugs`, `relay_args` and `relays` apply to kind = \"builtin\" only",
                 );
             }
             let urls = if urls.is_empty() {
@@ -262,10 +271,14 @@ fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings,
             if urls.is_empty() {
                 return err("target.url", "required with kind = \"url\"");
             }
-            if !t.command.is_empty() || !t.bugs.is_empty() || !t.relay_args.is_empty() {
+            if !t.command.is_empty()
+                || !t.bugs.is_empty()
+                || !t.relay_args.is_empty()
+                || t.relays != 1
+            {
                 return err(
                     "target.kind",
-                    "`command`, `bugs` and `relay_args` do not apply to kind = \"url\"",
+                    "`command`, `bugs`, `relay_args` and `relays` do not apply to kind = \"url\"",
                 );
             }
             TargetSpec::Url {
@@ -379,7 +392,7 @@ fn with_relay_auth(
     raw: &RawScenario,
     mut t: TargetSettings,
 ) -> Result<TargetSettings, ScenarioError> {
-    let TargetSpec::Builtin { relay_args } = &mut t.spec else {
+    let TargetSpec::Builtin { relay_args, .. } = &mut t.spec else {
         return Ok(t);
     };
     let a = &raw.auth;

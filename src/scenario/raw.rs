@@ -73,6 +73,9 @@ pub struct RawTarget {
     pub bugs: Vec<String>,
     /// `builtin`: more flags for the reference relay.
     pub relay_args: Vec<String>,
+    /// `builtin`: how many relay processes to start (topics are spread over
+    /// them whole), to load more sockets than one process may hold.
+    pub relays: u32,
     /// How long the target may take to become ready.
     pub startup_timeout: Dur,
     /// How long the target gets after SIGTERM before SIGKILL.
@@ -89,6 +92,7 @@ impl Default for RawTarget {
             metrics: None,
             bugs: Vec::new(),
             relay_args: Vec::new(),
+            relays: 1,
             startup_timeout: Dur::secs(10),
             stop_timeout: Dur::secs(5),
         }

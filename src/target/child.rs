@@ -69,13 +69,20 @@ impl ChildProcess {
         }
     }
 
-    /// SIGTERM, then SIGKILL after `grace`; returns how it ended.
-    pub fn stop(mut self, grace: Duration) -> String {
+    /// Sends SIGTERM (the first half of [`ChildProcess::stop`]), so that
+    /// several targets can be asked to stop at once.
+    pub fn terminate(&mut self) {
+        if self.exited().is_none() {
+            signal(self.pid(), libc::SIGTERM);
+        }
+    }
+
+    /// SIGTERM, then SIGKILL at `deadline`; returns how it ended.
+    pub fn stop(mut self, deadline: Instant) -> String {
         if let Some(why) = self.exited() {
             return why;
         }
-        signal(self.pid(), libc::SIGTERM);
-        let deadline = Instant::now() + grace;
+        self.terminate();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return format!("stopped ({status})");
@@ -84,9 +91,8 @@ impl ChildProcess {
         }
         // A target that ignores SIGTERM (or is hung) gets SIGKILL.
         let _ = self.child.kill();
-        let status = self.child.wait();
-        match status {
-            Ok(status) => format!("killed after {grace:?} ({status})"),
+        match self.child.wait() {
+            Ok(status) => format!("killed after SIGTERM was ignored ({status})"),
             Err(e) => format!("killed, wait failed: {e}"),
         }
     }

@@ -20,6 +20,8 @@ pub enum TargetSpec {
     Builtin {
         /// Extra flags for `squall relay`.
         relay_args: Vec<String>,
+        /// How many relay processes (topics are spread over them whole).
+        relays: u32,
     },
     /// Any program; `{port}` (a free loopback port) and `{squall}` (this
     /// binary) are substituted in the command and the endpoints. It is ready
@@ -80,7 +82,9 @@ pub struct TargetSettings {
 pub struct Target {
     /// Where it listens.
     pub endpoints: Endpoints,
-    process: Option<ChildProcess>,
+    /// The processes squall owns (several for a builtin target with
+    /// `relays > 1`; the first is the one the watchdog watches).
+    processes: Vec<ChildProcess>,
     stop_timeout: Duration,
 }
 
@@ -89,7 +93,9 @@ impl Target {
     pub fn start(settings: &TargetSettings) -> Result<Target, String> {
         let deadline = Instant::now() + settings.startup_timeout;
         match &settings.spec {
-            TargetSpec::Builtin { relay_args } => start_builtin(relay_args, settings, deadline),
+            TargetSpec::Builtin { relay_args, relays } => {
+                start_builtin(relay_args, *relays, settings, deadline)
+            }
             TargetSpec::Command { argv, endpoints } => {
                 let port = free_port()?.to_string();
                 let exe = current_exe()?;
@@ -104,13 +110,13 @@ impl Target {
                 wait_ready(&mut process, deadline, probe)?;
                 Ok(Target {
                     endpoints,
-                    process: Some(process),
+                    processes: vec![process],
                     stop_timeout: settings.stop_timeout,
                 })
             }
             TargetSpec::Url { endpoints } => Ok(Target {
                 endpoints: endpoints.clone(),
-                process: None,
+                processes: Vec::new(),
                 stop_timeout: settings.stop_timeout,
             }),
         }
@@ -121,14 +127,14 @@ impl Target {
         &self.endpoints.urls
     }
 
-    /// The target's process id, when squall owns it.
+    /// The (first) target process's id, when squall owns it.
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ChildProcess::pid)
+        self.processes.first().map(ChildProcess::pid)
     }
 
     /// The last lines of its stderr, when squall owns it.
     pub fn stderr_tail(&self) -> Option<StderrTail> {
-        self.process.as_ref().map(ChildProcess::stderr_tail)
+        self.processes.first().map(ChildProcess::stderr_tail)
     }
 
     /// The URLs, for display.
@@ -136,42 +142,56 @@ impl Target {
         self.endpoints.urls.join(", ")
     }
 
-    /// Stops the target if squall owns it; says how it ended.
-    pub fn stop(self) -> Option<String> {
-        let grace = self.stop_timeout;
-        self.process.map(|p| p.stop(grace))
+    /// Stops the processes squall owns (SIGTERM to all at once, SIGKILL
+    /// to any still running after the stop timeout); says how each ended.
+    pub fn stop(mut self) -> Vec<String> {
+        for p in &mut self.processes {
+            p.terminate();
+        }
+        let deadline = Instant::now() + self.stop_timeout;
+        self.processes
+            .into_iter()
+            .map(|p| p.stop(deadline))
+            .collect()
     }
 }
 
 fn start_builtin(
     relay_args: &[String],
+    relays: u32,
     settings: &TargetSettings,
     deadline: Instant,
 ) -> Result<Target, String> {
-    let ready = ReadyFile::new()?;
-    let mut argv = vec![
-        current_exe()?,
-        "relay".to_string(),
-        "--addr".to_string(),
-        "127.0.0.1:0".to_string(),
-        "--ready-file".to_string(),
-        ready.0.display().to_string(),
-    ];
-    argv.extend(relay_args.iter().cloned());
-    let mut process = ChildProcess::spawn(&argv)?;
-    let mut addr = None;
-    wait_ready(&mut process, deadline, |_| {
-        addr = ready.read();
-        addr.is_some()
-    })?;
-    let addr = addr.expect("ready means an address was read");
+    let mut processes = Vec::new();
+    let mut addrs = Vec::new();
+    for i in 0..relays {
+        let ready = ReadyFile::new(i);
+        let mut argv = vec![
+            current_exe()?,
+            "relay".to_string(),
+            "--addr".to_string(),
+            "127.0.0.1:0".to_string(),
+            "--ready-file".to_string(),
+            ready.0.display().to_string(),
+        ];
+        argv.extend(relay_args.iter().cloned());
+        let mut process = ChildProcess::spawn(&argv)?;
+        let mut addr = None;
+        wait_ready(&mut process, deadline, |_| {
+            addr = ready.read();
+            addr.is_some()
+        })?;
+        addrs.push(addr.expect("ready means an address was read"));
+        processes.push(process);
+    }
+    let first = addrs[0];
     Ok(Target {
         endpoints: Endpoints {
-            urls: vec![format!("ws://{addr}/ws")],
-            health: Some(format!("http://{addr}/health")),
-            metrics: Some(format!("http://{addr}/metrics")),
+            urls: addrs.iter().map(|a| format!("ws://{a}/ws")).collect(),
+            health: Some(format!("http://{first}/health")),
+            metrics: Some(format!("http://{first}/metrics")),
         },
-        process: Some(process),
+        processes,
         stop_timeout: settings.stop_timeout,
     })
 }
@@ -218,14 +238,16 @@ fn tail_text(tail: &StderrTail) -> String {
 struct ReadyFile(PathBuf);
 
 impl ReadyFile {
-    fn new() -> Result<ReadyFile, String> {
+    fn new(index: u32) -> ReadyFile {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let path =
-            std::env::temp_dir().join(format!("squall-ready-{}-{nanos}", std::process::id()));
+        let path = std::env::temp_dir().join(format!(
+            "squall-ready-{}-{nanos}-{index}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_file(&path);
-        Ok(ReadyFile(path))
+        ReadyFile(path)
     }
 
     fn read(&self) -> Option<SocketAddr> {
