@@ -323,7 +323,8 @@ fn auth(source: &Source, raw: &RawScenario) -> Result<lp::Auth, ScenarioError> {
                 format!("{} needs key_file (a PEM private key)", a.algorithm),
             )
         })?;
-        std::fs::read_to_string(path)
+        let path = beside(source, path);
+        std::fs::read_to_string(&path)
             .map_err(|e| err("auth.key_file", format!("{}: {e}", path.display())))
     };
     let key = match a.algorithm.as_str() {
@@ -414,12 +415,21 @@ fn with_relay_auth(
                     "the builtin relay needs the public key of key_file".to_string(),
                 )
             })?;
+            let key = beside(source, key);
             flags.extend(["--jwt-public-key".to_string(), key.display().to_string()]);
         }
     }
     flags.append(relay_args);
     *relay_args = flags;
     Ok(t)
+}
+
+/// A path from the scenario file, relative to the file's own directory.
+fn beside(source: &Source, path: &Path) -> PathBuf {
+    match source.path.parent() {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    }
 }
 
 fn check_thresholds(source: &Source, t: &RawThresholds) -> Result<(), ScenarioError> {
