@@ -259,3 +259,88 @@ fn a_healthy_relay_under_full_cpu_load_for_30_s_is_not_hung() {
     assert!(status.health_p99_ms > 0.0);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Starts `tests/fixtures/hang_after_reset.py MODE`; returns it and its port.
+fn foreign_relay(mode: &str) -> (std::process::Child, u16, std::path::PathBuf) {
+    let dir = out_dir(&format!("foreign-{mode}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port_file = dir.join("port");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/hang_after_reset.py"
+    );
+    let mut child = std::process::Command::new("python3")
+        .args([script, mode])
+        .arg(&port_file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 runs (the foreign relay is a Python script)");
+    for _ in 0..400 {
+        if let Ok(port) = std::fs::read_to_string(&port_file).map(|p| p.trim().parse::<u16>()) {
+            return (child, port.expect("a port"), dir);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the foreign relay exited early"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("the foreign relay never listened");
+}
+
+/// A relay that is not ours (Python asyncio) hangs after a reset in its own
+/// way; the watchdog catches it within the bound and classifies it.
+fn catches_a_foreign_hang(mode: &str, classification: &str) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (mut child, port, dir) = foreign_relay(mode);
+    let origin = Instant::now();
+    let mut config = WatchdogConfig::new(WatchdogSettings::default(), origin, &dir, mode);
+    config.health_url = Some(format!("http://127.0.0.1:{port}/health"));
+    config.settings.ws_probe = false;
+    config.target = Some(TargetProcess {
+        pid: child.id(),
+        stderr_tail: None,
+    });
+    let watchdog = Watchdog::spawn(config).unwrap();
+    wait_ok(&watchdog);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let onset_s = origin.elapsed().as_secs_f64();
+    let report = runtime.block_on(run_step(
+        ChaosStep {
+            after: Duration::from_millis(10),
+            ..ChaosStep::new(Duration::ZERO, Action::Reset)
+        },
+        squall_chaos::target::ChaosTarget::new(format!("ws://127.0.0.1:{port}/ws")),
+    ));
+    assert_eq!(report.done, 1, "{report:?}");
+    let bound = WatchdogSettings::default().detection_bound() + LOADED_MARGIN;
+    let hang = wait_hang(&watchdog, bound + Duration::from_secs(5));
+    let took = hang.detected_s - onset_s;
+    eprintln!("foreign {mode}: detected {took:.3} s after the reset");
+    assert!(
+        took <= bound.as_secs_f64(),
+        "detected {took:.3}s after the onset; bound {bound:?}"
+    );
+    let hangs = watchdog.stop();
+    let text =
+        std::fs::read_to_string(hangs[0].diagnostics.as_ref().expect("a hang file")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!("classification: {classification}")),
+        "{first}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_foreign_relay_that_spins_after_a_reset_is_caught_as_a_busy_loop() {
+    catches_a_foreign_hang("busy", "busy-loop");
+}
+
+#[test]
+fn a_foreign_relay_that_stalls_after_a_reset_is_caught_as_an_async_stall() {
+    catches_a_foreign_hang("stall", "async-stall");
+}

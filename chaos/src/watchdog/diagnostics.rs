@@ -3,7 +3,7 @@
 //! thread's stack (gdb when installed, else the kernel's view), memory,
 //! descriptors, TCP states, the stderr tail and the last `/metrics` scrape.
 
-use super::procfs::{self, ProcessInfo};
+use super::procfs::{self, ProcessInfo, ThreadInfo};
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,9 +14,13 @@ use std::time::Duration;
 /// How long gdb may take to attach and print every stack.
 const GDB_TIMEOUT: Duration = Duration::from_secs(30);
 /// The window over which thread CPU is sampled.
-const CPU_WINDOW: Duration = Duration::from_millis(300);
+const CPU_WINDOW: Duration = Duration::from_millis(500);
 /// A thread above this share of a CPU is spinning.
 const BUSY_PERCENT: f64 = 80.0;
+/// A thread computing in user space (in no system call) above this share of
+/// a CPU is spinning too: on a contended machine a spinning thread gets
+/// only its fair share.
+const BUSY_COMPUTING_PERCENT: f64 = 20.0;
 /// CLOSE_WAIT sockets from which a pile-up counts as a leak.
 const LEAK_CLOSE_WAIT: u64 = 16;
 
@@ -58,9 +62,12 @@ pub fn classify(info: &ProcessInfo) -> (&'static str, String) {
             ),
         );
     }
+    let spinning = |t: &&ThreadInfo| {
+        t.cpu_percent >= BUSY_PERCENT || (t.computing() && t.cpu_percent >= BUSY_COMPUTING_PERCENT)
+    };
     if let Some(hot) = threads
         .iter()
-        .filter(|t| t.cpu_percent >= BUSY_PERCENT)
+        .filter(spinning)
         .max_by(|a, b| a.cpu_percent.total_cmp(&b.cpu_percent))
     {
         return (
@@ -339,7 +346,6 @@ fn strip_ansi(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::watchdog::procfs::ThreadInfo;
 
     fn thread(state: char, cpu: f64, syscall: &'static str) -> ThreadInfo {
         ThreadInfo {
@@ -373,6 +379,13 @@ mod tests {
         info.tcp_states.insert("CLOSE_WAIT", 40);
         info.tcp_states.insert("ESTABLISHED", 10);
         assert_eq!(classify(&info).0, "leak");
+        info.threads.push(thread('R', 30.0, "running"));
+        assert_eq!(
+            classify(&info).0,
+            "busy-loop",
+            "a computing thread at its fair share of a busy box"
+        );
+        info.threads.pop();
         info.threads.push(thread('R', 99.0, "other"));
         assert_eq!(classify(&info).0, "busy-loop");
         info.threads = vec![thread('T', 0.0, "futex")];

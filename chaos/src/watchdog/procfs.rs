@@ -18,7 +18,8 @@ pub struct ThreadInfo {
     pub cpu_percent: f64,
     /// The kernel function it sleeps in (`/proc/.../wchan`), if readable.
     pub wchan: String,
-    /// The system call it is blocked in (`futex`, `epoll_wait`, ...), if known.
+    /// The system call it is blocked in (`futex`, `epoll_wait`, ...), or
+    /// `running` when it is on a CPU in user space, if known.
     pub syscall: Option<&'static str>,
 }
 
@@ -26,6 +27,11 @@ impl ThreadInfo {
     /// Asleep on a futex: waiting for a lock or a condition variable.
     pub fn in_futex(&self) -> bool {
         self.syscall == Some("futex") || self.wchan.contains("futex")
+    }
+
+    /// Runnable in user space, in no system call: computing.
+    pub fn computing(&self) -> bool {
+        self.state == 'R' && self.syscall == Some("running")
     }
 
     /// Asleep in epoll: an event loop waiting for I/O.
@@ -131,7 +137,11 @@ fn clock_ticks() -> f64 {
 /// The system call a thread is blocked in, from `/proc/.../syscall`.
 fn blocked_syscall(pid: u32, tid: u32) -> Option<&'static str> {
     let text = fs::read_to_string(format!("/proc/{pid}/task/{tid}/syscall")).ok()?;
-    let number: i64 = text.split_whitespace().next()?.parse().ok()?;
+    let first = text.split_whitespace().next()?;
+    if first == "running" {
+        return Some("running"); // on a CPU in user space, in no system call
+    }
+    let number: i64 = first.parse().ok()?;
     Some(match number {
         n if n == libc::SYS_futex => "futex",
         n if n == libc::SYS_epoll_pwait => "epoll_pwait",
