@@ -2,7 +2,10 @@
 //! records: handshake rate, RSS per open socket, CPU seconds per million
 //! deliveries.
 //!
-//! `cargo run --release -p squall-loadgen --example measure -- URL CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]`
+//! `cargo run --release -p squall-loadgen --example measure -- URL[,URL...] CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]`
+//!
+//! Several processes run one load together with `SQUALL_SHARD=I/N` (1-based)
+//! and the same `SQUALL_ORIGIN_NS` (a `CLOCK_MONOTONIC` reading in ns).
 
 use squall_loadgen::{Auth, JwtAuth, JwtKey, LoadPlan, Origin, Placement};
 use std::time::Duration;
@@ -37,7 +40,7 @@ async fn main() {
         std::process::exit(2);
     }
     let num = |i: usize| -> f64 { args[i].parse().expect("a number") };
-    let mut plan = LoadPlan::new(vec![args[0].clone()]);
+    let mut plan = LoadPlan::new(args[0].split(',').map(str::to_string).collect());
     plan.connections = num(1) as u64;
     plan.ramp = Duration::from_secs_f64(num(2));
     plan.duration = Duration::from_secs_f64(num(3));
@@ -55,12 +58,22 @@ async fn main() {
             ttl: Duration::from_secs(3600),
         });
     }
+    if let Ok(shard) = std::env::var("SQUALL_SHARD") {
+        let (i, n) = shard.split_once('/').expect("SQUALL_SHARD=I/N");
+        let (i, n): (u32, u32) = (i.parse().expect("I"), n.parse().expect("N"));
+        plan = plan.shard(i - 1, n);
+    }
+    let origin = std::env::var("SQUALL_ORIGIN_NS").map_or_else(
+        |_| Origin::now(),
+        |ns| Origin::from_mono_ns(ns.parse().expect("SQUALL_ORIGIN_NS in ns")),
+    );
     plan.check().expect("a valid plan");
+    let shard_connections = plan.shard_connections().count() as u64;
     let baseline_kib = rss_kib();
     let cpu_before = cpu_s();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let engine = tokio::spawn(squall_loadgen::run(plan.clone(), Origin::now(), stop, tx));
+    let engine = tokio::spawn(squall_loadgen::run(plan.clone(), origin, stop, tx));
     let (mut peak_open, mut peak_kib, mut all_open_at) = (0u64, baseline_kib, None);
     while let Some(s) = rx.recv().await {
         let rss = rss_kib();
@@ -68,7 +81,7 @@ async fn main() {
             peak_open = s.connections.open;
             peak_kib = peak_kib.max(rss);
         }
-        if all_open_at.is_none() && s.connections.established >= plan.connections {
+        if all_open_at.is_none() && s.connections.established >= shard_connections {
             all_open_at = Some(s.t_s);
         }
         eprintln!(
