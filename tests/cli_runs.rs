@@ -329,6 +329,24 @@ kind = "none"
     assert_eq!(u(&r, "/messages/duplicated"), 0);
 }
 
+#[test]
+fn es256_tokens_in_the_header_are_accepted_by_the_builtin_relay() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("es256");
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("relay/tests/keys");
+    let extra = format!(
+        "[auth]\nalgorithm = \"ES256\"\nplacement = \"header\"\nroles = [\"load\"]\n\
+         key_file = \"{}\"\npublic_key_file = \"{}\"\n[auth.claims]\ntenant = \"acme\"\n",
+        keys.join("ec_private.pem").display(),
+        keys.join("ec_public.pem").display()
+    );
+    let file = s.scenario("es256", &small("es256", 3, &extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    assert_eq!(u(&r, "/connections/established"), 40);
+    assert_eq!(u(&r, "/messages/lost"), 0);
+}
+
 /// Kills the relay the test started, whatever happens.
 struct KillOnDrop(std::process::Child);
 
