@@ -2,7 +2,6 @@
 //! purpose so that the harness can prove it catches them. All are off unless
 //! asked for; [`Bugs::default`] is a correct relay.
 
-use std::fmt;
 use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::Duration;
@@ -136,19 +135,6 @@ impl FromStr for Bug {
             Some(("dup-every", n)) => Ok(Bug::DupEvery(every(n)?)),
             Some(("stall", spec)) => parse_stall(spec).map(Bug::Stall),
             Some(_) => Err(unknown(s)),
-        }
-    }
-}
-
-impl fmt::Display for Bug {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Bug::HangOnReset => write!(f, "hang-on-reset"),
-            Bug::LeakOnReset => write!(f, "leak-on-reset"),
-            Bug::UnboundedQueue => write!(f, "unbounded-queue"),
-            Bug::DropEvery(n) => write!(f, "drop-every={n}"),
-            Bug::DupEvery(n) => write!(f, "dup-every={n}"),
-            Bug::Stall(s) => write!(f, "stall={}/{}", s.hold.as_millis(), s.every.as_secs_f64()),
         }
     }
 }

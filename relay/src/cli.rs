@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::auth::AuthConfig;
-use crate::bugs::{BUG_HELP, Bug};
+use crate::bugs::{BUG_HELP, Bug, Bugs};
 use crate::config::RelayConfig;
 use crate::duration::parse_duration;
 use crate::{limits, server};
@@ -35,7 +35,7 @@ pub struct RelayArgs {
     #[arg(long, env = "SQUALL_REQUIRE_ROLE", value_name = "R")]
     pub require_role: Option<String>,
     /// Accept every client without a token (an open relay).
-    #[arg(long, env = "SQUALL_NO_AUTH")]
+    #[arg(long, env = "SQUALL_NO_AUTH", value_parser = clap::builder::FalseyValueParser::new())]
     pub no_auth: bool,
     /// Open connections allowed at once; beyond it, HTTP 503.
     #[arg(long, env = "SQUALL_RELAY_MAX_CONNECTIONS", value_name = "N")]
@@ -130,7 +130,7 @@ pub fn run(args: RelayArgs) -> ExitCode {
         Ok((_, limit)) => tracing::info!("open-files limit {limit} (already the hard limit)"),
         Err(e) => tracing::warn!("could not raise the open-files limit: {e}"),
     }
-    if !config.bugs.eq(&Default::default()) {
+    if config.bugs != Bugs::default() {
         tracing::warn!(bugs = ?config.bugs, "deliberate bugs switched on");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -159,15 +159,6 @@ impl Metrics {
         self.ended_abnormally[i].fetch_add(1, Relaxed);
     }
 
-    /// Refused requests so far for one reason.
-    pub fn rejected(&self, why: Rejection) -> u64 {
-        let i = Rejection::ALL
-            .iter()
-            .position(|r| *r == why)
-            .expect("every rejection is listed");
-        self.rejected[i].load(Relaxed)
-    }
-
     /// Renders everything in the Prometheus text exposition format.
     pub fn render(&self, gauges: Gauges, uptime_s: f64) -> String {
         let mut out = String::with_capacity(4096);

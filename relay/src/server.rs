@@ -5,7 +5,7 @@
 //! close with 1001, and the relay waits up to the drain timeout for them to
 //! finish before aborting what is left.
 
-use std::io;
+use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -133,7 +133,17 @@ async fn accept_loop(
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            Err(e) => tracing::debug!("accept failed: {e}"),
+            // The peer gave up before we accepted: nothing to do.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+                ) => {}
+            Err(e) => {
+                tracing::debug!("accept failed: {e}");
+                // Not tied to one connection (e.g. ENOBUFS): do not spin.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
         }
     }
     drop(listener);

@@ -37,6 +37,11 @@ async fn a_thousand_resets_leave_no_connection_and_no_subscription() {
         ),
         1000.0
     );
+    let gauges = relay.gauges();
+    assert_eq!(
+        (gauges.connections, gauges.subscriptions, gauges.queued),
+        (0, 0, 0)
+    );
     let health: serde_json::Value = serde_json::from_str(&get(addr, "/health").await.1).unwrap();
     assert_eq!(health["connections"], 0);
     assert_eq!(health["status"], "ok");
