@@ -1,0 +1,198 @@
+//! The standalone commands as the CLI calls them: `squall chaos ...` and
+//! `squall proxy ...`, parsed by clap and run to their exit code.
+
+mod common;
+
+use clap::Parser;
+use common::*;
+use squall_chaos::cli::{ChaosArgs, ProxyArgs, run_chaos, run_proxy};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+enum Squall {
+    Chaos(ChaosArgs),
+    Proxy(ProxyArgs),
+}
+
+fn run(args: &[&str]) -> ExitCode {
+    match Squall::try_parse_from(std::iter::once("squall").chain(args.iter().copied()))
+        .expect("arguments parse")
+    {
+        Squall::Chaos(args) => run_chaos(args),
+        Squall::Proxy(args) => run_proxy(args),
+    }
+}
+
+fn code(n: u8) -> String {
+    format!("{:?}", ExitCode::from(n))
+}
+
+/// Runs `f` on a runtime of its own thread, for servers the tests talk to.
+fn serve<T: Send + 'static>(f: impl AsyncFnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            tx.send(f().await).unwrap();
+            std::future::pending::<()>().await
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn chaos_refuses_a_remote_target_as_a_usage_error() {
+    assert_eq!(
+        format!(
+            "{:?}",
+            run(&["chaos", "reset", "--target", "ws://10.0.0.1:80/ws"])
+        ),
+        code(2)
+    );
+    assert_eq!(
+        format!(
+            "{:?}",
+            run(&[
+                "chaos",
+                "reset",
+                "--target",
+                "ws://127.0.0.1:1/ws",
+                "--count",
+                "0"
+            ])
+        ),
+        code(2)
+    );
+}
+
+#[test]
+fn chaos_exits_0_when_every_check_passes_and_3_when_one_does_not() {
+    // The handles stay alive (a dropped handle stops its relay).
+    let secured_relay = serve(async || relay().await);
+    let secured = secured_relay.ws_url();
+    let ok = run(&[
+        "chaos",
+        "garbage",
+        "--target",
+        &secured,
+        "--jwt-secret",
+        SECRET,
+    ]);
+    assert_eq!(format!("{ok:?}"), code(0));
+    let ok = run(&[
+        "chaos",
+        "reset",
+        "--target",
+        &secured,
+        "--jwt-secret",
+        SECRET,
+        "--count",
+        "50",
+        "--mid-frame",
+    ]);
+    assert_eq!(format!("{ok:?}"), code(0));
+    let open_relay = serve(async || relay_with(squall_relay::RelayConfig::default()).await);
+    let open = open_relay.ws_url();
+    let breached = run(&[
+        "chaos", "badauth", "--target", &open, "--case", "alg_none", "--json",
+    ]);
+    assert_eq!(format!("{breached:?}"), code(3));
+}
+
+#[test]
+fn chaos_exits_1_when_nothing_could_be_done() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let url = format!("ws://{closed}/ws");
+    assert_eq!(
+        format!(
+            "{:?}",
+            run(&["chaos", "drop", "--target", &url, "--count", "3"])
+        ),
+        code(1)
+    );
+}
+
+#[test]
+fn proxy_runs_with_toxics_for_its_duration() {
+    let echo = serve(async || {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = stream.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    });
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (listen_s, echo_s) = (listen.to_string(), echo.to_string());
+    let proxy = std::thread::spawn(move || {
+        run(&[
+            "proxy",
+            "--listen",
+            &listen_s,
+            "--upstream",
+            &echo_s,
+            "--toxic",
+            "latency:latency=50,stream=downstream",
+            "--duration",
+            "4s",
+        ])
+    });
+    let mut stream = None;
+    for _ in 0..100 {
+        if let Ok(s) = std::net::TcpStream::connect(listen) {
+            stream = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stream = stream.expect("the proxy listens");
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    stream.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    stream.read_exact(&mut buf).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(50),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(format!("{:?}", proxy.join().unwrap()), code(0));
+    assert_eq!(
+        format!(
+            "{:?}",
+            run(&[
+                "proxy",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "10.0.0.1:80"
+            ])
+        ),
+        code(2)
+    );
+    assert!(
+        Squall::try_parse_from([
+            "squall",
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "x:1",
+            "--toxic",
+            "warp:speed=9"
+        ])
+        .is_err()
+    );
+}
