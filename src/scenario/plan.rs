@@ -3,9 +3,9 @@
 //! so every error still names the file, line and key.
 
 use super::duration::Dur;
-use super::raw::{AuthKind, Placement, ProtocolKind, RawScenario, RawThresholds, TargetKind};
+use super::raw::{ProtocolKind, RawScenario, RawThresholds};
 use super::source::{ScenarioError, Source};
-use crate::target::{Endpoints, TargetSettings, TargetSpec};
+use crate::target::TargetSettings;
 use squall_chaos::scenario::{ChaosStep, WatchdogSettings};
 use squall_loadgen::plan::{self as lp, LoadPlan};
 use std::path::{Path, PathBuf};
@@ -36,9 +36,6 @@ pub struct Plan {
     /// The scenario as read (defaults filled in), for the results file.
     pub settings: RawScenario,
 }
-
-/// Most builtin relay processes one run starts.
-const MAX_RELAYS: u32 = 64;
 
 /// Reads, overrides and validates a scenario file.
 pub fn load(path: &Path, sets: &[String]) -> Result<Plan, ScenarioError> {
@@ -73,9 +70,9 @@ impl Plan {
         if raw.duration.0.is_zero() {
             return Err(err("duration", "must be more than 0s".into()));
         }
-        let target = target_settings(source, &raw)?;
-        let auth = auth(source, &raw)?;
-        let target = with_relay_auth(source, &raw, target)?;
+        let target = super::target::settings(source, &raw)?;
+        let auth = super::auth::auth(source, &raw)?;
+        let target = super::auth::with_relay_auth(source, &raw, target)?;
         let protocol = match raw.protocol.kind {
             ProtocolKind::Squall => lp::Protocol::Squall,
             ProtocolKind::Template => {
@@ -215,221 +212,6 @@ fn key_of_check(message: &str) -> &'static str {
     KEYS.iter()
         .find(|(text, _)| message.contains(text))
         .map_or("load", |(_, key)| key)
-}
-
-fn target_settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings, ScenarioError> {
-    let t = &raw.target;
-    let err = |key: &str, message: &str| Err(source.error(key, message.to_string()));
-    let urls = t.url.as_ref().map(|u| u.to_vec()).unwrap_or_default();
-    let endpoints = |urls: Vec<String>| Endpoints {
-        urls,
-        health: t.health.clone(),
-        metrics: t.metrics.clone(),
-    };
-    let spec = match t.kind {
-        TargetKind::Builtin => {
-            if !t.command.is_empty() || t.url.is_some() || t.health.is_some() {
-                return err(
-                    "target.kind",
-                    "`command`, `url` and `health` do not apply to kind = \"builtin\"",
-                );
-            }
-            let mut relay_args = Vec::new();
-            for bug in &t.bugs {
-                relay_args.extend(["--bug".to_string(), bug.clone()]);
-            }
-            relay_args.extend(t.relay_args.iter().cloned());
-            if !(1..=MAX_RELAYS).contains(&t.relays) {
-                return err("target.relays", "must be 1 to 64");
-            }
-            TargetSpec::Builtin {
-                relay_args,
-                relays: t.relays,
-            }
-        }
-        TargetKind::Command => {
-            if t.command.is_empty() {
-                return err("target.command", "required with kind = \"command\"");
-            }
-            if !t.bugs.is_empty() || !t.relay_args.is_empty() || t.relays != 1 {
-                return err(
-                    "target.bugs",
-                    "`bugs`, `relay_args` and `relays` apply to kind = \"builtin\" only",
-                );
-            }
-            let urls = if urls.is_empty() {
-                vec!["ws://127.0.0.1:{port}/ws".to_string()]
-            } else {
-                urls
-            };
-            TargetSpec::Command {
-                argv: t.command.clone(),
-                endpoints: endpoints(urls),
-            }
-        }
-        TargetKind::Url => {
-            if urls.is_empty() {
-                return err("target.url", "required with kind = \"url\"");
-            }
-            if !t.command.is_empty()
-                || !t.bugs.is_empty()
-                || !t.relay_args.is_empty()
-                || t.relays != 1
-            {
-                return err(
-                    "target.kind",
-                    "`command`, `bugs`, `relay_args` and `relays` do not apply to kind = \"url\"",
-                );
-            }
-            TargetSpec::Url {
-                endpoints: endpoints(urls),
-            }
-        }
-    };
-    if let TargetSpec::Command { endpoints, .. } | TargetSpec::Url { endpoints } = &spec {
-        for (i, url) in endpoints.urls.iter().enumerate() {
-            if let Err(e) = crate::target::url::Url::parse(&url.replace("{port}", "1")) {
-                return Err(source.error(&format!("target.url.{i}"), e));
-            }
-        }
-        for (key, url) in [
-            ("health", &endpoints.health),
-            ("metrics", &endpoints.metrics),
-        ] {
-            if let Some(url) = url
-                && let Err(e) = crate::target::url::Url::parse(&url.replace("{port}", "1"))
-            {
-                return Err(source.error(&format!("target.{key}"), e));
-            }
-        }
-    }
-    Ok(TargetSettings {
-        spec,
-        startup_timeout: t.startup_timeout.0,
-        stop_timeout: t.stop_timeout.0,
-    })
-}
-
-fn auth(source: &Source, raw: &RawScenario) -> Result<lp::Auth, ScenarioError> {
-    let a = &raw.auth;
-    let err = |key: &str, message: String| source.error(key, message);
-    if a.kind == AuthKind::None {
-        return Ok(lp::Auth::None);
-    }
-    let pem = |key: &str| -> Result<String, ScenarioError> {
-        let path = a.key_file.as_ref().ok_or_else(|| {
-            err(
-                key,
-                format!("{} needs key_file (a PEM private key)", a.algorithm),
-            )
-        })?;
-        let path = beside(source, path);
-        std::fs::read_to_string(&path)
-            .map_err(|e| err("auth.key_file", format!("{}: {e}", path.display())))
-    };
-    let key = match a.algorithm.as_str() {
-        "HS256" => {
-            if a.key_file.is_some() {
-                return Err(err(
-                    "auth.key_file",
-                    "HS256 signs with a secret, not a key file".into(),
-                ));
-            }
-            let secret = match (&a.secret, &a.secret_env) {
-                (Some(_), Some(_)) => {
-                    return Err(err(
-                        "auth.secret_env",
-                        "set `secret` or `secret_env`, not both".into(),
-                    ));
-                }
-                (Some(s), None) => s.clone(),
-                (None, Some(var)) => std::env::var(var).map_err(|_| {
-                    err(
-                        "auth.secret_env",
-                        format!("the environment variable {var} is not set"),
-                    )
-                })?,
-                (None, None) => "dev-secret".to_string(),
-            };
-            lp::JwtKey::HS256(secret)
-        }
-        "RS256" => lp::JwtKey::RS256(pem("auth.algorithm")?),
-        "ES256" => lp::JwtKey::ES256(pem("auth.algorithm")?),
-        other => {
-            return Err(err(
-                "auth.algorithm",
-                format!("{other:?}: use HS256, RS256 or ES256"),
-            ));
-        }
-    };
-    let mut extra = serde_json::Map::new();
-    for (k, v) in &a.claims {
-        if k == "sub" || k == "exp" {
-            return Err(err(
-                &format!("auth.claims.{k}"),
-                "`sub` and `exp` are set by squall".into(),
-            ));
-        }
-        let v =
-            serde_json::to_value(v).map_err(|e| err(&format!("auth.claims.{k}"), e.to_string()))?;
-        extra.insert(k.clone(), v);
-    }
-    Ok(lp::Auth::Jwt(lp::JwtAuth {
-        key,
-        placement: match a.placement {
-            Placement::Query => lp::Placement::Query,
-            Placement::Header => lp::Placement::Header,
-        },
-        sub_pattern: a.sub.clone(),
-        roles: a.roles.clone(),
-        extra_claims: extra,
-        ttl: a.ttl.0,
-    }))
-}
-
-/// The builtin relay must accept the tokens squall mints: same secret or key.
-fn with_relay_auth(
-    source: &Source,
-    raw: &RawScenario,
-    mut t: TargetSettings,
-) -> Result<TargetSettings, ScenarioError> {
-    let TargetSpec::Builtin { relay_args, .. } = &mut t.spec else {
-        return Ok(t);
-    };
-    let a = &raw.auth;
-    let mut flags = Vec::new();
-    match (a.kind, a.algorithm.as_str()) {
-        (AuthKind::None, _) => flags.push("--no-auth".to_string()),
-        (AuthKind::Jwt, "HS256") => {
-            let secret = match (&a.secret, &a.secret_env) {
-                (Some(s), _) => s.clone(),
-                (None, Some(var)) => std::env::var(var).unwrap_or_default(),
-                (None, None) => "dev-secret".to_string(),
-            };
-            flags.extend(["--jwt-secret".to_string(), secret]);
-        }
-        (AuthKind::Jwt, _) => {
-            let key = a.public_key_file.as_ref().ok_or_else(|| {
-                source.error(
-                    "auth.public_key_file",
-                    "the builtin relay needs the public key of key_file".to_string(),
-                )
-            })?;
-            let key = beside(source, key);
-            flags.extend(["--jwt-public-key".to_string(), key.display().to_string()]);
-        }
-    }
-    flags.append(relay_args);
-    *relay_args = flags;
-    Ok(t)
-}
-
-/// A path from the scenario file, relative to the file's own directory.
-fn beside(source: &Source, path: &Path) -> PathBuf {
-    match source.path.parent() {
-        Some(dir) if path.is_relative() => dir.join(path),
-        _ => path.to_path_buf(),
-    }
 }
 
 fn check_thresholds(source: &Source, t: &RawThresholds) -> Result<(), ScenarioError> {
