@@ -20,7 +20,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 fn scenario(name: &str, bugs: &str, seconds: u64) -> String {
     format!(
         "name = \"{name}\"\nduration = \"{seconds}s\"\ndrain = \"2s\"\n\
-         [target]\nkind = \"builtin\"\nbugs = [{bugs}]\n\
+         [target]\nkind = \"builtin\"\nbugs = [{bugs}]\n[auth]\nsecret = \"s3cret\"\n\
          [load]\nconnections = 100\nramp = \"1s\"\ntopics = 10\npublishers = 20\nrate = 1000\npayload_bytes = 128\n"
     )
 }
@@ -47,6 +47,7 @@ fn no_fault_means_no_loss_and_no_duplicates() {
     assert_eq!(f(&r, "/messages/loss_ratio"), 0.0);
     assert_eq!(r["exit_code"], 0);
     assert_eq!(r["passed"], true);
+    assert_eq!(r["settings"]["auth"]["secret"], "<redacted>");
 }
 
 #[test]

@@ -212,7 +212,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         started_at: started.rfc3339(),
         planned_s: plan.duration().as_secs_f64(),
         target: target.describe(),
-        settings: serde_json::to_value(&plan.settings).unwrap_or_default(),
+        settings: plan.settings_for_results(),
         thresholds: plan.thresholds.clone(),
         report: report.unwrap_or_else(|_| LoadReport::default()),
         hangs: record.hangs,

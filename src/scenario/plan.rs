@@ -180,6 +180,16 @@ impl Plan {
         u32::try_from(per_shard.div_ceil(self.sockets_per_process).max(1)).unwrap_or(u32::MAX)
     }
 
+    /// The scenario as it ran, for the results file, with the JWT secret
+    /// redacted (results files and reports get shared).
+    pub fn settings_for_results(&self) -> serde_json::Value {
+        let mut settings = self.settings.clone();
+        if settings.auth.secret.is_some() {
+            settings.auth.secret = Some("<redacted>".to_string());
+        }
+        serde_json::to_value(&settings).unwrap_or_default()
+    }
+
     /// Planned length of the run, drain excluded.
     pub fn duration(&self) -> Duration {
         self.load.duration
