@@ -176,24 +176,24 @@ async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
         let Some(open_ns) = ctx.schedule.open_ns(c) else {
             break;
         };
-        let publish_end = deadlines.borrow().publish_end_ns;
-        if open_ns >= publish_end {
-            break;
-        }
         let pending = &pending[ctx.layout.target_of(c)];
         let wait = tokio::time::sleep_until(ctx.origin.instant_at(open_ns));
         tokio::pin!(wait);
+        // Wait for the connection's time and a free slot, but never past the
+        // end of publishing: a target that does not answer must not keep the
+        // launcher (and the run) going.
         let permit = loop {
+            let publish_end = deadlines.borrow().publish_end_ns;
+            if open_ns >= publish_end || ctx.origin.elapsed_ns() >= publish_end {
+                break None;
+            }
             tokio::select! {
                 permit = pending.clone().acquire_owned(), if wait.is_elapsed() => {
                     break permit.ok();
                 }
                 _ = &mut wait, if !wait.is_elapsed() => {}
-                _ = deadlines.changed() => {
-                    if ctx.origin.elapsed_ns() >= deadlines.borrow().publish_end_ns {
-                        break None;
-                    }
-                }
+                _ = tokio::time::sleep_until(ctx.origin.instant_at(publish_end)) => {}
+                _ = deadlines.changed() => {}
             }
         };
         let Some(permit) = permit else { break };

@@ -71,7 +71,7 @@ async fn a_target_that_never_answers_ends_the_run_by_its_deadline() {
     let mut plan = short(&format!("ws://{addr}/ws"));
     plan.timeouts.connect = Duration::from_secs(1);
     let start = Instant::now();
-    let (report, _) = run(plan).await;
+    let (report, _) = run(plan.clone()).await;
     let took = start.elapsed();
     assert!(took < Duration::from_secs(2 + 1 + 10), "took {took:?}");
     assert_eq!(
@@ -79,6 +79,16 @@ async fn a_target_that_never_answers_ends_the_run_by_its_deadline() {
         Some(&10),
         "{report:?}"
     );
+    // More sockets than may be in flight, with the default 10 s connect
+    // timeout: the run still ends by its deadline, having tried what it could.
+    plan.connections = 500;
+    plan.timeouts.connect = Duration::from_secs(10);
+    let start = Instant::now();
+    let (report, _) = run(plan).await;
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2 + 1 + 10), "took {took:?}");
+    assert!(report.connections.attempted >= 100, "{report:?}");
+    assert_eq!(report.connections.established, 0);
     held.abort();
 }
 
