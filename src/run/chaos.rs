@@ -6,7 +6,7 @@
 use crate::exit::Failure;
 use crate::scenario::plan::Plan;
 use crate::snapshot::{ChaosEventSnap, WatchdogSnap};
-use crate::target::Target;
+use crate::target::{Target, TargetSpec};
 use squall_chaos::LoopbackGuard;
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::report::{StepReport, StepState};
@@ -63,7 +63,12 @@ impl ChaosSide {
         config.ws_url = Some(first_url.clone());
         config.tokens = tokens.clone();
         config.placement = placement;
-        config.ping = if squall_protocol {
+        // The reference relay answers the protocol's own Ping (which goes
+        // through its message path); any other relay gets RFC 6455 ping
+        // frames, which every WebSocket server must answer, so that a relay
+        // without Ping/Pong is never taken for a hung one.
+        let builtin = matches!(plan.target.spec, TargetSpec::Builtin { .. });
+        config.ping = if squall_protocol && builtin {
             PingStyle::Squall
         } else {
             PingStyle::Frame
