@@ -75,6 +75,8 @@
 //! failed, or Ctrl-C) cannot be accounted exactly and is left out, counted in
 //! [`Loss::publishers_excluded`].
 
+#![warn(missing_docs)]
+
 pub mod auth;
 mod connect;
 mod connection;
