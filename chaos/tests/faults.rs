@@ -296,6 +296,49 @@ async fn storm_clients_all_come_back_with_and_without_backoff() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_counts_the_sequences_missed_while_away() {
+    let relay = relay().await;
+    // A publisher on the storm's topic, 200 messages a second, all along.
+    let endpoint = squall_chaos::target::Endpoint::parse(
+        &relay.ws_url(),
+        &squall_chaos::LoopbackGuard::loopback_only(),
+    )
+    .unwrap();
+    let options = squall_chaos::ws::ConnectOptions {
+        token: Some(squall_chaos::tokens::mint_hs256(
+            SECRET,
+            "publisher",
+            Duration::from_secs(600),
+        )),
+        ..Default::default()
+    };
+    let mut publisher = squall_chaos::ws::connect(&endpoint, &options)
+        .await
+        .unwrap();
+    let publishing = tokio::spawn(async move {
+        for _ in 0..2000 {
+            let frame = r#"{"type":"Broadcast","data":{"topic":"chaos","payload":{}}}"#;
+            if publisher.send_text(frame).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    });
+    let mut storm = step(Action::Storm, 50);
+    storm.after = Duration::from_millis(500);
+    let report = run_step(storm, target(&relay.ws_url())).await;
+    publishing.abort();
+    assert_eq!(
+        (report.done, report.not_reconnected),
+        (50, Some(0)),
+        "{report:?}"
+    );
+    // Each client misses what was published between its drop and its return.
+    assert!(report.missed.is_some_and(|m| m > 0), "{report:?}");
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loopback_guard_refuses_ten_dot_zero_dot_zero_dot_one() {
     use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
     let config = AgentConfig {

@@ -344,3 +344,55 @@ fn a_foreign_relay_that_spins_after_a_reset_is_caught_as_a_busy_loop() {
 fn a_foreign_relay_that_stalls_after_a_reset_is_caught_as_an_async_stall() {
     catches_a_foreign_hang("stall", "async-stall");
 }
+
+#[test]
+fn a_slow_target_is_degraded_never_hung() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Health answers, but only after 300-600 ms: slow (over `slow`, 200 ms)
+    // and within `timeout` (1 s).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            let mut n = 0u64;
+            while let Ok((mut stream, _)) = listener.accept().await {
+                n += 1;
+                let delay = Duration::from_millis(300 + n * 37 % 300);
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = [0u8; 1024];
+                    let _ = stream.read(&mut buf).await;
+                    tokio::time::sleep(delay).await;
+                    let _ = stream
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                        )
+                        .await;
+                });
+            }
+        });
+    });
+    let addr = rx.recv().unwrap();
+    let out = out_dir("slow");
+    let mut config = WatchdogConfig::new(WatchdogSettings::default(), Instant::now(), &out, "slow");
+    config.health_url = Some(format!("http://{addr}/health"));
+    config.settings.ws_probe = false;
+    let watchdog = Watchdog::spawn(config).unwrap();
+    let mut states = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        states.insert(watchdog.status().state);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = watchdog.status();
+    assert!(
+        watchdog.stop().is_empty(),
+        "a slow target was reported hung"
+    );
+    assert!(
+        states.contains("degraded") && !states.contains("hung"),
+        "{states:?}"
+    );
+    assert!(status.health_p99_ms >= 300.0, "{status:?}");
+}
