@@ -25,6 +25,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 /// also the most frames read in one go before looking at the clock again.
 const MAX_BATCH: usize = 64;
 
+/// Own messages owed before a publisher that got none of them back counts
+/// as evidence that the target does not echo to the sender.
+const MIN_ECHO_EVIDENCE: u64 = 10;
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -102,12 +106,30 @@ pub(crate) async fn run(
         );
     }
     if conn.inbox.is_tracking() {
-        let pairs = conn
+        let own = conn.publisher.as_ref().map(|p| p.j);
+        let heard_others = conn
+            .inbox
+            .pairs(&ctx.layout)
+            .any(|(j, t)| Some(j) != own && t.distinct() > 0);
+        let mut echo_absent = false;
+        let pairs: Vec<(u64, u64, u64)> = conn
             .inbox
             .pairs(&ctx.layout)
             .map(|(j, t)| (j, t.from(), t.distinct()))
-            .filter(|&(j, from, _)| from < ctx.schedule.count(j));
-        ctx.stats.subscriber_done(pairs, end == End::Completed);
+            .filter(|&(j, from, _)| from < ctx.schedule.count(j))
+            .filter(|&(j, from, distinct)| {
+                // Not one of its own messages back, many owed, others heard:
+                // the target does not echo to the sender.
+                let silent_self = Some(j) == own
+                    && distinct == 0
+                    && heard_others
+                    && ctx.schedule.count(j) - from >= MIN_ECHO_EVIDENCE;
+                echo_absent |= silent_self;
+                !silent_self
+            })
+            .collect();
+        ctx.stats
+            .subscriber_done(pairs, end == End::Completed, echo_absent);
     }
 }
 

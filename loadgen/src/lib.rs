@@ -70,7 +70,9 @@
 //! not connected from their acknowledgement until the end of the drain are
 //! left out (and counted in `messages.subscribers_excluded`). A connection's
 //! own messages are owed to it only when the target echoes to the sender
-//! ([`LoadPlan::echo`], true by default as in the squall protocol). A
+//! ([`LoadPlan::echo`], true by default as in the squall protocol; a target
+//! that evidently never echoes is detected and reported in
+//! `messages.echo_absent` rather than as loss). A
 //! publisher that stopped before a subscriber's duty began (its socket
 //! failed, or Ctrl-C) cannot be accounted exactly and is left out, counted in
 //! [`Loss::publishers_excluded`].

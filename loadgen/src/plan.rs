@@ -66,8 +66,10 @@ pub struct LoadPlan {
     pub topic_prefix: String,
     /// Whether the target delivers a publisher's messages to the publisher's
     /// own socket when it is subscribed to the topic (the squall protocol
-    /// does; many chat relays do not). When false, a connection's own
-    /// messages are not owed to it; they still count as received if they come.
+    /// does; many chat relays do not). True: they are owed, unless not one
+    /// of them ever comes back while others' messages do (then the target
+    /// evidently does not echo: counted in `messages.echo_absent`, not as
+    /// loss). False: never owed. Either way they count as received if they come.
     #[serde(default = "default_echo")]
     pub echo: bool,
     /// Timeouts of every network step.

@@ -72,6 +72,12 @@ pub struct MessageStats {
     /// Subscribers left out of the loss accounting because they were not
     /// connected from their acknowledgement to the end of the drain.
     pub subscribers_excluded: u64,
+    /// Publishers subscribed to their own topic that got not one of their
+    /// own messages back (of at least 10 owed) while they did hear others:
+    /// evidently the target does not echo to the sender, so their own
+    /// messages were not counted as owed. 0 against the reference relay.
+    #[serde(default)]
+    pub echo_absent: u64,
 }
 
 /// The raw material of the loss figures, keyed by global publisher number.
@@ -168,6 +174,7 @@ impl MessageStats {
         self.unexpected += other.unexpected;
         self.clamped += other.clamped;
         self.subscribers_excluded += other.subscribers_excluded;
+        self.echo_absent += other.echo_absent;
     }
 }
 

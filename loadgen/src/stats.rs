@@ -35,6 +35,7 @@ pub struct Stats {
 struct Finals {
     accounting: Accounting,
     subscribers_excluded: u64,
+    echo_absent: u64,
 }
 
 impl Default for Stats {
@@ -88,13 +89,17 @@ impl Stats {
         finals.accounting.publishers.contains_key(&j)
     }
 
-    /// A subscriber's pairs at the end: counted if it stayed to the end,
-    /// otherwise excluded.
-    pub fn subscriber_done(&self, pairs: impl Iterator<Item = (u64, u64, u64)>, stayed: bool) {
+    /// A subscriber's pairs `(publisher, from, distinct)` at the end:
+    /// counted if it stayed to the end, otherwise excluded. `echo_absent`:
+    /// its own messages never came back (see `MessageStats::echo_absent`).
+    pub fn subscriber_done(&self, pairs: Vec<(u64, u64, u64)>, stayed: bool, echo_absent: bool) {
         let mut finals = self.finals.lock().expect("finals lock");
         if !stayed {
             finals.subscribers_excluded += 1;
             return;
+        }
+        if echo_absent {
+            finals.echo_absent += 1;
         }
         for (publisher, from, distinct) in pairs {
             finals
@@ -191,6 +196,7 @@ impl Collector {
                 unexpected: t.unexpected,
                 clamped: t.clamped,
                 subscribers_excluded: finals.subscribers_excluded,
+                echo_absent: finals.echo_absent,
             },
             latency: t.latency,
             send_lag: t.send_lag,

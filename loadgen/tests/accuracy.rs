@@ -31,6 +31,7 @@ fn assert_ran_fully(report: &LoadReport) {
     assert!(report.messages.sent > 1500, "{:?}", report.messages);
     assert_eq!(report.loss().publishers_excluded, 0);
     assert_eq!(report.messages.subscribers_excluded, 0);
+    assert_eq!(report.messages.echo_absent, 0, "the reference relay echoes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
