@@ -133,6 +133,7 @@ impl Plan {
         load.duration = raw.duration.0;
         load.drain = raw.drain.0;
         load.source_addrs = source_addrs;
+        load.sockets_per_source = l.sockets_per_source;
         check_thresholds(source, &raw.thresholds)?;
         for (i, step) in raw.chaos.iter().enumerate() {
             step.validate().map_err(|e| err(&format!("chaos.{i}"), e))?;
@@ -206,7 +207,8 @@ impl Plan {
 /// engine's check is the one validation of the load; this only points the
 /// error at the right line).
 fn key_of_check(message: &str) -> &'static str {
-    const KEYS: [(&str, &str); 8] = [
+    const KEYS: [(&str, &str); 9] = [
+        ("sockets_per_source", "load.sockets_per_source"),
         ("publishers but", "load.publishers"),
         ("at least one topic", "load.topics"),
         ("topics cannot cover", "load.topics"),
