@@ -118,19 +118,7 @@ fn chaos_exits_1_when_nothing_could_be_done() {
 
 #[test]
 fn proxy_runs_with_toxics_for_its_duration() {
-    let echo = serve(async || {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = stream.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        addr
-    });
+    let echo = serve(async || echo().await);
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

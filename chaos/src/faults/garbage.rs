@@ -7,9 +7,9 @@
 
 use super::FaultContext;
 use crate::report::{Check, Findings};
+use crate::ws::ReadEnd;
 use crate::ws::WsConn;
 use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_TEXT};
-use crate::ws::handshake::ReadEnd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, timeout_at};

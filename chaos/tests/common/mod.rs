@@ -105,6 +105,21 @@ pub async fn metrics_until(addr: SocketAddr, until: impl Fn(&str) -> bool) -> St
     text
 }
 
+/// A TCP echo server on the current runtime.
+pub async fn echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
 /// How a connection to the raw listener ended, as the server saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawEnd {
