@@ -123,6 +123,10 @@ pub struct Messages {
     pub subscribers_excluded: u64,
     /// Publishers left out of loss accounting (see the engine's `Loss`).
     pub publishers_excluded: u64,
+    /// Publishers that never heard their own messages back from a target
+    /// that does not echo to the sender (not counted as loss).
+    #[serde(default)]
+    pub echo_absent: u64,
 }
 
 /// Latency summary in ms.
@@ -199,6 +203,7 @@ pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
         clamped: m.clamped,
         subscribers_excluded: m.subscribers_excluded,
         publishers_excluded: loss.publishers_excluded,
+        echo_absent: m.echo_absent,
     };
     (connections, messages)
 }

@@ -70,6 +70,16 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
             m.reordered
         ),
     );
+    if m.echo_absent > 0 {
+        line(
+            "no echo",
+            format!(
+                "{} publishers never got their own messages back: the target does not echo \
+                 to the sender, so those were not counted as owed",
+                m.echo_absent
+            ),
+        );
+    }
     let l = &r.latency_ms;
     line(
         "latency",
