@@ -129,12 +129,16 @@ struct Session<'a> {
 impl Session<'_> {
     async fn read(&mut self, mut stream: SplitStream<Ws>) -> Ended {
         let idle = self.shared.config.idle_timeout;
+        // One close waiter for the whole loop, not one registration per frame.
+        let outbox = self.outbox.clone();
+        let closed = outbox.closed();
+        tokio::pin!(closed);
         loop {
             let next = tokio::select! {
                 biased;
                 // Boxed, like every rarely taken path here: an idle
                 // connection's task then only holds the small hot states.
-                _ = self.outbox.closed() => return Box::pin(drain(&mut stream)).await,
+                _ = &mut closed => return Box::pin(drain(&mut stream)).await,
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             match next {
@@ -277,10 +281,13 @@ async fn write(
     let period = shared.config.ping_interval;
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // One close waiter for the whole loop, not one registration per batch.
+    let closed = outbox.closed();
+    tokio::pin!(closed);
     loop {
         let first = tokio::select! {
             biased;
-            code = outbox.closed() => return Box::pin(send_close(&mut sink, code)).await,
+            code = &mut closed => return Box::pin(send_close(&mut sink, code)).await,
             frame = rx.recv() => match frame {
                 Some(frame) => Message::Text(frame),
                 None => return,
@@ -302,7 +309,7 @@ async fn write(
         };
         tokio::select! {
             biased;
-            code = outbox.closed() => return Box::pin(send_close(&mut sink, code)).await,
+            code = &mut closed => return Box::pin(send_close(&mut sink, code)).await,
             written = batch => if written.is_err() { return },
         }
     }
