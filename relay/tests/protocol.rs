@@ -138,3 +138,43 @@ async fn recoverable_problems_get_an_error_and_the_socket_stays() {
 }
 
 use futures_util::SinkExt;
+
+#[tokio::test]
+async fn health_and_metrics_describe_the_traffic() {
+    let relay = start(secured()).await;
+    let addr = relay.local_addr();
+    let mut ws = connect(addr, "meter").await;
+    subscribe(&mut ws, &["m"]).await;
+    send(&mut ws, broadcast("m", json!({"x": 1}))).await;
+    recv(&mut ws).await;
+    let (status, body) = get(addr, "/health").await;
+    assert_eq!(status, 200);
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["connections"].as_u64()),
+        (Some("ok"), Some(1))
+    );
+    let text = get(addr, "/metrics").await.1;
+    assert_eq!(metric(&text, "squall_relay_connections_open"), 1.0);
+    assert_eq!(metric(&text, "squall_relay_topics"), 1.0);
+    assert_eq!(metric(&text, "squall_relay_subscriptions"), 1.0);
+    assert_eq!(metric(&text, "squall_relay_messages_in_total"), 2.0);
+    assert_eq!(metric(&text, "squall_relay_messages_out_total"), 2.0); // Status + delivery
+    assert!(metric(&text, "squall_relay_bytes_in_total") > 0.0);
+    assert!(metric(&text, "squall_relay_bytes_out_total") > 0.0);
+    for series in [
+        "deliveries_dropped_total",
+        "slow_consumers_disconnected_total",
+        "rate_limited_total",
+    ] {
+        assert_eq!(
+            metric(&text, &format!("squall_relay_{series}")),
+            0.0,
+            "{series}"
+        );
+    }
+    assert!(text.contains("# TYPE squall_relay_connections_rejected_total counter"));
+    let (status, _) = get(addr, "/nope").await;
+    assert_eq!(status, 400, "a plain GET elsewhere is not an upgrade");
+    relay.shutdown().await;
+}
