@@ -133,10 +133,9 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
     let (stop_tx, stop) = watch::channel(false);
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("squall: stopping early (Ctrl-C); the results will say \"complete\": false");
-            let _ = on_signal.send(true);
-        }
+        let name = stop_signal().await;
+        eprintln!("squall: stopping early ({name}); the results will say \"complete\": false");
+        let _ = on_signal.send(true);
     });
     let mut load = start_load(plan, args, urls, origin, stop.clone())?;
     let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
@@ -225,6 +224,25 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         harness_failed: harness_error.is_some(),
     });
     write(&results, &files.results, args)
+}
+
+/// Waits for Ctrl-C (SIGINT) or SIGTERM (a CI job's timeout) and names it:
+/// either one ends the run early with its results written.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let sigterm = async {
+        match &mut term {
+            Some(t) => t.recv().await,
+            None => None,
+        }
+    };
+    // A signal whose handler cannot be installed never fires.
+    tokio::select! {
+        Ok(()) = tokio::signal::ctrl_c() => "Ctrl-C",
+        Some(()) = sigterm => "SIGTERM",
+        else => std::future::pending().await,
+    }
 }
 
 /// Starts the engine in this process, or in worker processes when the load
