@@ -56,15 +56,17 @@ impl Origin {
         self.elapsed_ns() as f64 / 1e9
     }
 
-    /// The tokio instant at `offset_ns` after the origin, for sleeping until it.
+    /// The tokio instant at `offset_ns` after the origin, for sleeping until
+    /// it (the origin itself may still lie in the future).
     pub fn instant_at(self, offset_ns: u64) -> tokio::time::Instant {
         let now_tokio = tokio::time::Instant::now();
-        let now_ns = self.elapsed_ns();
-        if offset_ns >= now_ns {
-            now_tokio + Duration::from_nanos(offset_ns - now_ns)
+        let now_mono = monotonic_ns();
+        let target = self.mono_ns.saturating_add(offset_ns);
+        if target >= now_mono {
+            now_tokio + Duration::from_nanos(target - now_mono)
         } else {
             now_tokio
-                .checked_sub(Duration::from_nanos(now_ns - offset_ns))
+                .checked_sub(Duration::from_nanos(now_mono - target))
                 .unwrap_or(now_tokio)
         }
     }
@@ -83,5 +85,14 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert!(copy.elapsed_ns() >= a + 2_000_000);
         assert_eq!(Origin::from_mono_ns(u64::MAX).elapsed_ns(), 0);
+    }
+
+    #[tokio::test]
+    async fn sleeps_until_an_origin_that_is_still_ahead() {
+        let origin = Origin::from_mono_ns(monotonic_ns() + 50_000_000);
+        let start = std::time::Instant::now();
+        tokio::time::sleep_until(origin.instant_at(10_000_000)).await;
+        assert!(start.elapsed() >= Duration::from_millis(60));
+        assert!(origin.elapsed_ns() >= 10_000_000);
     }
 }
