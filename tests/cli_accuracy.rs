@@ -25,11 +25,11 @@ fn scenario(name: &str, bugs: &str, seconds: u64) -> String {
     )
 }
 
-fn measure(name: &str, bugs: &str, seconds: u64) -> Value {
+fn measure(name: &str, bugs: &str, seconds: u64, extra: &[&str]) -> Value {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new(name);
     let file = s.scenario(name, &scenario(name, bugs, seconds));
-    let (out, results) = run_scenario(&s, &file, &[], LIMIT);
+    let (out, results) = run_scenario(&s, &file, extra, LIMIT);
     assert_eq!(results["complete"], true, "{}", out.stderr);
     assert_eq!(u(&results, "/connections/failed"), 0, "{}", out.stderr);
     assert!(
@@ -41,7 +41,7 @@ fn measure(name: &str, bugs: &str, seconds: u64) -> Value {
 
 #[test]
 fn no_fault_means_no_loss_and_no_duplicates() {
-    let r = measure("clean", "", 5);
+    let r = measure("clean", "", 5, &[]);
     assert_eq!(u(&r, "/messages/lost"), 0, "{r:#}");
     assert_eq!(u(&r, "/messages/duplicated"), 0);
     assert_eq!(f(&r, "/messages/loss_ratio"), 0.0);
@@ -52,7 +52,7 @@ fn no_fault_means_no_loss_and_no_duplicates() {
 
 #[test]
 fn drop_every_100_is_measured_as_one_percent_loss() {
-    let r = measure("drop", "\"drop-every=100\"", 5);
+    let r = measure("drop", "\"drop-every=100\"", 5, &[]);
     let loss = f(&r, "/messages/loss_ratio") * 100.0;
     assert!(
         (loss - 1.0).abs() <= 0.05,
@@ -67,7 +67,7 @@ fn dup_every_n_is_counted_exactly() {
     // The relay sends its n-th delivery twice whenever n is a multiple of 50:
     // of D original deliveries, D / 50 are doubled, so every received frame
     // R = D + D / 50 and duplicated = (R - duplicated) / 50 exactly.
-    let r = measure("dup", "\"dup-every=50\"", 5);
+    let r = measure("dup", "\"dup-every=50\"", 5, &[]);
     let received = u(&r, "/messages/received");
     let duplicated = u(&r, "/messages/duplicated");
     assert!(duplicated > 0);
@@ -84,7 +84,9 @@ fn dup_every_n_is_counted_exactly() {
 fn stall_300_every_2s_shows_in_p99_and_max() {
     // Deliveries are held for 300 ms once every 2 s: 15% of messages wait,
     // the most delayed 1% of all of them waits 280..300 ms.
-    let r = measure("stall", "\"stall=300/2\"", 7);
+    // The windowed threshold sees every stall: each 2 s window holds one.
+    let window = "thresholds.p99_ms_window={ limit = 100, window = \"2s\" }";
+    let r = measure("stall", "\"stall=300/2\"", 7, &["--set", window]);
     let p99 = f(&r, "/latency_ms/p99");
     let max = f(&r, "/latency_ms/max");
     assert!(
@@ -94,4 +96,11 @@ fn stall_300_every_2s_shows_in_p99_and_max() {
     );
     assert!(max >= 300.0, "max {max} ms");
     assert_eq!(u(&r, "/messages/lost"), 0);
+    let t = &r["thresholds"][0];
+    assert_eq!(t["name"], "p99_ms_window(2s)");
+    assert!(f(t, "/actual") >= 250.0, "{t}");
+    assert_eq!(
+        (t["passed"].as_bool(), u(&r, "/exit_code")),
+        (Some(false), 3)
+    );
 }

@@ -242,6 +242,18 @@ fn a_breached_threshold_exits_3_with_junit_and_compare_catches_a_regression() {
     // Compared with itself nothing moved; against a baseline with a quarter
     // of its p99 and twice its throughput, both regressed.
     let run_path = s.results_files()[0].clone();
+    let html = s.0.join("report.html");
+    let report = run(
+        &[
+            "report",
+            run_path.to_str().unwrap(),
+            "-o",
+            html.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    assert_eq!(report.code(), 0, "{report:?}");
+    assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
     let same = run(
         &[
             "compare",
