@@ -95,42 +95,7 @@ pub(crate) async fn run(
         Some(ws) => conn.live(ws).await,
         None => End::Abnormal,
     };
-    if let Some(p) = &conn.publisher {
-        let scheduled = ctx.schedule.count(p.j);
-        ctx.stats.publisher_done(
-            p.j,
-            PublisherCount {
-                scheduled,
-                sent: p.sent,
-            },
-        );
-    }
-    if conn.inbox.is_tracking() {
-        let own = conn.publisher.as_ref().map(|p| p.j);
-        let heard_others = conn
-            .inbox
-            .pairs(&ctx.layout)
-            .any(|(j, t)| Some(j) != own && t.distinct() > 0);
-        let mut echo_absent = false;
-        let pairs: Vec<(u64, u64, u64)> = conn
-            .inbox
-            .pairs(&ctx.layout)
-            .map(|(j, t)| (j, t.from(), t.distinct()))
-            .filter(|&(j, from, _)| from < ctx.schedule.count(j))
-            .filter(|&(j, from, distinct)| {
-                // Not one of its own messages back, many owed, others heard:
-                // the target does not echo to the sender.
-                let silent_self = Some(j) == own
-                    && distinct == 0
-                    && heard_others
-                    && ctx.schedule.count(j) - from >= MIN_ECHO_EVIDENCE;
-                echo_absent |= silent_self;
-                !silent_self
-            })
-            .collect();
-        ctx.stats
-            .subscriber_done(pairs, end == End::Completed, echo_absent);
-    }
+    conn.hand_in(end);
 }
 
 struct Conn<'a> {
@@ -144,6 +109,49 @@ struct Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// Hands in the publisher's count and the subscriptions' pairs.
+    fn hand_in(&self, end: End) {
+        let ctx = self.ctx;
+        if let Some(p) = &self.publisher {
+            let scheduled = ctx.schedule.count(p.j);
+            ctx.stats.publisher_done(
+                p.j,
+                PublisherCount {
+                    scheduled,
+                    sent: p.sent,
+                },
+            );
+        }
+        if !self.inbox.is_tracking() {
+            return;
+        }
+        let own = self.publisher.as_ref().map(|p| (p.j, p.sent));
+        let is_own = |j: u64| own.is_some_and(|(o, _)| o == j);
+        let heard_others = self
+            .inbox
+            .pairs(&ctx.layout)
+            .any(|(j, t)| !is_own(j) && t.distinct() > 0);
+        let mut echo_absent = false;
+        let pairs: Vec<(u64, u64, u64)> = self
+            .inbox
+            .pairs(&ctx.layout)
+            .map(|(j, t)| (j, t.from(), t.distinct()))
+            .filter(|&(j, from, _)| from < ctx.schedule.count(j))
+            .filter(|&(j, from, distinct)| {
+                // Not one of its own messages back, many sent since the duty
+                // began, others heard: the target does not echo to the sender.
+                let silent_self = is_own(j)
+                    && distinct == 0
+                    && heard_others
+                    && own.is_some_and(|(_, sent)| sent.saturating_sub(from) >= MIN_ECHO_EVIDENCE);
+                echo_absent |= silent_self;
+                !silent_self
+            })
+            .collect();
+        ctx.stats
+            .subscriber_done(pairs, end == End::Completed, echo_absent);
+    }
+
     fn now_ns(&self) -> u64 {
         self.ctx.origin.elapsed_ns()
     }
