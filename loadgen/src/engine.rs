@@ -94,6 +94,8 @@ pub(crate) async fn run(
     if stopped {
         stop_now(&ctx, &deadline_tx);
     }
+    // False once the stop sender is gone: nobody can stop the run any more.
+    let mut stoppable = true;
     let mut next_tick =
         1_000_000_000u64.max(origin.elapsed_ns().div_ceil(1_000_000_000) * 1_000_000_000);
     loop {
@@ -105,9 +107,9 @@ pub(crate) async fn run(
                 let _ = snapshots.send(snap);
                 next_tick = (now / 1_000_000_000 + 1) * 1_000_000_000;
             }
-            changed = stop.changed(), if !stopped => {
+            changed = stop.changed(), if stoppable && !stopped => {
                 if changed.is_err() {
-                    stopped = true; // never stops: the sender is gone; disable this branch
+                    stoppable = false;
                     continue;
                 }
                 if *stop.borrow() {

@@ -379,3 +379,19 @@ async fn a_relay_that_does_not_echo_to_the_sender_shows_no_false_loss() {
     assert_eq!(loss.lost, 0, "{loss:?}");
     assert_eq!(report.messages.echo_absent, 2, "both publishers");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_stop_sender_does_not_stop_the_run() {
+    let relay = relay(RelayConfig::default());
+    let plan = short(&relay.url);
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    drop(stop_tx);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let report = squall_loadgen::run(plan, Origin::now(), stop, tx)
+        .await
+        .unwrap();
+    assert!(report.complete);
+    assert_eq!(report.messages.sent, report.messages.scheduled);
+    let first = rx.recv().await.unwrap();
+    assert_eq!(first.phase, squall_loadgen::Phase::Steady);
+}
