@@ -129,7 +129,11 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         &run_name,
         plan.allow_remote && args.allow_remote,
     )
-    .await?;
+    .await
+    .inspect_err(|_| {
+        // Nothing ran: leave no empty timeline behind.
+        let _ = std::fs::remove_file(&files.timeline);
+    })?;
     let (stop_tx, stop) = watch::channel(false);
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
@@ -137,7 +141,9 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         eprintln!("squall: stopping early ({name}); the results will say \"complete\": false");
         let _ = on_signal.send(true);
     });
-    let mut load = start_load(plan, args, urls, origin, stop.clone())?;
+    let mut load = start_load(plan, args, urls, origin, stop.clone()).inspect_err(|_| {
+        let _ = std::fs::remove_file(&files.timeline);
+    })?;
     let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
     let (ui_tx, ui_rx) = watch::channel(None);
     let ui = tui.then(|| {
