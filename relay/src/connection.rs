@@ -287,7 +287,7 @@ async fn write(
     loop {
         let first = tokio::select! {
             biased;
-            code = &mut closed => return Box::pin(send_close(&mut sink, code)).await,
+            code = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, code)).await,
             frame = rx.recv() => match frame {
                 Some(frame) => Message::Text(frame),
                 None => return,
@@ -309,18 +309,29 @@ async fn write(
         };
         tokio::select! {
             biased;
-            code = &mut closed => return Box::pin(send_close(&mut sink, code)).await,
+            code = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, code)).await,
             written = batch => if written.is_err() { return },
         }
     }
 }
 
-async fn send_close(sink: &mut SplitSink<Ws, Message>, code: u16) {
+/// Sends what is already queued, then the Close frame, all within
+/// [`CLOSE_SEND_TIMEOUT`]. A slow consumer (1013) gets the Close at once: its
+/// queue is what it could not keep up with.
+async fn send_close(sink: &mut SplitSink<Ws, Message>, rx: &mut QueueRx, code: u16) {
     let frame = CloseFrame {
         code: code.into(),
         reason: close_reason(code).into(),
     };
-    let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    let flush_then_close = async {
+        if code != CLOSE_TRY_AGAIN_LATER {
+            while let Some(queued) = rx.try_recv() {
+                sink.feed(Message::Text(queued)).await?;
+            }
+        }
+        sink.send(Message::Close(Some(frame))).await
+    };
+    let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, flush_then_close).await;
 }
 
 fn close_reason(code: u16) -> &'static str {
