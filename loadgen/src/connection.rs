@@ -49,7 +49,7 @@ enum Ack {
     Waiting { deadline_ns: u64 },
     /// Acknowledged: the inbox tracks the topics.
     Done,
-    /// Never came in time.
+    /// Did not come in time (counted); may still come.
     TimedOut,
 }
 
@@ -407,7 +407,9 @@ impl Conn<'_> {
         };
         match self.ctx.frames.control(text) {
             Control::Subscribed => {
-                if let Ack::Waiting { .. } = self.ack {
+                // A late acknowledgement still starts the duty (from now on);
+                // the timeout it missed stays counted.
+                if matches!(self.ack, Ack::Waiting { .. } | Ack::TimedOut) {
                     self.acknowledged(now);
                 }
             }
