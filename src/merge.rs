@@ -29,9 +29,12 @@ pub fn merge(inputs: &[Results]) -> Result<Results, String> {
         .transpose()
         .map_err(|e| format!("the first file's settings.thresholds: {e}"))?
         .unwrap_or_default();
-    let targets: Vec<&str> = inputs.iter().map(|r| r.target.as_str()).collect();
-    let mut targets = targets.clone();
-    targets.dedup();
+    let mut targets: Vec<&str> = Vec::new();
+    for r in inputs {
+        if !targets.contains(&r.target.as_str()) {
+            targets.push(&r.target);
+        }
+    }
     Ok(Results::build(Parts {
         scenario: first.scenario.clone(),
         file: first.file.clone(),
@@ -75,6 +78,12 @@ pub fn run(files: &[PathBuf], out: &Path) -> Result<Exit, Failure> {
         .map(|f| file::read(f))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Failure::usage)?;
+    if inputs.iter().any(|r| r.target != inputs[0].target) {
+        eprintln!(
+            "squall: warning: these runs loaded different targets; a message published to one \
+             target never reached subscribers on another, so the merged loss counts those too"
+        );
+    }
     let merged = merge(&inputs).map_err(Failure::usage)?;
     file::write_json_atomic(out, &merged)
         .map_err(|e| Failure::harness(format!("{}: {e}", out.display())))?;
