@@ -15,6 +15,7 @@ use crate::receive::Inbox;
 use crate::report::PublisherCount;
 use crate::stamp::Stamp;
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -214,15 +215,26 @@ impl Conn<'_> {
     }
 
     /// The local address to connect from: the default for the first
-    /// `sockets_per_source` sockets to a target, then the extra ones in turn.
-    fn source_addr(&self) -> Option<std::net::IpAddr> {
+    /// `sockets_per_source` sockets to a target, then the extra ones in turn
+    /// (for a `127.x` target without any given: 127.0.0.2, 127.0.0.3, ...).
+    fn source_addr(&self) -> Option<IpAddr> {
         let plan = &self.ctx.plan;
         let nth_on_target = self.c / plan.targets.len() as u64;
-        let index = nth_on_target / plan.sockets_per_source;
-        if index == 0 || plan.source_addrs.is_empty() {
+        let index = (nth_on_target / plan.sockets_per_source) as usize;
+        if index == 0 {
             return None;
         }
-        Some(plan.source_addrs[(index as usize - 1) % plan.source_addrs.len()])
+        if !plan.source_addrs.is_empty() {
+            return Some(plan.source_addrs[(index - 1) % plan.source_addrs.len()]);
+        }
+        let target = self.ctx.targets[self.ctx.layout.target_of(self.c)].addr;
+        match target.ip() {
+            IpAddr::V4(ip) if ip.is_loopback() => {
+                let last = 2 + (index - 1) % 253; // 127.0.0.2 ..= 127.0.0.254
+                Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, last as u8)))
+            }
+            _ => None,
+        }
     }
 
     /// Sends the subscribe frames; false (counted) if that failed.

@@ -57,8 +57,10 @@ pub struct LoadPlan {
     pub drain: Duration,
     /// Which part of the connections this process runs.
     pub shard: Shard,
-    /// Extra local source addresses (127.0.0.2, ...) used once one address
-    /// holds `sockets_per_source` sockets to the same target.
+    /// Extra local source addresses used, in turn, once one address holds
+    /// `sockets_per_source` sockets to the same target (so as not to run out
+    /// of ephemeral ports). Empty: 127.0.0.2, 127.0.0.3, ... for an IPv4
+    /// loopback target, nothing more for others.
     pub source_addrs: Vec<IpAddr>,
     /// Sockets to one target per source address before the next one is used.
     pub sockets_per_source: u64,

@@ -256,6 +256,45 @@ async fn extra_source_addresses_take_over_past_the_per_source_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_targets_get_127_0_0_2_and_on_without_being_told() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = Arc::new(Mutex::new(Vec::<IpAddr>::new()));
+    let seen = peers.clone();
+    tokio::spawn(async move {
+        let mut sockets = Vec::new();
+        while let Ok((s, peer)) = listener.accept().await {
+            seen.lock().unwrap().push(peer.ip());
+            if let Ok(ws) = tokio_tungstenite::accept_async(s).await {
+                sockets.push(ws);
+            }
+        }
+    });
+    let mut plan = short(&format!("ws://{addr}/ws"));
+    plan.connections = 5;
+    plan.publishers = 0;
+    plan.subscriptions_per_connection = 0;
+    plan.duration = Duration::from_millis(500);
+    plan.drain = Duration::ZERO;
+    plan.sockets_per_source = 2;
+    let (report, _) = run(plan).await;
+    assert_eq!(report.connections.established, 5, "{report:?}");
+    let mut peers = peers.lock().unwrap().clone();
+    peers.sort();
+    let want: Vec<IpAddr> = [
+        "127.0.0.1",
+        "127.0.0.1",
+        "127.0.0.2",
+        "127.0.0.2",
+        "127.0.0.3",
+    ]
+    .iter()
+    .map(|s| s.parse().unwrap())
+    .collect();
+    assert_eq!(peers, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rs256_and_es256_tokens_from_pem_keys() {
     // Throwaway key pairs made for this test only (openssl genpkey).
     let cases = [
