@@ -41,8 +41,8 @@ impl LoopbackGuard {
             Ok(addr)
         } else {
             Err(Error::Refused(format!(
-                "{addr} is not a loopback address (127.0.0.0/8, ::1); \
-                 set allow_remote = true in the scenario and pass --allow-remote to allow it"
+                "{addr} is not a loopback address (127.0.0.0/8, ::1); to allow it, pass --allow-remote \
+                 (and, in a scenario, set allow_remote = true)"
             )))
         }
     }
