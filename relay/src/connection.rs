@@ -26,12 +26,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::config::RelayConfig;
 use crate::metrics::AbnormalEnd;
-use crate::outbox::{Outbox, QueueRx};
-use crate::protocol::{
-    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR,
-    CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER, ClientMessage, ErrorData, PingData, ServerMessage,
-    Status, Topics,
-};
+use crate::outbox::{CloseCause, Outbox, QueueRx};
+use crate::protocol::{ClientMessage, ErrorData, PingData, ServerMessage, Status, Topics};
 use crate::rate_limit::{RateLimiter, Verdict};
 use crate::registry::{ConnId, text_frame};
 use crate::server::{Admitted, Shared};
@@ -78,7 +74,7 @@ pub(crate) async fn serve(stream: TcpStream, admitted: Admitted, shared: &Shared
     registry.metrics.accepted.fetch_add(1, Relaxed);
     if shared.is_shutting_down() {
         // Registered after shutdown closed everyone: close this one too.
-        outbox.close(CLOSE_GOING_AWAY);
+        outbox.close(CloseCause::Shutdown);
     }
     let (sink, stream) = ws.split();
     let mut session = Session {
@@ -93,7 +89,7 @@ pub(crate) async fn serve(stream: TcpStream, admitted: Admitted, shared: &Shared
         async {
             let ended = session.read(stream).await;
             // Stops the writer if the reader ended first.
-            session.outbox.close(CLOSE_NORMAL);
+            session.outbox.close(CloseCause::Done);
             ended
         },
         write(sink, rx, &outbox, shared),
@@ -143,7 +139,7 @@ impl Session<'_> {
             };
             match next {
                 Err(_) => {
-                    self.outbox.close(CLOSE_POLICY);
+                    self.outbox.close(CloseCause::IdleTimeout);
                     return Ended::Abnormal(AbnormalEnd::Timeout);
                 }
                 Ok(None) => return Ended::Clean,
@@ -164,18 +160,18 @@ impl Session<'_> {
 
     /// Classifies a read error, asking the writer to send the matching close code.
     fn read_error(&self, e: WsError) -> Ended {
-        let close_with = |code| {
-            self.outbox.close(code);
+        let close_with = |cause| {
+            self.outbox.close(cause);
             Ended::ByRelay
         };
         match e {
             WsError::ConnectionClosed | WsError::AlreadyClosed => Ended::Clean,
-            WsError::Capacity(_) => close_with(CLOSE_TOO_BIG),
-            WsError::Utf8(_) => close_with(CLOSE_INVALID_PAYLOAD),
+            WsError::Capacity(_) => close_with(CloseCause::TooBig),
+            WsError::Utf8(_) => close_with(CloseCause::InvalidUtf8),
             WsError::Protocol(WsProtocolError::ResetWithoutClosingHandshake) => {
                 Ended::Abnormal(AbnormalEnd::Eof)
             }
-            WsError::Protocol(_) => close_with(CLOSE_PROTOCOL_ERROR),
+            WsError::Protocol(_) => close_with(CloseCause::ProtocolError),
             WsError::Io(e) => match e.kind() {
                 ErrorKind::ConnectionReset
                 | ErrorKind::ConnectionAborted
@@ -204,7 +200,7 @@ impl Session<'_> {
             }
             Verdict::Abuse => {
                 registry.metrics.rate_limited.fetch_add(1, Relaxed);
-                self.outbox.close(CLOSE_POLICY);
+                self.outbox.close(CloseCause::RateLimitAbuse);
                 return;
             }
         }
@@ -247,7 +243,7 @@ impl Session<'_> {
         metrics.bytes_out.fetch_add(frame.len() as u64, Relaxed);
         let push = tokio::time::timeout(self.shared.config.idle_timeout, self.outbox.push(frame));
         let waited = Box::pin(push).await;
-        if waited.is_err() && self.outbox.close(CLOSE_TRY_AGAIN_LATER) {
+        if waited.is_err() && self.outbox.close(CloseCause::SlowConsumer) {
             metrics.slow_consumers.fetch_add(1, Relaxed);
         }
     }
@@ -287,7 +283,7 @@ async fn write(
     loop {
         let first = tokio::select! {
             biased;
-            code = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, code)).await,
+            cause = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, cause)).await,
             frame = rx.recv() => match frame {
                 Some(frame) => Message::Text(frame),
                 None => return,
@@ -309,22 +305,22 @@ async fn write(
         };
         tokio::select! {
             biased;
-            code = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, code)).await,
+            cause = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, cause)).await,
             written = batch => if written.is_err() { return },
         }
     }
 }
 
 /// Sends what is already queued, then the Close frame, all within
-/// [`CLOSE_SEND_TIMEOUT`]. A slow consumer (1013) gets the Close at once: its
-/// queue is what it could not keep up with.
-async fn send_close(sink: &mut SplitSink<Ws, Message>, rx: &mut QueueRx, code: u16) {
+/// [`CLOSE_SEND_TIMEOUT`]. A slow consumer gets the Close at once: its queue
+/// is what it could not keep up with.
+async fn send_close(sink: &mut SplitSink<Ws, Message>, rx: &mut QueueRx, cause: CloseCause) {
     let frame = CloseFrame {
-        code: code.into(),
-        reason: close_reason(code).into(),
+        code: cause.code().into(),
+        reason: cause.reason().into(),
     };
     let flush_then_close = async {
-        if code != CLOSE_TRY_AGAIN_LATER {
+        if cause != CloseCause::SlowConsumer {
             while let Some(queued) = rx.try_recv() {
                 sink.feed(Message::Text(queued)).await?;
             }
@@ -332,18 +328,6 @@ async fn send_close(sink: &mut SplitSink<Ws, Message>, rx: &mut QueueRx, code: u
         sink.send(Message::Close(Some(frame))).await
     };
     let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, flush_then_close).await;
-}
-
-fn close_reason(code: u16) -> &'static str {
-    match code {
-        CLOSE_GOING_AWAY => "server shutting down",
-        CLOSE_INVALID_PAYLOAD => "invalid UTF-8",
-        CLOSE_POLICY => "policy violation",
-        CLOSE_TOO_BIG => "frame too big",
-        CLOSE_TRY_AGAIN_LATER => "slow consumer",
-        CLOSE_PROTOCOL_ERROR => "protocol error",
-        _ => "",
-    }
 }
 
 fn error_msg<'a>(code: &'a str, message: &'a str) -> ServerMessage<'a> {

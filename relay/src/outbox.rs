@@ -4,21 +4,88 @@
 //!
 //! The fan-out only ever calls [`Outbox::try_push`], which never waits: a full
 //! queue is reported to the caller, which applies the slow-consumer policy.
-//! Anyone may ask the writer to close the socket with a code
+//! Anyone may ask the writer to close the socket for a [`CloseCause`]
 //! ([`Outbox::close`]); the first request wins.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::protocol::{
+    CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG, CLOSE_TRY_AGAIN_LATER,
+};
+
+/// Why the relay closes a connection; decides the Close frame's code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseCause {
+    /// The reader ended (the client left): the writer just stops.
+    Done = 1,
+    /// The relay is shutting down (1001).
+    Shutdown,
+    /// A text frame was not UTF-8 (1007).
+    InvalidUtf8,
+    /// A frame or message over the size limit (1009).
+    TooBig,
+    /// An RFC 6455 framing violation (1002).
+    ProtocolError,
+    /// Nothing received for the idle timeout (1008).
+    IdleTimeout,
+    /// Kept sending over the rate limit (1008).
+    RateLimitAbuse,
+    /// Its outbound queue was full (1013).
+    SlowConsumer,
+}
+
+impl CloseCause {
+    const ALL: [CloseCause; 8] = [
+        CloseCause::Done,
+        CloseCause::Shutdown,
+        CloseCause::InvalidUtf8,
+        CloseCause::TooBig,
+        CloseCause::ProtocolError,
+        CloseCause::IdleTimeout,
+        CloseCause::RateLimitAbuse,
+        CloseCause::SlowConsumer,
+    ];
+
+    /// The Close frame's code.
+    pub fn code(self) -> u16 {
+        match self {
+            CloseCause::Done => CLOSE_NORMAL,
+            CloseCause::Shutdown => CLOSE_GOING_AWAY,
+            CloseCause::InvalidUtf8 => CLOSE_INVALID_PAYLOAD,
+            CloseCause::TooBig => CLOSE_TOO_BIG,
+            CloseCause::ProtocolError => CLOSE_PROTOCOL_ERROR,
+            CloseCause::IdleTimeout | CloseCause::RateLimitAbuse => CLOSE_POLICY,
+            CloseCause::SlowConsumer => CLOSE_TRY_AGAIN_LATER,
+        }
+    }
+
+    /// The Close frame's reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCause::Done => "",
+            CloseCause::Shutdown => "server shutting down",
+            CloseCause::InvalidUtf8 => "invalid UTF-8",
+            CloseCause::TooBig => "frame too big",
+            CloseCause::ProtocolError => "protocol error",
+            CloseCause::IdleTimeout => "idle timeout",
+            CloseCause::RateLimitAbuse => "rate limit exceeded persistently",
+            CloseCause::SlowConsumer => "slow consumer",
+        }
+    }
+}
 
 /// The sending half held by the registry and the reader.
 #[derive(Debug)]
 pub struct Outbox {
     tx: QueueTx,
-    /// 0 while open, else the close code the writer must send.
-    close_code: AtomicU16,
+    /// 0 while open, else the [`CloseCause`] (as `u8`) the writer acts on.
+    cause: AtomicU8,
     /// Wakes the writer and the reader when a close is requested.
     closing: Notify,
 }
@@ -70,7 +137,7 @@ impl Outbox {
         (
             Self {
                 tx,
-                close_code: AtomicU16::new(0),
+                cause: AtomicU8::new(0),
                 closing: Notify::new(),
             },
             rx,
@@ -116,12 +183,12 @@ impl Outbox {
         }
     }
 
-    /// Asks the writer to send a Close frame with `code` and end. Returns true
-    /// for the first request (the one whose code is sent).
-    pub fn close(&self, code: u16) -> bool {
+    /// Asks the writer to close the socket for `cause` and end. Returns true
+    /// for the first request (the one that is acted on).
+    pub fn close(&self, cause: CloseCause) -> bool {
         let first = self
-            .close_code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .cause
+            .compare_exchange(0, cause as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if first {
             self.closing.notify_waiters();
@@ -129,24 +196,22 @@ impl Outbox {
         first
     }
 
-    /// The requested close code, if a close was requested.
-    pub fn close_code(&self) -> Option<u16> {
-        match self.close_code.load(Ordering::Acquire) {
-            0 => None,
-            code => Some(code),
-        }
+    /// Why a close was requested, if one was.
+    pub fn close_cause(&self) -> Option<CloseCause> {
+        let raw = self.cause.load(Ordering::Acquire);
+        CloseCause::ALL.into_iter().find(|c| *c as u8 == raw)
     }
 
-    /// Waits until a close is requested and returns its code.
-    pub async fn closed(&self) -> u16 {
+    /// Waits until a close is requested and returns its cause.
+    pub async fn closed(&self) -> CloseCause {
         loop {
             let notified = self.closing.notified();
             tokio::pin!(notified);
             // Register before checking, so a close between the check and the
             // await is not missed.
             notified.as_mut().enable();
-            if let Some(code) = self.close_code() {
-                return code;
+            if let Some(cause) = self.close_cause() {
+                return cause;
             }
             notified.await;
         }

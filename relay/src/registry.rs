@@ -26,8 +26,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::bugs::Bugs;
 use crate::metrics::{AbnormalEnd, Gauges, Metrics};
-use crate::outbox::{Outbox, Push, QueueRx};
-use crate::protocol::{BroadcastOut, CLOSE_TRY_AGAIN_LATER, DirectOut, ServerMessage};
+use crate::outbox::{CloseCause, Outbox, Push, QueueRx};
+use crate::protocol::{BroadcastOut, DirectOut, ServerMessage};
 
 /// A connection's number, unique for the life of the process.
 pub type ConnId = u64;
@@ -148,7 +148,7 @@ impl Registry {
                     Push::Queued => queued += 1,
                     Push::Full => {
                         dropped += 1;
-                        if outbox.close(CLOSE_TRY_AGAIN_LATER) {
+                        if outbox.close(CloseCause::SlowConsumer) {
                             self.metrics.slow_consumers.fetch_add(1, Relaxed);
                         }
                     }
@@ -231,10 +231,10 @@ impl Registry {
         drop((connection, topic));
     }
 
-    /// Asks every connection to close with `code` (shutdown).
-    pub fn close_all(&self, code: u16) {
+    /// Asks every connection to close for `cause` (shutdown).
+    pub fn close_all(&self, cause: CloseCause) {
         for entry in self.connections.iter() {
-            entry.value().close(code);
+            entry.value().close(cause);
         }
     }
 

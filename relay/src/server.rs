@@ -18,7 +18,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::config::RelayConfig;
 use crate::http::{self, HeadError, RequestHead};
 use crate::metrics::{Gauges, Rejection};
-use crate::protocol::CLOSE_GOING_AWAY;
+use crate::outbox::CloseCause;
 use crate::registry::Registry;
 use crate::{connection, limits};
 
@@ -148,7 +148,7 @@ async fn accept_loop(
     }
     drop(listener);
     shared.shutting_down.store(true, Ordering::Release);
-    shared.registry.close_all(CLOSE_GOING_AWAY);
+    shared.registry.close_all(CloseCause::Shutdown);
     let drained = tokio::time::timeout(shared.config.drain_timeout, async {
         while tasks.join_next().await.is_some() {}
     })
