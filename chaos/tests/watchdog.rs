@@ -396,3 +396,27 @@ fn a_slow_target_is_degraded_never_hung() {
     );
     assert!(status.health_p99_ms >= 300.0, "{status:?}");
 }
+
+#[test]
+fn a_relay_that_dies_is_reported_with_the_classification_exited() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut relay = RelayProcess::start("killed", &[]);
+    let out = out_dir("killed");
+    let origin = Instant::now();
+    let watchdog = watchdog_for(&relay, "killed", &out, origin, &LastChaos::default());
+    wait_ok(&watchdog);
+    // Killed and not reaped: a zombie whose /proc entry remains.
+    relay.child.kill().unwrap();
+    let bound = WatchdogSettings::default().detection_bound() + LOADED_MARGIN;
+    wait_hang(&watchdog, bound + Duration::from_secs(5));
+    let hangs = watchdog.stop();
+    let text =
+        std::fs::read_to_string(hangs[0].diagnostics.as_ref().expect("a hang file")).unwrap();
+    assert!(
+        text.starts_with("classification: exited"),
+        "{}",
+        text.lines().next().unwrap()
+    );
+    assert!(text.contains("probe: health: connect:"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -13,6 +13,9 @@
 //! within `failures_before_hang × interval` of it and fails within
 //! `timeout` more: with the default 2 failures, detection comes within
 //! `2 × interval + timeout` of the onset.
+//!
+//! A target that dies stops answering too: it is reported as a hang, and
+//! the hang file's classification says `exited`.
 
 pub mod backtrace;
 pub mod diagnostics;

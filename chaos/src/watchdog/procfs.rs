@@ -43,7 +43,7 @@ impl ThreadInfo {
 /// Everything read from `/proc` about the target.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProcessInfo {
-    /// Whether `/proc/PID` exists.
+    /// Whether the process exists and has not exited (a zombie has not).
     pub alive: bool,
     /// Its command line.
     pub cmdline: String,
@@ -69,7 +69,7 @@ pub fn inspect(pid: u32, window: Duration) -> ProcessInfo {
     std::thread::sleep(window);
     let after = thread_ticks(pid);
     let ticks_per_s = clock_ticks();
-    let threads = after
+    let threads: Vec<ThreadInfo> = after
         .iter()
         .map(|(tid, (name, state, ticks))| {
             let used = ticks.saturating_sub(before.get(tid).map_or(*ticks, |b| b.2));
@@ -88,8 +88,10 @@ pub fn inspect(pid: u32, window: Duration) -> ProcessInfo {
         .collect();
     let inodes = socket_inodes(pid);
     let (tcp_states, accept_backlog) = tcp_sockets(pid, &inodes);
+    // A zombie (exited, not yet reaped) still has its /proc entry.
+    let alive = !threads.iter().all(|t| matches!(t.state, 'Z' | 'X'));
     ProcessInfo {
-        alive: true,
+        alive,
         cmdline: fs::read(format!("{base}/cmdline"))
             .map(|b| {
                 String::from_utf8_lossy(&b)
