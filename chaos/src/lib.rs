@@ -26,6 +26,22 @@
 //!
 //! Every address goes through the loopback guard: 127.0.0.0/8 and ::1 only,
 //! unless remote traffic is allowed by both the scenario and the user.
+//!
+//! # Threads
+//!
+//! The agent's faults run on the caller's tokio runtime (multi-threaded for
+//! thousands of sockets a second). The watchdog and the fault proxy each run
+//! on a thread and single-threaded runtime of their own: a busy load engine
+//! cannot delay a probe or a proxied byte, and a hung target cannot hang
+//! either.
+//!
+//! # Modules
+//!
+//! [`faults`] holds one module per client fault over the raw WebSocket
+//! client of [`ws`]; [`proxy`] the fault proxy, its [`proxy::toxics`] and
+//! control [`proxy::api`]; [`watchdog`] the probes, the `/proc` reading, the
+//! gdb summary and the hang file; [`report`] what steps report; [`tokens`]
+//! the HS256 and deliberately broken tokens.
 
 pub mod agent;
 pub mod cli;
