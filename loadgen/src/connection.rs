@@ -8,7 +8,7 @@
 //! server's pings (tungstenite queues the pong and flushes it on the next read).
 
 use crate::connect::{self, Socket};
-use crate::engine::{Ctx, Deadlines};
+use crate::engine::Ctx;
 use crate::frames::{Control, PublishTemplate};
 use crate::plan::{Auth, Protocol};
 use crate::receive::Inbox;
@@ -18,7 +18,7 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
@@ -71,11 +71,13 @@ enum Event {
 
 /// Runs connection `c` from its opening to its end. `close_ns` is its
 /// planned close, if the plan wants it gone before the end of the run.
+/// `wake` completes (its sender dropped) when the run's deadlines move.
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     c: u64,
     close_ns: Option<u64>,
     permit: OwnedSemaphorePermit,
+    wake: oneshot::Receiver<()>,
 ) {
     let publisher = ctx.layout.publisher_of_connection(c).map(|j| Publisher {
         j,
@@ -87,7 +89,7 @@ pub(crate) async fn run(
         ctx: &ctx,
         c,
         close_ns,
-        deadlines: ctx.deadlines.clone(),
+        wake: Some(wake),
         inbox: Inbox::default(),
         ack: Ack::NotNeeded,
         publisher,
@@ -103,7 +105,8 @@ struct Conn<'a> {
     ctx: &'a Ctx,
     c: u64,
     close_ns: Option<u64>,
-    deadlines: tokio::sync::watch::Receiver<Deadlines>,
+    /// Completes when the run's deadlines move; `None` once it has.
+    wake: Option<oneshot::Receiver<()>>,
     inbox: Inbox,
     ack: Ack,
     publisher: Option<Publisher>,
@@ -159,7 +162,7 @@ impl Conn<'_> {
 
     /// The end of this connection: its planned close or the end of the run.
     fn end_ns(&self) -> u64 {
-        let run_end = self.deadlines.borrow().run_end_ns;
+        let run_end = self.ctx.deadlines.run_end_ns();
         self.close_ns.map_or(run_end, |c| c.min(run_end))
     }
 
@@ -303,7 +306,7 @@ impl Conn<'_> {
     fn next_due_ns(&self) -> Option<u64> {
         let p = self.publisher.as_ref()?;
         let due = self.ctx.schedule.due_ns(p.j, p.next_seq)?;
-        (due < self.deadlines.borrow().publish_end_ns).then_some(due)
+        (due < self.ctx.deadlines.publish_end_ns()).then_some(due)
     }
 
     /// Publishes, receives and waits until the end; then closes.
@@ -321,6 +324,11 @@ impl Conn<'_> {
     }
 
     async fn serve(&mut self, ws: &mut Socket) -> End {
+        // One timer for the task's life, moved only when the wake time does
+        // (arming a timer takes a lock of the runtime's timer wheel).
+        let timer = tokio::time::sleep_until(self.ctx.origin.instant_at(self.end_ns()));
+        tokio::pin!(timer);
+        let mut armed = None;
         loop {
             let now = self.now_ns();
             let due = self.next_due_ns();
@@ -335,7 +343,7 @@ impl Conn<'_> {
             }
             let end_ns = self.end_ns();
             if now >= end_ns {
-                let run_end = self.deadlines.borrow().run_end_ns;
+                let run_end = self.ctx.deadlines.run_end_ns();
                 return if end_ns >= run_end {
                     End::Completed
                 } else {
@@ -355,10 +363,28 @@ impl Conn<'_> {
             if let Ack::Waiting { deadline_ns, .. } = self.ack {
                 wake = wake.min(deadline_ns);
             }
+            if armed != Some(wake) {
+                timer.as_mut().reset(self.ctx.origin.instant_at(wake));
+                armed = Some(wake);
+            }
+            let deadlines_moved = async {
+                match self.wake.as_mut() {
+                    Some(wake) => {
+                        let _ = wake.await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
             let event = tokio::select! {
                 frame = ws.next() => Event::Frame(frame),
-                _ = tokio::time::sleep_until(self.ctx.origin.instant_at(wake)) => Event::Timer,
-                _ = self.deadlines.changed() => Event::Deadlines,
+                _ = &mut timer => {
+                    armed = None;
+                    Event::Timer
+                }
+                _ = deadlines_moved => {
+                    self.wake = None;
+                    Event::Deadlines
+                }
             };
             match event {
                 Event::Frame(frame) => {
@@ -434,7 +460,7 @@ impl Conn<'_> {
     /// Sends every message due now (at most [`MAX_BATCH`]), under the send timeout.
     async fn publish(&mut self, ws: &mut Socket) -> Result<(), String> {
         let ctx = self.ctx;
-        let publish_end = self.deadlines.borrow().publish_end_ns;
+        let publish_end = self.ctx.deadlines.publish_end_ns();
         let Some(p) = self.publisher.as_mut() else {
             return Ok(());
         };

@@ -14,8 +14,9 @@ use crate::stats::{Collector, Stats};
 use crate::target::Target;
 use crate::{Origin, connection};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 /// Connection attempts in flight at once per target (TCP connect + upgrade):
@@ -27,11 +28,39 @@ const MAX_PENDING_CONNECTS_PER_TARGET: usize = 100;
 const HARD_SLACK: Duration = Duration::from_secs(10);
 
 /// When publishing ends and when the run ends (ns from the origin); Ctrl-C
-/// moves both earlier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// moves both earlier, once. Atomics, because every connection reads them on
+/// every turn of its loop: no lock shared by thousands of tasks.
+#[derive(Debug)]
 pub(crate) struct Deadlines {
-    pub publish_end_ns: u64,
-    pub run_end_ns: u64,
+    publish_end_ns: AtomicU64,
+    run_end_ns: AtomicU64,
+}
+
+impl Deadlines {
+    fn new(publish_end_ns: u64, run_end_ns: u64) -> Self {
+        Self {
+            publish_end_ns: AtomicU64::new(publish_end_ns),
+            run_end_ns: AtomicU64::new(run_end_ns),
+        }
+    }
+
+    /// Nothing is published at or after this time.
+    pub fn publish_end_ns(&self) -> u64 {
+        self.publish_end_ns.load(Ordering::Acquire)
+    }
+
+    /// Every connection ends at this time.
+    pub fn run_end_ns(&self) -> u64 {
+        self.run_end_ns.load(Ordering::Acquire)
+    }
+
+    /// Ends publishing at `now_ns` and the run `drain_ns` later (never later
+    /// than planned).
+    fn stop_at(&self, now_ns: u64, drain_ns: u64) {
+        self.run_end_ns
+            .fetch_min(now_ns + drain_ns, Ordering::AcqRel);
+        self.publish_end_ns.fetch_min(now_ns, Ordering::AcqRel);
+    }
 }
 
 /// What every connection task shares.
@@ -44,7 +73,7 @@ pub(crate) struct Ctx {
     pub targets: Vec<Target>,
     pub minter: Option<Minter>,
     pub stats: Stats,
-    pub deadlines: watch::Receiver<Deadlines>,
+    pub deadlines: Deadlines,
 }
 
 /// Runs a checked plan.
@@ -66,10 +95,8 @@ pub(crate) async fn run(
     let publish_end_ns = plan.duration.as_nanos() as u64;
     let drain_ns = plan.drain.as_nanos() as u64;
     let hard_end_ns = publish_end_ns + drain_ns + HARD_SLACK.as_nanos() as u64;
-    let (deadline_tx, deadline_rx) = watch::channel(Deadlines {
-        publish_end_ns,
-        run_end_ns: publish_end_ns + drain_ns,
-    });
+    // Tells the launcher that the deadlines moved; it wakes every connection.
+    let (moved_tx, moved_rx) = watch::channel(());
     let ctx = Arc::new(Ctx {
         targets: plan
             .targets
@@ -85,14 +112,14 @@ pub(crate) async fn run(
         schedule,
         origin,
         stats: Stats::default(),
-        deadlines: deadline_rx,
+        deadlines: Deadlines::new(publish_end_ns, publish_end_ns + drain_ns),
         plan,
     });
-    let mut launcher = tokio::spawn(launch(ctx.clone(), hard_end_ns));
+    let mut launcher = tokio::spawn(launch(ctx.clone(), moved_rx, hard_end_ns));
     let mut collector = Collector::default();
     let mut stopped = *stop.borrow();
     if stopped {
-        stop_now(&ctx, &deadline_tx);
+        stop_now(&ctx, &moved_tx);
     }
     // False once the stop sender is gone: nobody can stop the run any more.
     let mut stoppable = true;
@@ -114,7 +141,7 @@ pub(crate) async fn run(
                 }
                 if *stop.borrow() {
                     stopped = true;
-                    stop_now(&ctx, &deadline_tx);
+                    stop_now(&ctx, &moved_tx);
                 }
             }
         }
@@ -131,24 +158,20 @@ pub(crate) async fn run(
     let now = origin.elapsed_ns();
     let last = collector.snapshot(&ctx.stats, now, Phase::Done, 0);
     let _ = snapshots.send(last);
-    drop(deadline_tx);
+    drop(moved_tx);
     collector.report(&ctx.stats, now, !stopped_early)
 }
 
-/// Ends publishing now and the run after the drain.
-fn stop_now(ctx: &Ctx, deadlines: &watch::Sender<Deadlines>) {
-    let now = ctx.origin.elapsed_ns();
+/// Ends publishing now and the run after the drain, and says so.
+fn stop_now(ctx: &Ctx, moved: &watch::Sender<()>) {
     let drain = ctx.plan.drain.as_nanos() as u64;
-    deadlines.send_modify(|d| {
-        d.publish_end_ns = d.publish_end_ns.min(now);
-        d.run_end_ns = d.run_end_ns.min(now + drain);
-    });
+    ctx.deadlines.stop_at(ctx.origin.elapsed_ns(), drain);
+    moved.send_replace(());
 }
 
 /// The phase at `now_ns` (`Done` is only for the last snapshot).
 fn phase(ctx: &Ctx, now_ns: u64, stopped: bool) -> Phase {
-    let d = *ctx.deadlines.borrow();
-    if stopped || now_ns >= d.publish_end_ns {
+    if stopped || now_ns >= ctx.deadlines.publish_end_ns() {
         Phase::Drain
     } else if ctx.schedule.ramping(now_ns) {
         Phase::Ramp
@@ -166,14 +189,17 @@ fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
 
 /// Opens this shard's connections on schedule, then waits for them all, at
 /// most until the hard deadline (then aborts the rest, counted `abandoned`).
-async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
+/// When the deadlines move (`moved`), it wakes every connection by dropping
+/// the sending half of its `wake` channel.
+async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64) {
     let pending: Vec<Arc<Semaphore>> = ctx
         .targets
         .iter()
         .map(|_| Arc::new(Semaphore::new(MAX_PENDING_CONNECTS_PER_TARGET)))
         .collect();
     let mut tasks = JoinSet::new();
-    let mut deadlines = ctx.deadlines.clone();
+    let mut wakes: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut listening = true;
     for c in ctx.plan.shard_connections() {
         let Some(open_ns) = ctx.schedule.open_ns(c) else {
             break;
@@ -185,7 +211,7 @@ async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
         // end of publishing: a target that does not answer must not keep the
         // launcher (and the run) going.
         let permit = loop {
-            let publish_end = deadlines.borrow().publish_end_ns;
+            let publish_end = ctx.deadlines.publish_end_ns();
             if open_ns >= publish_end || ctx.origin.elapsed_ns() >= publish_end {
                 break None;
             }
@@ -195,16 +221,21 @@ async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
                 }
                 _ = &mut wait, if !wait.is_elapsed() => {}
                 _ = tokio::time::sleep_until(ctx.origin.instant_at(publish_end)) => {}
-                _ = deadlines.changed() => {}
+                changed = moved.changed(), if listening => {
+                    listening = changed.is_ok();
+                    wakes.clear();
+                }
             }
         };
         let Some(permit) = permit else { break };
         let close_ns = ctx.schedule.close_ns(c, open_ns);
-        tasks.spawn(connection::run(ctx.clone(), c, close_ns, permit));
+        let (wake_tx, wake_rx) = oneshot::channel();
+        wakes.push(wake_tx);
+        tasks.spawn(connection::run(ctx.clone(), c, close_ns, permit, wake_rx));
     }
     let close_ns = ctx.plan.timeouts.close.as_nanos() as u64;
     loop {
-        let end = (deadlines.borrow().run_end_ns + close_ns + 1_000_000_000).min(hard_end_ns);
+        let end = (ctx.deadlines.run_end_ns() + close_ns + 1_000_000_000).min(hard_end_ns);
         tokio::select! {
             joined = tasks.join_next() => {
                 if joined.is_none() {
@@ -212,7 +243,10 @@ async fn launch(ctx: Arc<Ctx>, hard_end_ns: u64) {
                 }
             }
             _ = tokio::time::sleep_until(ctx.origin.instant_at(end)) => break,
-            _ = deadlines.changed() => {}
+            changed = moved.changed(), if listening => {
+                listening = changed.is_ok();
+                wakes.clear();
+            }
         }
     }
     let abandoned = tasks.len() as u64;
