@@ -64,18 +64,23 @@
 //!
 //! Publisher `p`'s schedule is a pure function of the plan, and a message
 //! never leaves before its scheduled time. A subscriber acknowledged at time
-//! `A` (squall protocol: the `subscribed` Status arrives; template protocol:
-//! `settle` after the subscribe frame left) therefore owes every message of `p`
-//! scheduled after `A`: sequence numbers `from..sent`. Subscribers that were
-//! not connected from their acknowledgement until the end of the drain are
-//! left out (and counted in `messages.subscribers_excluded`). A connection's
-//! own messages are owed to it only when the target echoes to the sender
-//! ([`LoadPlan::echo`], true by default as in the squall protocol; a target
-//! that evidently never echoes is detected and reported in
-//! `messages.echo_absent` rather than as loss). A
-//! publisher that stopped before a subscriber's duty began (its socket
-//! failed, or Ctrl-C) cannot be accounted exactly and is left out, counted in
-//! [`Loss::publishers_excluded`].
+//! `A` (squall protocol: the `subscribed` Status arrives; template protocol,
+//! which has no acknowledgement: `settle` after the subscribe frame left)
+//! therefore owes every message of `p` scheduled after `A`: sequence numbers
+//! `from..sent`. Each (subscriber, publisher) pair remembers the newest
+//! sequence number seen and a 64-deep window below it: a number seen again is
+//! a duplicate, one below the newest is reordered, one further back than the
+//! window is `late` (counted as received).
+//!
+//! Left out of the loss figures, and counted: subscribers not connected from
+//! their acknowledgement until the end of the drain
+//! (`messages.subscribers_excluded`); publishers that stopped before a
+//! subscriber's duty began, whose debt cannot be known exactly (their socket
+//! failed, or Ctrl-C: [`Loss::publishers_excluded`]). A connection's own
+//! messages are owed to it only when the target echoes to the sender
+//! ([`LoadPlan::echo`], true by default as in the squall protocol); a target
+//! that evidently never echoes is reported in `messages.echo_absent` rather
+//! than as loss.
 
 #![warn(missing_docs)]
 
