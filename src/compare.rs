@@ -111,17 +111,20 @@ pub fn run(baseline: &Path, run: &Path, max: f64) -> Result<Exit, Failure> {
     let b = file::read(baseline).map_err(Failure::usage)?;
     let r = file::read(run).map_err(Failure::usage)?;
     let rows = compare(&b, &r, max);
-    print!("{}", table(&rows, max));
+    crate::output::print(&table(&rows, max));
     let regressed: Vec<&str> = rows
         .iter()
         .filter(|r| r.regressed)
         .map(|r| r.metric)
         .collect();
     if regressed.is_empty() {
-        println!("\n  no regression against {}", baseline.display());
+        crate::output::print(&format!(
+            "\n  no regression against {}\n",
+            baseline.display()
+        ));
         Ok(Exit::Passed)
     } else {
-        println!("\n  regressed: {}", regressed.join(", "));
+        crate::output::print(&format!("\n  regressed: {}\n", regressed.join(", ")));
         Ok(Exit::Breached)
     }
 }

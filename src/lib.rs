@@ -7,6 +7,7 @@ pub mod compare;
 pub mod exit;
 pub mod junit;
 pub mod merge;
+pub mod output;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -87,9 +87,6 @@ pub fn run(files: &[PathBuf], out: &Path) -> Result<Exit, Failure> {
     let merged = merge(&inputs).map_err(Failure::usage)?;
     file::write_json_atomic(out, &merged)
         .map_err(|e| Failure::harness(format!("{}: {e}", out.display())))?;
-    print!(
-        "{}",
-        summary::render(&merged, Some(&out.display().to_string()))
-    );
+    crate::output::print(&summary::render(&merged, Some(&out.display().to_string())));
     Ok(merged.exit())
 }

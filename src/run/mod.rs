@@ -29,8 +29,8 @@ use tokio::sync::watch;
 pub fn validate(file: &Path, sets: &[String]) -> Result<Exit, Failure> {
     let plan = plan::load(file, sets).map_err(|e| Failure::usage(e.to_string()))?;
     let l = &plan.load;
-    println!(
-        "{}: ok: {} connections over {:?}, {} publishers at {} msg/s for {:?}, {} threshold(s)",
+    crate::output::print(&format!(
+        "{}: ok: {} connections over {:?}, {} publishers at {} msg/s for {:?}, {} threshold(s)\n",
         file.display(),
         l.peak_connections(),
         l.ramp,
@@ -38,7 +38,7 @@ pub fn validate(file: &Path, sets: &[String]) -> Result<Exit, Failure> {
         l.rate,
         l.duration,
         crate::thresholds::evaluate(&plan.thresholds, &Default::default()).len()
-    );
+    ));
     Ok(Exit::Passed)
 }
 
@@ -176,7 +176,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
                     let snap = live.next(&s, side.watchdog(), side.events());
                     timeline.write(&snap);
                     if !tui {
-                        eprintln!("{}", progress::line(&snap));
+                        crate::output::progress(&progress::line(&snap));
                     }
                     let _ = ui_tx.send(Some(snap));
                 }
@@ -283,15 +283,12 @@ fn start_load(
 fn write(results: &Results, path: &Path, args: &RunArgs) -> Result<Exit, Failure> {
     file::write_json_atomic(path, results)
         .map_err(|e| Failure::harness(format!("{}: {e}", path.display())))?;
-    print!(
-        "{}",
-        summary::render(results, Some(&path.display().to_string()))
-    );
+    crate::output::print(&summary::render(results, Some(&path.display().to_string())));
     if args.report {
         let html = path.with_extension("html");
         crate::report::write_html(path, &html)
             .map_err(|e| Failure::harness(format!("{}: {e}", html.display())))?;
-        println!("  report: {}", html.display());
+        crate::output::print(&format!("  report: {}\n", html.display()));
     }
     if let Some(junit) = &args.junit {
         file::write_atomic(junit, crate::junit::render(results).as_bytes())
