@@ -7,7 +7,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 /// How a command ended, as DESIGN.md numbers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// 0: the run passed (or the command did what it was asked).
     Passed,
