@@ -9,6 +9,8 @@
 #      P99_LIMIT_MS (a relay that only catches up in the drain is not keeping up)
 #   4. p99 delivery latency at half that rate, and both relays' p99 at one
 #      common rate (half the lower of the two maxima)
+#   5. paired runs: both relays at the same PAIRED_RATES, alternating, REPS
+#      times each; medians (the box is shared: single runs are noisy)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,10 @@ SUBS=${SUBS:-10000}
 RATES=${RATES:-"5 10 20 30 45 60 80"}
 WINDOW=${WINDOW:-5s}
 P99_LIMIT_MS=${P99_LIMIT_MS:-1000}
-if [[ "${1:-}" == "--quick" ]]; then HOLD=2000; SUBS=1000; RATES="5 10"; WINDOW=2s; fi
+PAIRED_RATES=${PAIRED_RATES:-"5 20"}
+REPS=${REPS:-3}
+SKIP_SWEEP=${SKIP_SWEEP:-0}
+if [[ "${1:-}" == "--quick" ]]; then HOLD=2000; SUBS=1000; RATES="5 10"; WINDOW=2s; PAIRED_RATES=5; REPS=1; fi
 
 cargo build --release -q -p squall-relay --bin squall-relay --example bench_client
 (cd bench/node && npm install --no-audit --no-fund --silent >/dev/null)
@@ -46,6 +51,10 @@ fanout() { # RELAY RATE -> prints the client's two lines
   stop
 }
 
+ratio() { awk "BEGIN{ if ($2+0 == 0) print \"n/a\"; else printf \"%.2f\", $1/$2 }"; }
+median() { sort -g | awk '{v[NR]=$1} END{print (NR ? v[int((NR+1)/2)] : "n/a")}'; }
+
+if [[ "$SKIP_SWEEP" != "1" ]]; then
 declare -A held rss best best_rate p99 p99_rate common_p99
 for relay in squall node; do
   start "$relay"
@@ -84,7 +93,6 @@ for relay in squall node; do
 done
 common_deliveries=$(awk "BEGIN{print $common*$SUBS}")
 
-ratio() { awk "BEGIN{ if ($2+0 == 0) print \"n/a\"; else printf \"%.2f\", $1/$2 }"; }
 echo
 echo "| figure | squall-relay | node ws peer | squall/node |"
 echo "|---|---|---|---|"
@@ -93,4 +101,25 @@ echo "| RSS per idle connection (bytes) | ${rss[squall]} | ${rss[node]} | $(rati
 echo "| deliveries/s, $SUBS subscribers, zero loss, p99 <= $P99_LIMIT_MS ms | ${best[squall]} | ${best[node]} | $(ratio "${best[squall]}" "${best[node]}") |"
 echo "| p99 ms at half its own maximum | ${p99[squall]} (at ${p99_rate[squall]}/s) | ${p99[node]} (at ${p99_rate[node]}/s) | - |"
 echo "| p99 ms at the same $common_deliveries deliveries/s | ${common_p99[squall]} | ${common_p99[node]} | $(ratio "${common_p99[squall]}" "${common_p99[node]}") |"
+fi
+
+declare -A p99s losses
+for rep in $(seq "$REPS"); do
+  for rate in $PAIRED_RATES; do
+    for relay in squall node; do
+      out=$(fanout "$relay" "$rate")
+      echo "$relay rate=$rate rep=$rep $out" | sed "s/^/# /"
+      p99s[$relay,$rate]+="$(echo "$out" | field p99) "
+      losses[$relay,$rate]+="$(echo "$out" | field loss) "
+    done
+  done
+done
+echo
+echo "| paired: deliveries/s ($SUBS subscribers) | squall p99 ms (median of $REPS) | node p99 ms (median of $REPS) | squall/node | lost (squall; node, per run) |"
+echo "|---|---|---|---|---|"
+for rate in $PAIRED_RATES; do
+  sq=$(echo ${p99s[squall,$rate]} | tr ' ' '\n' | median)
+  nd=$(echo ${p99s[node,$rate]} | tr ' ' '\n' | median)
+  echo "| $(awk "BEGIN{print $rate*$SUBS}") | $sq | $nd | $(ratio "$sq" "$nd") | ${losses[squall,$rate]% }; ${losses[node,$rate]% } |"
+done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
