@@ -218,12 +218,12 @@ impl Conn<'_> {
     }
 
     /// The local address to connect from: the default for the first
-    /// `sockets_per_source` sockets to a target, then the extra ones in turn
-    /// (for a `127.x` target without any given: 127.0.0.2, 127.0.0.3, ...).
+    /// `sockets_per_source` connections of the run (all targets together:
+    /// they share the source address's ephemeral ports), then the extra ones
+    /// in turn (for a `127.x` target without any given: 127.0.0.2, ...).
     fn source_addr(&self) -> Option<IpAddr> {
         let plan = &self.ctx.plan;
-        let nth_on_target = self.c / plan.targets.len() as u64;
-        let index = (nth_on_target / plan.sockets_per_source) as usize;
+        let index = (self.c / plan.sockets_per_source) as usize;
         if index == 0 {
             return None;
         }

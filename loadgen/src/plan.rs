@@ -58,11 +58,13 @@ pub struct LoadPlan {
     /// Which part of the connections this process runs.
     pub shard: Shard,
     /// Extra local source addresses used, in turn, once one address holds
-    /// `sockets_per_source` sockets to the same target (so as not to run out
-    /// of ephemeral ports). Empty: 127.0.0.2, 127.0.0.3, ... for an IPv4
-    /// loopback target, nothing more for others.
+    /// `sockets_per_source` sockets (so as not to run short of ephemeral
+    /// ports: the kernel's port search slows down long before they run out).
+    /// Empty: 127.0.0.2, 127.0.0.3, ... for an IPv4 loopback target.
     pub source_addrs: Vec<IpAddr>,
-    /// Sockets to one target per source address before the next one is used.
+    /// Connections per source address (all targets together) before the
+    /// next address is used: connection `c` uses address number
+    /// `c / sockets_per_source`, 0 being the system's choice.
     pub sockets_per_source: u64,
     /// Prefix of topic names: topic `k` is `{topic_prefix}{k}`.
     pub topic_prefix: String,
