@@ -5,7 +5,8 @@
 //! `cargo run --release -p squall-loadgen --example measure -- URL[,URL...] CONNECTIONS RAMP_S DURATION_S RATE PUBLISHERS [SUBSCRIPTIONS] [JWT_SECRET]`
 //!
 //! Several processes run one load together with `SQUALL_SHARD=I/N` (1-based)
-//! and the same `SQUALL_ORIGIN_NS` (a `CLOCK_MONOTONIC` reading in ns).
+//! and the same `SQUALL_ORIGIN_NS` (a `CLOCK_MONOTONIC` reading in ns);
+//! `SQUALL_SOCKETS_PER_SOURCE=N` overrides `sockets_per_source`.
 
 use squall_loadgen::{Auth, JwtAuth, JwtKey, LoadPlan, Origin, Placement};
 use std::time::Duration;
@@ -57,6 +58,9 @@ async fn main() {
             extra_claims: serde_json::Map::new(),
             ttl: Duration::from_secs(3600),
         });
+    }
+    if let Ok(n) = std::env::var("SQUALL_SOCKETS_PER_SOURCE") {
+        plan.sockets_per_source = n.parse().expect("SQUALL_SOCKETS_PER_SOURCE: a number");
     }
     if let Ok(shard) = std::env::var("SQUALL_SHARD") {
         let (i, n) = shard.split_once('/').expect("SQUALL_SHARD=I/N");
