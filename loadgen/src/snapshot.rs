@@ -135,3 +135,59 @@ fn per_s(count: u64, interval_s: f64) -> f64 {
         0.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shard(
+        open: u64,
+        sent_interval: u64,
+        lag_ms: f64,
+        phase: Phase,
+        latency_us: u64,
+    ) -> LoadSnapshot {
+        let mut latency = LatencyHistogram::new();
+        latency.record_us(latency_us);
+        LoadSnapshot {
+            t_s: 3.0,
+            interval_s: 1.0,
+            phase,
+            connections: ConnectionsNow {
+                open,
+                target: open,
+                attempted: open,
+                established: open,
+                failed: 0,
+                errors: BTreeMap::from([("reset".to_string(), 1)]),
+            },
+            messages: MessagesNow {
+                sent: 10 * sent_interval,
+                sent_interval,
+                expected: 100,
+                lost: 1,
+                ..MessagesNow::default()
+            },
+            latency,
+            send_lag_ms: lag_ms,
+        }
+    }
+
+    #[test]
+    fn shards_of_one_second_merge_into_one_snapshot() {
+        let mut a = shard(10, 50, 2.0, Phase::Steady, 1000);
+        let b = shard(20, 150, 7.0, Phase::Ramp, 9000);
+        a.merge(&b);
+        assert_eq!(a.connections.open, 30);
+        assert_eq!(a.connections.errors["reset"], 2);
+        assert_eq!(a.messages.sent_interval, 200);
+        assert_eq!(a.sent_per_s(), 200.0);
+        assert_eq!(a.send_lag_ms, 7.0, "the worst shard's lag");
+        assert_eq!(a.phase, Phase::Ramp, "the least advanced shard's phase");
+        assert_eq!(a.latency.count(), 2);
+        assert!((a.latency.max_ms() - 9.0).abs() < 0.01);
+        assert_eq!(a.loss_ratio(), 0.01);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<LoadSnapshot>(&json).unwrap(), a);
+    }
+}
