@@ -60,3 +60,52 @@ impl Minter {
         jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| format!("JWT: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Placement;
+    use jsonwebtoken::{DecodingKey, Validation};
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_carry_sub_roles_extra_claims_and_expiry() {
+        let mut extra = serde_json::Map::new();
+        extra.insert("tenant".into(), "acme".into());
+        extra.insert("sub".into(), "cannot-override".into());
+        let minter = Minter::new(&JwtAuth {
+            key: JwtKey::HS256("k".into()),
+            placement: Placement::Query,
+            sub_pattern: "bot-{conn}".into(),
+            roles: vec!["a".into(), "b".into()],
+            extra_claims: extra,
+            ttl: Duration::from_secs(120),
+        })
+        .unwrap();
+        let token = minter.mint(42).unwrap();
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_secret(b"k"),
+            &Validation::new(Algorithm::HS256),
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims["sub"], "bot-42");
+        assert_eq!(claims["tenant"], "acme");
+        assert_eq!(claims["roles"], serde_json::json!(["a", "b"]));
+        let ttl = claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap();
+        assert_eq!(ttl, 120);
+        assert!(
+            Minter::new(&JwtAuth {
+                key: JwtKey::RS256("not a pem".into()),
+                ..serde_json::from_value::<JwtAuth>(serde_json::json!({
+                    "key": {"alg": "HS256", "key": "x"}, "placement": "header",
+                    "sub_pattern": "u", "roles": [], "extra_claims": {},
+                    "ttl": {"secs": 1, "nanos": 0}
+                }))
+                .unwrap()
+            })
+            .is_err()
+        );
+    }
+}

@@ -182,6 +182,25 @@ async fn jwt_in_the_query_or_the_header_and_401_on_a_bad_secret() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_go_into_the_token_and_a_missing_one_is_a_403() {
+    for (required, established, forbidden) in [("loadtest", 10, None), ("admin", 0, Some(&10))] {
+        let relay = relay(RelayConfig {
+            auth: AuthConfig::hs256(b"s3cret").with_required_role(required),
+            ..RelayConfig::default()
+        });
+        let mut plan = short(&relay.url);
+        plan.auth = jwt("s3cret", Placement::Header); // roles: ["loadtest"]
+        let (report, _) = run(plan).await;
+        assert_eq!(report.connections.established, established, "{required}");
+        assert_eq!(
+            report.connections.errors.get("http_403"),
+            forbidden,
+            "{required}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_template_protocol_measures_any_verbatim_relay() {
     let relay = relay(RelayConfig::default());
     let mut plan = short(&relay.url);
