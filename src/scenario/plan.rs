@@ -133,7 +133,9 @@ impl Plan {
         load.duration = raw.duration.0;
         load.drain = raw.drain.0;
         load.source_addrs = source_addrs;
-        load.sockets_per_source = l.sockets_per_source;
+        if let Some(n) = l.sockets_per_source {
+            load.sockets_per_source = n;
+        }
         check_thresholds(source, &raw.thresholds)?;
         for (i, step) in raw.chaos.iter().enumerate() {
             step.validate().map_err(|e| err(&format!("chaos.{i}"), e))?;

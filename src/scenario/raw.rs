@@ -255,9 +255,9 @@ pub struct RawLoad {
     pub stages: Vec<RawStage>,
     /// Local source addresses to spread sockets over (`127.0.0.2`, ...).
     pub source_addrs: Vec<String>,
-    /// Sockets to one target address from one source address before the
-    /// next source address is used (ephemeral ports run out near 28,000).
-    pub sockets_per_source: u64,
+    /// Sockets from one source address before the next one is used;
+    /// default: the engine's (10,000).
+    pub sockets_per_source: Option<u64>,
     /// Most sockets one process holds before the load moves to worker processes.
     pub sockets_per_process: u64,
 }
@@ -274,7 +274,7 @@ impl Default for RawLoad {
             payload_bytes: 256,
             stages: Vec::new(),
             source_addrs: Vec::new(),
-            sockets_per_source: 25_000,
+            sockets_per_source: None,
             sockets_per_process: 18_000,
         }
     }
