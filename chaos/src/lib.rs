@@ -45,7 +45,7 @@
 
 pub mod agent;
 pub mod cli;
-pub mod duration;
+pub use squall_relay::duration;
 pub mod error;
 pub mod faults;
 pub mod guard;

@@ -1,29 +1,92 @@
-//! Human durations for flags: `250ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+//! squall's one duration grammar, for relay flags and scenario files alike:
+//! `"250ms"`, `"10s"`, `"1.5m"`.
+//!
+//! [`parse_duration`] is the one parser (the chaos crate and the CLI use it
+//! through here); the `serde_*` modules plug it into `#[serde(with = ...)]`.
 
 use std::time::Duration;
 
-/// Parses `250ms`, `1.5s`, `30s`, `5m`, `1h`; a bare number means seconds.
+/// Parses a duration: a non-negative number followed by a unit, one of
+/// `us`, `ms`, `s`, `m`, `h` (`"250ms"`, `"10s"`, `"1.5m"`). A bare `"0"` is
+/// zero; any other number without a unit is refused, so that `"10"` is never
+/// silently taken as seconds or milliseconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
+        .ok_or_else(|| format!("duration {text:?} needs a unit (us, ms, s, m, h)"))?;
+    let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?}: expected a duration like 250ms, 30s or 5m"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" => 60.0,
+        .map_err(|_| format!("duration {text:?}: {number:?} is not a number"))?;
+    let seconds_per_unit = match unit.trim() {
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" | "min" => 60.0,
         "h" => 3600.0,
         other => {
             return Err(format!(
-                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+                "duration {text:?}: unknown unit {other:?} (us, ms, s, m, h)"
             ));
         }
     };
-    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("{text:?}: {e}"))
+    Duration::try_from_secs_f64(value * seconds_per_unit)
+        .map_err(|e| format!("duration {text:?}: {e}"))
+}
+
+/// Formats a duration the way [`parse_duration`] reads it back, in the
+/// largest unit that keeps it exact (`"250ms"`, `"10s"`).
+pub fn format_duration(d: Duration) -> String {
+    let micros = d.as_micros();
+    if micros.is_multiple_of(1_000_000) {
+        format!("{}s", micros / 1_000_000)
+    } else if micros.is_multiple_of(1_000) {
+        format!("{}ms", micros / 1_000)
+    } else {
+        format!("{micros}us")
+    }
+}
+
+/// `#[serde(with = "serde_duration")]` for a required `Duration` field.
+pub mod serde_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes the duration as a string such as `"250ms"`.
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_duration(*d))
+    }
+
+    /// Reads a string such as `"250ms"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `#[serde(with = "serde_opt_duration")]` for an optional `Duration` field.
+pub mod serde_opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Writes the duration as a string such as `"250ms"`, or nothing.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&super::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads an optional string such as `"250ms"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| super::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 #[cfg(test)]
@@ -31,13 +94,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_units() {
+    fn parses_the_units_scenarios_use() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("5 parsecs").is_err());
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn refuses_numbers_without_units_and_unknown_units() {
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn formats_back_to_what_it_parses() {
+        for text in ["250ms", "10s", "500us"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
     }
 }
