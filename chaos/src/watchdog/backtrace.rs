@@ -55,17 +55,17 @@ pub fn summarize(gdb: &str) -> Vec<String> {
         .map(|(header, frames)| {
             let wait = frames
                 .iter()
-                .find(|f| last_segment(&f.function).starts_with("lock"))
-                .or_else(|| {
-                    frames.iter().find(|f| {
-                        let name = last_segment(&f.function);
-                        ["park", "wait", "epoll", "sleep"]
-                            .iter()
-                            .any(|w| name.contains(w))
-                    })
-                })
-                .or_else(|| frames.iter().find(|f| f.function != "syscall"));
-            let own = frames.iter().find(|f| is_own(f, &foreign_crates));
+                .position(|f| last_segment(&f.function).starts_with("lock"))
+                .or_else(|| frames.iter().position(is_wait))
+                .or_else(|| frames.iter().position(|f| f.function != "syscall"));
+            // The caller is outside the waiting machinery: past the wait
+            // frame, and not itself a lock or a wait (inlined library frames
+            // in a release build may carry a short name and a relative path).
+            let own = frames
+                .iter()
+                .skip(wait.map_or(0, |i| i + 1))
+                .find(|f| !is_lock_or_wait(f) && is_own(f, &foreign_crates));
+            let wait = wait.map(|i| &frames[i]);
             let mut line = header.clone();
             if let Some(wait) = wait {
                 line.push_str(&format!(": waits in {}", wait.function));
@@ -92,6 +92,19 @@ fn last_segment(function: &str) -> &str {
         .rsplit("::")
         .find(|s| !s.starts_with('{'))
         .unwrap_or(function)
+}
+
+/// A frame that parks, waits, polls or sleeps.
+fn is_wait(frame: &FrameInfo) -> bool {
+    let name = last_segment(&frame.function);
+    ["park", "wait", "epoll", "sleep"]
+        .iter()
+        .any(|w| name.contains(w))
+}
+
+/// A frame of the locking or waiting machinery rather than of its caller.
+fn is_lock_or_wait(frame: &FrameInfo) -> bool {
+    last_segment(&frame.function).starts_with("lock") || is_wait(frame)
 }
 
 fn is_own(frame: &FrameInfo, foreign_crates: &HashSet<&str>) -> bool {
@@ -177,6 +190,30 @@ Thread 3 (Thread 0x7fce05fb66c0 (LWP 1218) "tokio-rt-worker"):
 #16 0x0000556dd05308cb in dashmap::DashMap<u64, alloc::sync::Arc<Outbox>>::len<u64> (self=0x5) at /root/.cargo/registry/src/x/dashmap-6.2.1/src/lib.rs:724
 #17 0x0000556dd052f8be in squall_relay::registry::Registry::gauges (self=0x556e09ddcb30) at relay/src/registry.rs:244
 "#;
+
+    /// As gdb prints a release build (`line-tables-only`): inlined library
+    /// frames with short names and relative paths before the caller.
+    const GDB_INLINED: &str = r#"
+Thread 2 (Thread 0x7f3 (LWP 8596) "tokio-rt-worker"):
+#0  syscall () at ../sysdeps/unix/sysv/linux/x86_64/syscall.S:38
+#6  lock_exclusive_slow () at src/lock.rs:127
+#7  0x00005569693c6a83 in lock_exclusive () at /root/.cargo/registry/src/x/dashmap-6.2.1/src/lock.rs:39
+#11 0x00005569693c2aba in entry<alloc::string::String, squall_relay::registry::Topic> () at /root/.cargo/registry/src/x/dashmap-6.2.1/src/lib.rs:872
+#12 subscribe () at relay/src/registry.rs:95
+#13 0x00005569693813e2 in {async_fn#0} () at relay/src/connection.rs:210
+"#;
+
+    #[test]
+    fn skips_inlined_lock_frames_to_reach_the_caller() {
+        assert_eq!(
+            summarize(GDB_INLINED),
+            vec![
+                "Thread 2 \"tokio-rt-worker\": waits in lock_exclusive_slow, \
+                 called from subscribe at relay/src/registry.rs:95"
+                    .to_string()
+            ]
+        );
+    }
 
     #[test]
     fn names_the_wait_and_the_targets_own_caller() {
