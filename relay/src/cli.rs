@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::auth::AuthConfig;
 use crate::bugs::{BUG_HELP, Bug, Bugs};
@@ -158,7 +158,7 @@ async fn serve_until_signal(
     ready_file: Option<&Path>,
     config: RelayConfig,
 ) -> ExitCode {
-    let listener = match TcpListener::bind(addr).await {
+    let listener = match listen(addr).await {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!("cannot listen on {addr}: {e}");
@@ -180,6 +180,40 @@ async fn serve_until_signal(
     relay.shutdown().await;
     tracing::info!("shut down");
     ExitCode::SUCCESS
+}
+
+/// How many finished handshakes may wait for `accept`. The default of
+/// `TcpListener::bind` overflowed under fast ramps (SYNs dropped, then
+/// retransmitted a second later); the kernel clamps this to
+/// `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// Binds `addr` (an address or `host:port`, every resolved address tried in
+/// turn, as `TcpListener::bind` does) with SO_REUSEADDR and a [`BACKLOG`]
+/// long accept queue.
+async fn listen(addr: &str) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        let bound = socket
+            .set_reuseaddr(true)
+            .and_then(|()| socket.bind(addr))
+            .and_then(|()| socket.listen(BACKLOG));
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
 }
 
 /// Writes `addr` to `path` through a temporary file and a rename, so a reader
