@@ -101,22 +101,8 @@ pub struct LatencySnap {
     pub max: f64,
 }
 
-/// What the hang watchdog sees.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WatchdogSnap {
-    /// `ok`, `degraded` (probes slow or some failed), `hung`, or `off`.
-    pub state: String,
-    /// Latency of the last health probe in ms, if it answered.
-    pub probe_ms: Option<f64>,
-    /// p99 of health probe latency so far, in ms.
-    pub health_p99_ms: f64,
-    /// Seconds the current hang has lasted, when hung.
-    pub hang_for_s: Option<f64>,
-    /// Hangs detected so far.
-    pub hangs: u64,
-    /// The last chaos action before the current hang, if any.
-    pub last_chaos: Option<String>,
-}
+/// What the hang watchdog sees: the chaos watchdog's own status, as it is.
+pub use squall_chaos::watchdog::WatchdogStatus as WatchdogSnap;
 
 /// A chaos action's progress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

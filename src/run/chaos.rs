@@ -127,15 +127,7 @@ impl ChaosSide {
 
     /// The watchdog's state now.
     pub fn watchdog(&self) -> WatchdogSnap {
-        let s = self.watchdog.status();
-        WatchdogSnap {
-            state: s.state,
-            probe_ms: s.probe_ms,
-            health_p99_ms: s.health_p99_ms,
-            hang_for_s: s.hang_for_s,
-            hangs: s.hangs,
-            last_chaos: s.last_chaos,
-        }
+        self.watchdog.status()
     }
 
     /// The chaos steps that started, moved on or ended since the last call.

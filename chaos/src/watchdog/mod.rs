@@ -133,8 +133,8 @@ pub struct HangRecord {
     pub diagnostics: Option<String>,
 }
 
-/// The watchdog's state for the once-a-second snapshot; the fields are
-/// those of the CLI's `WatchdogSnap`.
+/// The watchdog's state for the once-a-second snapshot; the CLI's snapshot
+/// carries it as it is (`WatchdogSnap`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WatchdogStatus {
     /// `ok`, `degraded` (slow, or failed rounds short of a hang), `hung`, `off`.
