@@ -181,6 +181,8 @@ fn a_stopped_relay_is_detected_in_time_and_the_hang_ends_when_it_resumes() {
         took <= bound.as_secs_f64(),
         "detected {took:.3}s after the onset; bound {bound:?}"
     );
+    // No stale probe latency while the target does not answer.
+    assert_eq!(watchdog.status().probe_ms, None, "{:?}", watchdog.status());
 
     // Let the hang file be written (gdb is not attached to a stopped process).
     for _ in 0..200 {

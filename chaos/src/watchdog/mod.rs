@@ -139,7 +139,8 @@ pub struct HangRecord {
 pub struct WatchdogStatus {
     /// `ok`, `degraded` (slow, or failed rounds short of a hang), `hung`, `off`.
     pub state: String,
-    /// Latency of the last answered health probe (else WS probe), in ms.
+    /// Latency of the last probe round (its health probe, else its WS
+    /// ping), in ms; `None` when that round did not answer.
     pub probe_ms: Option<f64>,
     /// p99 of health probe latency so far, in ms.
     pub health_p99_ms: f64,

@@ -148,6 +148,9 @@ impl Runner {
             };
             return None;
         }
+        // A round that did not answer has no latency to show: keeping the
+        // last answered one would show a stale figure during a hang.
+        inner.probe_ms = None;
         streak.failures += 1;
         if streak.failures == 1 {
             streak.started_s = round.launched_s;
