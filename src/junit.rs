@@ -1,6 +1,7 @@
 //! `--junit FILE`: the thresholds as JUnit XML, one test case each, for CI
 //! test reporters.
 
+use crate::report::format::escape;
 use crate::results::Results;
 use std::fmt::Write;
 
@@ -52,19 +53,4 @@ pub fn render(r: &Results) -> String {
     }
     xml.push_str("  </testsuite>\n</testsuites>\n");
     xml
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

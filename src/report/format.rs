@@ -93,7 +93,8 @@ pub fn exit_code_meaning(code: i32) -> &'static str {
     }
 }
 
-/// Escapes text for HTML and SVG element content and attribute values.
+/// Escapes text for HTML, SVG and XML (the JUnit file) element content and
+/// attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
