@@ -233,8 +233,9 @@ async fn topics_stay_whole_across_several_targets() {
     assert_eq!(report.messages.unexpected, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn extra_source_addresses_take_over_past_the_per_source_count() {
+/// A WebSocket server that accepts every upgrade, holds the socket, and
+/// records each client's source address.
+async fn peer_recording_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let peers = Arc::new(Mutex::new(Vec::<IpAddr>::new()));
@@ -248,6 +249,12 @@ async fn extra_source_addresses_take_over_past_the_per_source_count() {
             }
         }
     });
+    (addr, peers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extra_source_addresses_take_over_past_the_per_source_count() {
+    let (addr, peers) = peer_recording_server().await;
     let mut plan = short(&format!("ws://{addr}/ws"));
     plan.connections = 6;
     plan.publishers = 0;
@@ -276,19 +283,7 @@ async fn extra_source_addresses_take_over_past_the_per_source_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_targets_get_127_0_0_2_and_on_without_being_told() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let peers = Arc::new(Mutex::new(Vec::<IpAddr>::new()));
-    let seen = peers.clone();
-    tokio::spawn(async move {
-        let mut sockets = Vec::new();
-        while let Ok((s, peer)) = listener.accept().await {
-            seen.lock().unwrap().push(peer.ip());
-            if let Ok(ws) = tokio_tungstenite::accept_async(s).await {
-                sockets.push(ws);
-            }
-        }
-    });
+    let (addr, peers) = peer_recording_server().await;
     let mut plan = short(&format!("ws://{addr}/ws"));
     plan.connections = 5;
     plan.publishers = 0;

@@ -50,35 +50,37 @@ async fn collect_sequences(ws: &mut Client) -> Vec<u64> {
     }
 }
 
-#[tokio::test]
-async fn drop_every_n_drops_exactly_every_nth_delivery() {
-    let bugs = Bugs {
-        drop_every: NonZeroU64::new(5),
-        ..Bugs::default()
-    };
+/// Publishes 100 Broadcasts on one topic through a relay with `bugs` and
+/// returns the sequences one subscriber received.
+async fn sequences_of_100_broadcasts(bugs: Bugs) -> Vec<u64> {
     let relay = start(with_bugs(bugs)).await;
     let mut sub = connect(relay.local_addr(), "sub").await;
     let mut publisher = connect(relay.local_addr(), "pub").await;
     subscribe(&mut sub, &["t"]).await;
     publish(&mut publisher, "t", 100).await;
     let got = collect_sequences(&mut sub).await;
+    relay.shutdown().await;
+    got
+}
+
+#[tokio::test]
+async fn drop_every_n_drops_exactly_every_nth_delivery() {
+    let got = sequences_of_100_broadcasts(Bugs {
+        drop_every: NonZeroU64::new(5),
+        ..Bugs::default()
+    })
+    .await;
     let expected: Vec<u64> = (0..100).filter(|s| (s + 1) % 5 != 0).collect();
     assert_eq!(got, expected);
-    relay.shutdown().await;
 }
 
 #[tokio::test]
 async fn dup_every_n_delivers_every_nth_delivery_twice() {
-    let bugs = Bugs {
+    let got = sequences_of_100_broadcasts(Bugs {
         dup_every: NonZeroU64::new(10),
         ..Bugs::default()
-    };
-    let relay = start(with_bugs(bugs)).await;
-    let mut sub = connect(relay.local_addr(), "sub").await;
-    let mut publisher = connect(relay.local_addr(), "pub").await;
-    subscribe(&mut sub, &["t"]).await;
-    publish(&mut publisher, "t", 100).await;
-    let got = collect_sequences(&mut sub).await;
+    })
+    .await;
     let expected: Vec<u64> = (0..100)
         .flat_map(|s| {
             if (s + 1) % 10 == 0 {
@@ -89,7 +91,6 @@ async fn dup_every_n_delivers_every_nth_delivery_twice() {
         })
         .collect();
     assert_eq!(got, expected);
-    relay.shutdown().await;
 }
 
 #[tokio::test]
