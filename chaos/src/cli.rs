@@ -5,13 +5,13 @@
 //! runtime; the CLI calls them from `main` and returns their exit code.
 
 use crate::agent::{AgentConfig, ChaosAgent, LastChaos};
-use crate::duration::parse_duration;
 use crate::proxy::FaultProxy;
 use crate::proxy::toxics::ToxicSpec;
 use crate::report::StepReport;
 use crate::scenario::{Action, Backoff, ChaosStep, DEFAULT_HOLD};
 use crate::target::{ChaosTarget, TokenPlacement, squall_subscribe};
 use crate::{Error, LoopbackGuard, tokens};
+use squall_proto::duration::parse_duration;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! * Scenario types: [`scenario::ChaosStep`] (`[[chaos]]`) and
 //!   [`scenario::WatchdogSettings`] (`[watchdog]`), serde with
 //!   `deny_unknown_fields`; call their `validate()` when checking a scenario.
-//!   Durations parse with [`duration::parse_duration`].
+//!   Durations parse with `squall_proto::parse_duration`.
 //! * Chaos: [`agent::ChaosAgent::start`] with an [`agent::AgentConfig`]
 //!   (steps, a [`target::ChaosTarget`] with the target's ws URL, a
 //!   [`target::TokenSource`] and a [`guard::LoopbackGuard`], the run's origin,
@@ -45,7 +45,6 @@
 
 pub mod agent;
 pub mod cli;
-pub use squall_relay::duration;
 pub mod error;
 pub mod faults;
 pub mod guard;

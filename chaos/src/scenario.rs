@@ -6,9 +6,9 @@
 //! [`crate::duration::parse_duration`]). [`ChaosStep::validate`] checks what
 //! serde cannot (bounds, fields that do not fit the action).
 
-use crate::duration::{serde_duration, serde_opt_duration};
 pub use crate::proxy::toxics::{Stream, Toxic, ToxicSpec};
 use serde::{Deserialize, Serialize};
+use squall_proto::duration::{serde_duration, serde_opt_duration};
 use std::time::Duration;
 
 /// The most sockets one step may fault: every fault is bounded in count.

@@ -6,7 +6,7 @@ use crate::target::TokenSource;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header, encode};
-use squall_relay::protocol::Claims;
+use squall_proto::wire::Claims;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -4,7 +4,7 @@
 use crate::plan::{LoadPlan, Protocol};
 use crate::stamp::Stamp;
 use serde::Deserialize;
-use squall_relay::protocol::Envelope;
+use squall_proto::wire::Envelope;
 use std::borrow::Cow;
 
 /// Builds the frames of one plan.
@@ -171,8 +171,8 @@ mod tests {
             scheduled_ns: 9,
         };
         let frame = f.publish(3, 4).frame(stamp);
-        let parsed = squall_relay::protocol::ClientMessage::parse(&frame).unwrap();
-        let squall_relay::protocol::ClientMessage::Broadcast(b) = parsed else {
+        let parsed = squall_proto::wire::ClientMessage::parse(&frame).unwrap();
+        let squall_proto::wire::ClientMessage::Broadcast(b) = parsed else {
             panic!("{frame}")
         };
         assert_eq!(b.topic, "topic-4");

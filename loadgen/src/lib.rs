@@ -92,7 +92,6 @@ mod frames;
 pub mod histogram;
 pub mod layout;
 pub mod limits;
-pub mod origin;
 pub mod plan;
 pub mod receive;
 pub mod report;
@@ -104,12 +103,12 @@ pub mod target;
 pub mod tracker;
 
 pub use histogram::LatencyHistogram;
-pub use origin::Origin;
 pub use plan::{
     Auth, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Shard, Stage, Timeouts,
 };
 pub use report::{LoadReport, Loss};
 pub use snapshot::{LoadSnapshot, Phase};
+pub use squall_proto::Origin;
 
 use tokio::sync::{mpsc, watch};
 

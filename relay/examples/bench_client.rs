@@ -49,7 +49,7 @@ enum Mode {
         #[arg(long)]
         relay_pid: Option<u32>,
         /// How long to wait after the last handshake before measuring.
-        #[arg(long, default_value = "3s", value_parser = squall_relay::duration::parse_duration)]
+        #[arg(long, default_value = "3s", value_parser = squall_proto::duration::parse_duration)]
         settle: Duration,
     },
     /// Fan-out throughput and latency with S subscribers on one topic.
@@ -61,10 +61,10 @@ enum Mode {
         /// Messages per second published in all.
         #[arg(long)]
         rate: f64,
-        #[arg(long, default_value = "10s", value_parser = squall_relay::duration::parse_duration)]
+        #[arg(long, default_value = "10s", value_parser = squall_proto::duration::parse_duration)]
         duration: Duration,
         /// Measurement starts after this.
-        #[arg(long, default_value = "2s", value_parser = squall_relay::duration::parse_duration)]
+        #[arg(long, default_value = "2s", value_parser = squall_proto::duration::parse_duration)]
         warmup: Duration,
         /// Padding bytes per payload.
         #[arg(long, default_value_t = 64)]

@@ -14,7 +14,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use crate::metrics::Rejection;
-use crate::protocol::Claims;
+use squall_proto::wire::Claims;
 
 /// Clock leeway for `exp`, in seconds.
 pub const LEEWAY_S: u64 = 60;
@@ -27,6 +27,11 @@ pub struct AuthConfig {
     /// A role every token must carry (`--require-role`), else HTTP 403.
     pub require_role: Option<String>,
 }
+
+/// A public key file that is neither a PEM RSA nor a PEM EC (P-256) key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a PEM RSA or EC public key")]
+pub struct KeyError;
 
 /// An authenticated (or anonymous) user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,13 +82,13 @@ impl AuthConfig {
 
     /// Also accepts tokens signed by the private half of a PEM public key:
     /// RS256 for an RSA key, ES256 for an EC (P-256) key.
-    pub fn with_public_key_pem(mut self, pem: &[u8]) -> Result<Self, String> {
+    pub fn with_public_key_pem(mut self, pem: &[u8]) -> Result<Self, KeyError> {
         let key = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             (Algorithm::RS256, key)
         } else if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             (Algorithm::ES256, key)
         } else {
-            return Err("not a PEM RSA or EC public key".to_string());
+            return Err(KeyError);
         };
         self.keys.push(key);
         Ok(self)

@@ -6,7 +6,7 @@ use std::num::NonZeroU64;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::duration::parse_duration;
+use squall_proto::duration::parse_duration;
 
 /// The `--help` text of `--bug`: every switch with the symptom it causes.
 pub const BUG_HELP: &str = "\
@@ -116,42 +116,58 @@ impl FromIterator<Bug> for Bugs {
     }
 }
 
-impl FromStr for Bug {
-    type Err = String;
+/// Why a `--bug` switch was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BugError {
+    /// No bug of that name.
+    #[error(
+        "unknown bug {0:?}; known: hang-on-reset, leak-on-reset, unbounded-queue, \
+         drop-every=N, dup-every=N, stall=MS/S"
+    )]
+    Unknown(String),
+    /// `drop-every=N` or `dup-every=N` with an N that is not a whole number of at least 1.
+    #[error("{0}: N must be a whole number of at least 1")]
+    BadCount(String),
+    /// `stall=` without `MS/S`.
+    #[error("stall={0}: expected MS/S, e.g. stall=200/2")]
+    StallShape(String),
+    /// `stall=` whose hold is not shorter than its period.
+    #[error("stall={0}: the hold must be shorter than the period")]
+    StallHold(String),
+    /// A duration inside a switch.
+    #[error(transparent)]
+    Duration(#[from] squall_proto::DurationError),
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for Bug {
+    type Err = BugError;
+
+    fn from_str(s: &str) -> Result<Self, BugError> {
         let every = |v: &str| {
             v.parse::<NonZeroU64>()
-                .map_err(|_| format!("{s}: N must be a whole number of at least 1"))
+                .map_err(|_| BugError::BadCount(s.to_string()))
         };
         match s.split_once('=') {
             None => match s {
                 "hang-on-reset" => Ok(Bug::HangOnReset),
                 "leak-on-reset" => Ok(Bug::LeakOnReset),
                 "unbounded-queue" => Ok(Bug::UnboundedQueue),
-                _ => Err(unknown(s)),
+                _ => Err(BugError::Unknown(s.to_string())),
             },
             Some(("drop-every", n)) => Ok(Bug::DropEvery(every(n)?)),
             Some(("dup-every", n)) => Ok(Bug::DupEvery(every(n)?)),
             Some(("stall", spec)) => parse_stall(spec).map(Bug::Stall),
-            Some(_) => Err(unknown(s)),
+            Some(_) => Err(BugError::Unknown(s.to_string())),
         }
     }
 }
 
-fn unknown(s: &str) -> String {
-    format!(
-        "unknown bug {s:?}; known: hang-on-reset, leak-on-reset, unbounded-queue, \
-         drop-every=N, dup-every=N, stall=MS/S"
-    )
-}
-
 /// `MS/S`: bare numbers are milliseconds and seconds; units are accepted too
 /// (`200ms/2s`).
-fn parse_stall(spec: &str) -> Result<Stall, String> {
+fn parse_stall(spec: &str) -> Result<Stall, BugError> {
     let (hold, every) = spec
         .split_once('/')
-        .ok_or_else(|| format!("stall={spec}: expected MS/S, e.g. stall=200/2"))?;
+        .ok_or_else(|| BugError::StallShape(spec.to_string()))?;
     let hold = match hold.parse::<u64>() {
         Ok(ms) => Duration::from_millis(ms),
         Err(_) => parse_duration(hold)?,
@@ -161,9 +177,7 @@ fn parse_stall(spec: &str) -> Result<Stall, String> {
         Err(_) => parse_duration(every)?,
     };
     if every.is_zero() || hold >= every {
-        return Err(format!(
-            "stall={spec}: the hold must be shorter than the period"
-        ));
+        return Err(BugError::StallHold(spec.to_string()));
     }
     Ok(Stall { hold, every })
 }

@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use crate::auth::AuthConfig;
 use crate::bugs::{BUG_HELP, Bug, Bugs};
 use crate::config::RelayConfig;
-use crate::duration::parse_duration;
 use crate::{limits, server};
+use squall_proto::duration::parse_duration;
 
 /// Every flag of the relay.
 #[derive(Debug, Clone, clap::Args)]

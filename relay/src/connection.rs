@@ -27,10 +27,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use crate::config::RelayConfig;
 use crate::metrics::AbnormalEnd;
 use crate::outbox::{CloseCause, Outbox, QueueRx};
-use crate::protocol::{ClientMessage, ErrorData, PingData, ServerMessage, Status, Topics};
 use crate::rate_limit::{RateLimiter, Verdict};
 use crate::registry::{ConnId, text_frame};
 use crate::server::{Admitted, Shared};
+use squall_proto::wire::{ClientMessage, ErrorData, PingData, ServerMessage, Status, Topics};
 
 type Ws = WebSocketStream<TcpStream>;
 

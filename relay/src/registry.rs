@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::bugs::Bugs;
 use crate::metrics::{AbnormalEnd, Gauges, Metrics};
 use crate::outbox::{CloseCause, Outbox, Push, QueueRx};
-use crate::protocol::{BroadcastOut, DirectOut, ServerMessage};
+use squall_proto::wire::{BroadcastOut, DirectOut, ServerMessage};
 
 /// A connection's number, unique for the life of the process.
 pub type ConnId = u64;

@@ -6,9 +6,9 @@ mod common;
 use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
+use squall_proto::wire::Claims;
 use squall_relay::RelayConfig;
 use squall_relay::auth::AuthConfig;
-use squall_relay::protocol::Claims;
 use std::net::SocketAddr;
 
 const RSA_PRIVATE: &[u8] = include_bytes!("keys/rsa_private.pem");

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use squall_relay::protocol::CLOSE_GOING_AWAY;
+use squall_proto::wire::CLOSE_GOING_AWAY;
 
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1001_and_refuses_new_ones() {

@@ -3,7 +3,7 @@
 //! `[[chaos]]` and `[watchdog]` fields use too.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use squall_chaos::duration::{format_duration, parse_duration};
+use squall_proto::duration::{format_duration, parse_duration};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,9 +25,9 @@ impl Dur {
 }
 
 impl FromStr for Dur {
-    type Err = String;
+    type Err = squall_proto::DurationError;
 
-    fn from_str(s: &str) -> Result<Dur, String> {
+    fn from_str(s: &str) -> Result<Dur, Self::Err> {
         parse_duration(s).map(Dur)
     }
 }

@@ -8,7 +8,7 @@ use super::FaultContext;
 use crate::report::{Check, Findings};
 use crate::tokens::{alg_none, expired_claims, sign_hs256};
 use crate::ws::{ConnectError, connect};
-use squall_relay::protocol::Claims;
+use squall_proto::wire::Claims;
 use std::sync::Arc;
 use std::time::Duration;
 

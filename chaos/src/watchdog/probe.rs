@@ -210,7 +210,7 @@ fn pong_number(frame: &Frame, style: PingStyle) -> Option<u64> {
             struct Pong {
                 #[serde(rename = "type")]
                 kind: String,
-                data: squall_relay::protocol::PingData,
+                data: squall_proto::wire::PingData,
             }
             let pong: Pong = serde_json::from_slice(&frame.payload).ok()?;
             (pong.kind == "Pong").then_some(pong.data.timestamp)

@@ -56,6 +56,12 @@ impl Origin {
         self.elapsed_ns() as f64 / 1e9
     }
 
+    /// The origin as a `std::time::Instant`, for code that keeps its own
+    /// clock in `Instant`s (both read `CLOCK_MONOTONIC` on Linux).
+    pub fn as_instant(self) -> std::time::Instant {
+        std::time::Instant::now() - Duration::from_nanos(self.elapsed_ns())
+    }
+
     /// The tokio instant at `offset_ns` after the origin, for sleeping until
     /// it (the origin itself may still lie in the future).
     pub fn instant_at(self, offset_ns: u64) -> tokio::time::Instant {

@@ -1,27 +1,66 @@
 //! squall's one duration grammar, for relay flags and scenario files alike:
 //! `"250ms"`, `"10s"`, `"1.5m"`.
 //!
-//! [`parse_duration`] is the one parser (the chaos crate and the CLI use it
-//! through here); the `serde_*` modules plug it into `#[serde(with = ...)]`.
+//! [`parse_duration`] is the one parser; the `serde_*` modules plug it into
+//! `#[serde(with = ...)]`.
+//!
+//! Why not `humantime::parse_duration`: scenario files and their tests write
+//! fractions (`"1.5s"`, `"0.5m"`), which humantime refuses, and squall's
+//! results write durations back in a form ([`format_duration`]) that must
+//! read back to the same value. The grammar is small enough to own.
 
 use std::time::Duration;
+
+/// Why a duration could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// A number with no unit, other than a bare `0`.
+    #[error("duration {0:?} needs a unit (us, ms, s, m, h), e.g. \"{0}s\"")]
+    NoUnit(String),
+    /// The number part is not a non-negative number.
+    #[error("duration {text:?}: {number:?} is not a number")]
+    NotANumber {
+        /// The whole text.
+        text: String,
+        /// The part that should have been a number.
+        number: String,
+    },
+    /// A unit other than us, ms, s, m, h.
+    #[error("duration {text:?}: unknown unit {unit:?} (us, ms, s, m, h)")]
+    UnknownUnit {
+        /// The whole text.
+        text: String,
+        /// The unit as written.
+        unit: String,
+    },
+    /// A value no `Duration` can hold.
+    #[error("duration {0:?} is out of range")]
+    OutOfRange(String),
+}
 
 /// Parses a duration: a non-negative number followed by a unit, one of
 /// `us`, `ms`, `s`, `m`, `h` (`"250ms"`, `"10s"`, `"1.5m"`). A bare `"0"` is
 /// zero; any other number without a unit is refused, so that `"10"` is never
 /// silently taken as seconds or milliseconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     if text == "0" {
         return Ok(Duration::ZERO);
     }
+    if text.is_empty() {
+        return Err(DurationError::NotANumber {
+            text: String::new(),
+            number: String::new(),
+        });
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {text:?} needs a unit (us, ms, s, m, h)"))?;
+        .ok_or_else(|| DurationError::NoUnit(text.to_string()))?;
     let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("duration {text:?}: {number:?} is not a number"))?;
+    let value: f64 = number.parse().map_err(|_| DurationError::NotANumber {
+        text: text.to_string(),
+        number: number.to_string(),
+    })?;
     let seconds_per_unit = match unit.trim() {
         "us" | "µs" => 1e-6,
         "ms" => 1e-3,
@@ -29,13 +68,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => 60.0,
         "h" => 3600.0,
         other => {
-            return Err(format!(
-                "duration {text:?}: unknown unit {other:?} (us, ms, s, m, h)"
-            ));
+            return Err(DurationError::UnknownUnit {
+                text: text.to_string(),
+                unit: other.to_string(),
+            });
         }
     };
     Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|e| format!("duration {text:?}: {e}"))
+        .map_err(|_| DurationError::OutOfRange(text.to_string()))
 }
 
 /// Formats a duration the way [`parse_duration`] reads it back, in the

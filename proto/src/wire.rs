@@ -55,7 +55,8 @@ pub enum ClientMessage<'a> {
 }
 
 /// Why a client frame could not be understood; sent back as an `Error`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
 pub struct ProtocolError {
     /// The snake_case error code (`bad_json`, `unknown_type`, `bad_data`).
     pub code: &'static str,
