@@ -2,7 +2,7 @@
 //! `main.rs` only parses arguments and calls in here, so integration tests can
 //! drive the same code.
 
-pub mod cli;
+pub mod cmd;
 pub mod compare;
 pub mod exit;
 pub mod junit;

@@ -6,15 +6,16 @@
 //!
 //! Start one in a test with [`server::start_loopback`] (or [`server::start`] on
 //! a listener you bound), stop it with [`server::RelayHandle::shutdown`]; the
-//! binaries call [`cli::run`].
+//! `squall relay` command and the `squall-relay` binary (in the `squall`
+//! package) bind with [`listen::bind`] and call [`server::start`].
 
 pub mod auth;
 pub mod bugs;
-pub mod cli;
 pub mod config;
 mod connection;
 pub mod http;
 pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod outbox;
 pub mod rate_limit;

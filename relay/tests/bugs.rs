@@ -211,7 +211,7 @@ fn hang_on_reset_hangs_health_after_one_reset_and_not_without_it() {
 }
 
 fn spawn_relay(dir: &Path, hang: bool) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall-relay"));
+    let mut cmd = Command::new(relay_binary());
     cmd.args(["--addr", "127.0.0.1:0", "--no-auth", "--ready-file"])
         .arg(dir.join("ready"))
         .env("RUST_LOG", "warn")

@@ -1,6 +1,9 @@
 //! Running out of file descriptors: the relay warns once, keeps the process
 //! and its open connections alive, and accepts again once descriptors free up.
 
+mod common;
+
+use common::relay_binary;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -12,7 +15,7 @@ fn accept_survives_emfile_and_warns_once() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
     let log = std::fs::File::create(dir.path().join("stderr")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_squall-relay"));
+    let mut cmd = Command::new(relay_binary());
     cmd.args(["--addr", "127.0.0.1:0", "--no-auth", "--ready-file"])
         .arg(&ready)
         .env("RUST_LOG", "warn")

@@ -42,7 +42,7 @@ async fn shutdown_closes_every_socket_with_1001_and_refuses_new_ones() {
 fn the_binary_writes_its_ready_file_and_exits_0_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let ready = dir.path().join("ready");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_squall-relay"))
+    let mut child = Command::new(relay_binary())
         .args(["--addr", "127.0.0.1:0", "--ready-file"])
         .arg(&ready)
         .env("SQUALL_JWT_SECRET", SECRET)
@@ -85,7 +85,7 @@ fn the_binary_writes_its_ready_file_and_exits_0_on_sigterm() {
 
 #[test]
 fn the_binary_refuses_to_start_without_any_auth_choice() {
-    let output = Command::new(env!("CARGO_BIN_EXE_squall-relay"))
+    let output = Command::new(relay_binary())
         .args(["--addr", "127.0.0.1:0"])
         .env_remove("SQUALL_JWT_SECRET")
         .output()
@@ -96,10 +96,7 @@ fn the_binary_refuses_to_start_without_any_auth_choice() {
 
 #[test]
 fn help_lists_every_bug_with_its_symptom() {
-    let output = Command::new(env!("CARGO_BIN_EXE_squall-relay"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let output = Command::new(relay_binary()).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     for bug in [
         "hang-on-reset",

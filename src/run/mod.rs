@@ -10,7 +10,7 @@ pub mod progress;
 pub mod timeline;
 pub mod worker;
 
-use crate::cli::RunArgs;
+use crate::cmd::RunArgs;
 use crate::exit::{Exit, Failure};
 use crate::results::file::{self, RunFiles};
 use crate::results::time::Utc;

@@ -197,19 +197,19 @@ pub async fn ends(rx: &mut mpsc::UnboundedReceiver<RawEnd>, n: usize) -> Vec<Raw
     out
 }
 
-/// The `squall-relay` binary, built once per test process with the same
-/// cargo and target directory as the tests (another package's binary has no
-/// `CARGO_BIN_EXE_` variable here).
+/// The `squall-relay` binary (of the `squall` package), built once per test
+/// process with the same cargo and target directory as the tests (another
+/// package's binary has no `CARGO_BIN_EXE_` variable here).
 pub fn relay_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
             let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "squall-relay", "--bin", "squall-relay"])
+                .args(["build", "-p", "squall", "--bin", "squall-relay"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .status()
                 .expect("run cargo build");
-            assert!(status.success(), "cargo build -p squall-relay failed");
+            assert!(status.success(), "cargo build --bin squall-relay failed");
             // tests run from target/debug/deps/<test>; the binary is in target/debug.
             let exe = std::env::current_exe().unwrap();
             let dir = exe.parent().and_then(Path::parent).expect("target/debug");

@@ -3,6 +3,9 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
@@ -220,4 +223,27 @@ pub async fn recv_raw(ws: &mut RawClient) -> Value {
         .unwrap()
         .unwrap();
     serde_json::from_str(frame.to_text().unwrap()).unwrap()
+}
+
+/// The `squall-relay` binary, which the `squall` package builds (its flags
+/// live in the CLI): built once per test process with the same cargo and
+/// target directory as the tests.
+pub fn relay_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "squall", "--bin", "squall-relay"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build --bin squall-relay failed");
+            // tests run from target/debug/deps/<test>; the binary is in target/debug.
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+            let binary = dir.join("squall-relay");
+            assert!(binary.exists(), "{} missing", binary.display());
+            binary
+        })
+        .clone()
 }

@@ -1,5 +1,10 @@
-//! The command line of DESIGN.md (clap), and the one place where a command's
-//! outcome becomes the process exit code.
+//! The command line of DESIGN.md (clap): one module per command that needs
+//! more than a call, and [`main`], the one place where a command's outcome
+//! becomes the process exit code. No clap type goes past this folder.
+
+pub mod chaos;
+pub mod proxy;
+pub mod relay;
 
 use crate::exit::{self, Exit, Failure};
 use clap::{Args, Parser, Subcommand};
@@ -32,11 +37,11 @@ pub enum Command {
         sets: Vec<String>,
     },
     /// Run the reference relay.
-    Relay(squall_relay::cli::RelayArgs),
+    Relay(relay::RelayArgs),
     /// Inject one fault now against a running relay (reset, drop, halfopen, ...).
-    Chaos(squall_chaos::cli::ChaosArgs),
+    Chaos(chaos::ChaosArgs),
     /// A TCP fault proxy with Toxiproxy's toxics and an HTTP control API.
-    Proxy(squall_chaos::cli::ProxyArgs),
+    Proxy(proxy::ProxyArgs),
     /// Compare a run with a baseline: exit 3 on a regression.
     Compare(CompareArgs),
     /// Merge results files (shards of one run) exactly.
@@ -119,14 +124,13 @@ pub struct MergeArgs {
     pub out: PathBuf,
 }
 
-/// Runs a parsed command line and returns the process exit code. The relay,
-/// chaos and proxy commands keep their own crates' exit codes; every other
+/// Runs a parsed command line and returns the process exit code: every
 /// command's outcome becomes one in [`exit::finish`].
 pub fn main(cli: Cli) -> ExitCode {
     let outcome = match cli.command {
-        Command::Relay(args) => return squall_relay::cli::run(args),
-        Command::Chaos(args) => return squall_chaos::cli::run_chaos(args),
-        Command::Proxy(args) => return squall_chaos::cli::run_proxy(args),
+        Command::Relay(args) => relay::run(args),
+        Command::Chaos(args) => chaos::run(args),
+        Command::Proxy(args) => proxy::run(args),
         Command::Run(args) => crate::run::run(&args),
         Command::Validate { file, sets } => crate::run::validate(&file, &sets),
         Command::Compare(args) => {
@@ -141,6 +145,15 @@ pub fn main(cli: Cli) -> ExitCode {
             .map_err(|e| io_failure(&file, e)),
     };
     exit::finish(outcome)
+}
+
+/// A multi-threaded tokio runtime for a command, its threads named `name`.
+pub fn runtime(name: &str) -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(name)
+        .build()
+        .map_err(|e| Failure::harness(format!("cannot start the runtime: {e}")))
 }
 
 /// A missing or unreadable input is a usage error (2); anything else failed

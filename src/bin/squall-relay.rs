@@ -1,9 +1,9 @@
-//! The `squall-relay` binary: parses the relay's flags and runs it.
-
-use std::process::ExitCode;
+//! The `squall-relay` binary: the reference relay on its own, with the same
+//! flags as `squall relay`.
 
 use clap::Parser;
-use squall_relay::cli::RelayArgs;
+use squall::cmd::relay::RelayArgs;
+use std::process::ExitCode;
 
 /// squall's reference relay: JWT-authenticated WebSocket pub/sub with /health
 /// and /metrics on the same port, and switchable classic bugs.
@@ -15,5 +15,5 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    squall_relay::cli::run(Cli::parse().relay)
+    squall::exit::finish(squall::cmd::relay::run(Cli::parse().relay))
 }

@@ -1,19 +1,17 @@
-//! The relay's command line: [`RelayArgs`] (every flag, with environment
-//! fallbacks) and [`run`], shared by `squall-relay` and `squall relay`.
+//! `squall relay` and the `squall-relay` binary: the reference relay's flags
+//! (each defined here once, with environment fallbacks), mapped onto a
+//! [`RelayConfig`], and the process around the relay library: tracing, the
+//! open-files limit, the runtime, the ready file, SIGTERM and Ctrl-C.
 
-use std::io;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpSocket};
+use squall_proto::parse_duration;
+use squall_relay::auth::AuthConfig;
+use squall_relay::bugs::{BUG_HELP, Bug, Bugs};
+use squall_relay::{RelayConfig, limits, listen, server};
 
-use crate::auth::AuthConfig;
-use crate::bugs::{BUG_HELP, Bug, Bugs};
-use crate::config::RelayConfig;
-use crate::{limits, server};
-use squall_proto::duration::parse_duration;
+use crate::exit::{Exit, Failure};
 
 /// Every flag of the relay.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,8 +61,9 @@ pub struct RelayArgs {
 }
 
 impl RelayArgs {
-    /// The validated configuration these flags describe.
-    pub fn to_config(&self) -> Result<RelayConfig, String> {
+    /// The validated configuration these flags describe; a bad flag is a
+    /// usage failure (exit 2).
+    pub fn to_config(&self) -> Result<RelayConfig, Failure> {
         let auth = if self.no_auth {
             AuthConfig::open()
         } else {
@@ -73,18 +72,17 @@ impl RelayArgs {
                 auth = auth.with_hs256(secret.as_bytes());
             }
             if let Some(path) = &self.jwt_public_key {
-                let pem = std::fs::read(path)
-                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
-                auth = auth
-                    .with_public_key_pem(&pem)
-                    .map_err(|e| format!("--jwt-public-key {}: {e}", path.display()))?;
+                let bad = |e: &dyn std::fmt::Display| {
+                    Failure::usage(format!("--jwt-public-key {}: {e}", path.display()))
+                };
+                let pem = std::fs::read(path).map_err(|e| bad(&e))?;
+                auth = auth.with_public_key_pem(&pem).map_err(|e| bad(&e))?;
             }
             if auth.is_open() {
-                return Err(
+                return Err(Failure::usage(
                     "no authentication configured: pass --jwt-secret (or SQUALL_JWT_SECRET), \
-                            --jwt-public-key, or --no-auth for an open relay"
-                        .to_string(),
-                );
+                     --jwt-public-key, or --no-auth for an open relay",
+                ));
             }
             if let Some(role) = &self.require_role {
                 auth = auth.with_required_role(role.clone());
@@ -92,10 +90,12 @@ impl RelayArgs {
             auth
         };
         if self.queue_size == 0 {
-            return Err("--queue-size must be at least 1".to_string());
+            return Err(Failure::usage("--queue-size must be at least 1"));
         }
         if self.ping_interval.is_zero() || self.idle_timeout.is_zero() {
-            return Err("--ping-interval and --idle-timeout must be positive".to_string());
+            return Err(Failure::usage(
+                "--ping-interval and --idle-timeout must be positive",
+            ));
         }
         Ok(RelayConfig {
             auth,
@@ -112,17 +112,12 @@ impl RelayArgs {
 }
 
 /// Runs the relay until SIGTERM or Ctrl-C: installs tracing (`RUST_LOG`),
-/// raises the open-files limit, builds its own runtime. Exit code 0 after a
-/// clean shutdown, 1 if the relay could not start, 2 for invalid flags.
-pub fn run(args: RelayArgs) -> ExitCode {
+/// raises the open-files limit, builds its own runtime. Passed after a clean
+/// shutdown; a harness failure if the relay could not start; usage for
+/// invalid flags.
+pub fn run(args: RelayArgs) -> Result<Exit, Failure> {
     init_tracing();
-    let config = match args.to_config() {
-        Ok(config) => config,
-        Err(e) => {
-            eprintln!("squall-relay: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = args.to_config()?;
     match limits::raise_nofile_limit() {
         Ok((before, after)) if before != after => {
             tracing::info!("open-files limit raised from {before} to the hard limit {after}")
@@ -133,96 +128,35 @@ pub fn run(args: RelayArgs) -> ExitCode {
     if config.bugs != Bugs::default() {
         tracing::warn!(bugs = ?config.bugs, "deliberate bugs switched on");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("squall-relay: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let code = runtime.block_on(serve_until_signal(
-        &args.addr,
-        args.ready_file.as_deref(),
-        config,
-    ));
+    let runtime = super::runtime("squall-relay")?;
+    let outcome = runtime.block_on(serve_until_signal(&args, config));
     // Worker threads stuck by a deliberate bug must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    code
+    outcome
 }
 
-async fn serve_until_signal(
-    addr: &str,
-    ready_file: Option<&Path>,
-    config: RelayConfig,
-) -> ExitCode {
-    let listener = match listen(addr).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            tracing::error!("cannot listen on {addr}: {e}");
-            return ExitCode::from(1);
-        }
-    };
+async fn serve_until_signal(args: &RelayArgs, config: RelayConfig) -> Result<Exit, Failure> {
+    let addr = &args.addr;
+    let listener = listen::bind(addr)
+        .await
+        .map_err(|e| Failure::harness(format!("cannot listen on {addr}: {e}")))?;
     let relay = server::start(listener, config);
     let bound = relay.local_addr();
     tracing::info!(%bound, "relay listening");
-    if let Some(path) = ready_file
-        && let Err(e) = write_ready_file(path, bound)
+    if let Some(path) = &args.ready_file
+        && let Err(e) = listen::write_ready_file(path, bound)
     {
-        tracing::error!("cannot write the ready file {}: {e}", path.display());
         relay.shutdown().await;
-        return ExitCode::from(1);
+        return Err(Failure::harness(format!(
+            "cannot write the ready file {}: {e}",
+            path.display()
+        )));
     }
     wait_for_signal().await;
     tracing::info!("shutting down: closing every connection with 1001");
     relay.shutdown().await;
     tracing::info!("shut down");
-    ExitCode::SUCCESS
-}
-
-/// How many finished handshakes may wait for `accept`. The default of
-/// `TcpListener::bind` overflowed under fast ramps (SYNs dropped, then
-/// retransmitted a second later); the kernel clamps this to
-/// `net.core.somaxconn`.
-const BACKLOG: u32 = 4096;
-
-/// Binds `addr` (an address or `host:port`, every resolved address tried in
-/// turn, as `TcpListener::bind` does) with SO_REUSEADDR and a [`BACKLOG`]
-/// long accept queue.
-async fn listen(addr: &str) -> io::Result<TcpListener> {
-    let mut last = None;
-    for addr in tokio::net::lookup_host(addr).await? {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        let bound = socket
-            .set_reuseaddr(true)
-            .and_then(|()| socket.bind(addr))
-            .and_then(|()| socket.listen(BACKLOG));
-        match bound {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "could not resolve to any address",
-        )
-    }))
-}
-
-/// Writes `addr` to `path` through a temporary file and a rename, so a reader
-/// never sees a partial address.
-pub fn write_ready_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, addr.to_string())?;
-    std::fs::rename(&tmp, path)
+    Ok(Exit::Passed)
 }
 
 async fn wait_for_signal() {
