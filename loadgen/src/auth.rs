@@ -3,6 +3,22 @@
 use crate::plan::{JwtAuth, JwtKey};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
+/// Why a key could not be loaded or a token not be signed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The PEM of an RS256 or ES256 key does not parse.
+    #[error("{alg} key: {source}")]
+    Key {
+        /// `"RS256"` or `"ES256"`.
+        alg: &'static str,
+        /// What jsonwebtoken said.
+        source: jsonwebtoken::errors::Error,
+    },
+    /// Signing a token failed.
+    #[error("JWT: {0}")]
+    Sign(#[source] jsonwebtoken::errors::Error),
+}
+
 /// Signs tokens for one plan's connections.
 pub struct Minter {
     key: EncodingKey,
@@ -14,8 +30,9 @@ pub struct Minter {
 }
 
 impl Minter {
-    /// Loads the key; fails on a PEM that does not parse.
-    pub fn new(auth: &JwtAuth) -> Result<Self, String> {
+    /// Loads the key; fails on a PEM that does not parse (and signs one
+    /// token to be sure the key works).
+    pub fn new(auth: &JwtAuth) -> Result<Self, AuthError> {
         let (alg, key) = match &auth.key {
             JwtKey::HS256(secret) => (
                 Algorithm::HS256,
@@ -23,11 +40,17 @@ impl Minter {
             ),
             JwtKey::RS256(pem) => (
                 Algorithm::RS256,
-                EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| format!("RS256 key: {e}"))?,
+                EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|source| AuthError::Key {
+                    alg: "RS256",
+                    source,
+                })?,
             ),
             JwtKey::ES256(pem) => (
                 Algorithm::ES256,
-                EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| format!("ES256 key: {e}"))?,
+                EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|source| AuthError::Key {
+                    alg: "ES256",
+                    source,
+                })?,
             ),
         };
         let minter = Self {
@@ -43,7 +66,7 @@ impl Minter {
     }
 
     /// A token for global connection number `conn`.
-    pub fn mint(&self, conn: u64) -> Result<String, String> {
+    pub fn mint(&self, conn: u64) -> Result<String, AuthError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -57,7 +80,7 @@ impl Minter {
         if !self.roles.is_empty() {
             claims.insert("roles".into(), self.roles.clone().into());
         }
-        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(|e| format!("JWT: {e}"))
+        jsonwebtoken::encode(&self.header, &claims, &self.key).map_err(AuthError::Sign)
     }
 }
 

@@ -3,7 +3,7 @@
 //! went wrong (`refused`, `timeout`, `http_401`, `reset`, ...).
 
 use crate::plan::Placement;
-use crate::target::Target;
+use squall_proto::Endpoint;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -32,38 +32,80 @@ pub fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(MAX_MESSAGE))
 }
 
-/// Connects to `target` and upgrades, with `token` placed as asked, within `timeout`.
+/// Why a socket could not be opened or failed later, as
+/// `connections.errors` counts it: the `Display` form is the kind's key
+/// (`refused`, `http_401`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SocketError {
+    /// Nothing listens (TCP RST to the SYN).
+    #[error("refused")]
+    Refused,
+    /// A step did not finish within its timeout.
+    #[error("timeout")]
+    Timeout,
+    /// The connection was reset or aborted, or the pipe broke.
+    #[error("reset")]
+    Reset,
+    /// The peer closed the stream without a closing handshake.
+    #[error("eof")]
+    Eof,
+    /// No local port (or source address) left to connect from.
+    #[error("no_source_port")]
+    NoSourcePort,
+    /// The process ran out of file descriptors.
+    #[error("too_many_open_files")]
+    TooManyOpenFiles,
+    /// Any other I/O error.
+    #[error("io")]
+    Io,
+    /// The upgrade was answered with this HTTP status.
+    #[error("http_{0}")]
+    Http(u16),
+    /// A frame or message over the size limit.
+    #[error("too_big")]
+    TooBig,
+    /// Anything else the WebSocket layer refused.
+    #[error("protocol")]
+    Protocol,
+    /// Writing frames took longer than the send timeout.
+    #[error("send_timeout")]
+    SendTimeout,
+}
+
+/// Connects to `target` and upgrades, with `token` placed as asked, within
+/// `timeout`. The target's address passed the plan's loopback guard when the
+/// plan was checked.
 pub async fn connect(
-    target: &Target,
+    target: &Endpoint,
     source: Option<IpAddr>,
     token: Option<(&str, Placement)>,
     timeout: Duration,
-) -> Result<Socket, String> {
+) -> Result<Socket, SocketError> {
     let attempt = async {
         let stream = dial(target.addr, source).await.map_err(|e| io_kind(&e))?;
-        let mut path = target.path_and_query.clone();
+        let mut path = target.path().to_string();
         if let Some((token, Placement::Query)) = token {
             path.push(if path.contains('?') { '&' } else { '?' });
             path.push_str("token=");
             path.push_str(token);
         }
-        let mut request = format!("ws://{}{}", target.authority, path)
+        let mut request = format!("ws://{}{}", target.host_header(), path)
             .into_client_request()
             .map_err(|e| ws_kind(&e))?;
         if let Some((token, Placement::Header)) = token {
-            let value =
-                HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "protocol")?;
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| SocketError::Protocol)?;
             request.headers_mut().insert("authorization", value);
         }
         let (socket, _response) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
                 .await
                 .map_err(|e| ws_kind(&e))?;
-        Ok::<_, String>(socket)
+        Ok(socket)
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err("timeout".to_string()))
+        .unwrap_or(Err(SocketError::Timeout))
 }
 
 /// Opens the TCP connection, bound to `source` when given (without taking
@@ -97,31 +139,59 @@ async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream>
 }
 
 /// The error kind of an I/O failure.
-pub fn io_kind(e: &io::Error) -> String {
+pub fn io_kind(e: &io::Error) -> SocketError {
     match e.kind() {
-        io::ErrorKind::ConnectionRefused => "refused",
-        io::ErrorKind::TimedOut => "timeout",
+        io::ErrorKind::ConnectionRefused => SocketError::Refused,
+        io::ErrorKind::TimedOut => SocketError::Timeout,
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => "reset",
-        io::ErrorKind::UnexpectedEof => "eof",
-        io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => "no_source_port",
+        | io::ErrorKind::BrokenPipe => SocketError::Reset,
+        io::ErrorKind::UnexpectedEof => SocketError::Eof,
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::AddrInUse => SocketError::NoSourcePort,
         _ if e.raw_os_error() == Some(libc::EMFILE) || e.raw_os_error() == Some(libc::ENFILE) => {
-            "too_many_open_files"
+            SocketError::TooManyOpenFiles
         }
-        _ => "io",
+        _ => SocketError::Io,
     }
-    .to_string()
 }
 
 /// The error kind of a WebSocket failure.
-pub fn ws_kind(e: &WsError) -> String {
+pub fn ws_kind(e: &WsError) -> SocketError {
     match e {
         WsError::Io(e) => io_kind(e),
-        WsError::Http(response) => format!("http_{}", response.status().as_u16()),
-        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => "reset".to_string(),
-        WsError::ConnectionClosed | WsError::AlreadyClosed => "eof".to_string(),
-        WsError::Capacity(_) => "too_big".to_string(),
-        _ => "protocol".to_string(),
+        WsError::Http(response) => SocketError::Http(response.status().as_u16()),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => SocketError::Reset,
+        WsError::ConnectionClosed | WsError::AlreadyClosed => SocketError::Eof,
+        WsError::Capacity(_) => SocketError::TooBig,
+        _ => SocketError::Protocol,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_keep_their_keys() {
+        let keys: Vec<String> = [
+            SocketError::Refused,
+            SocketError::Http(401),
+            SocketError::SendTimeout,
+            io_kind(&io::Error::from(io::ErrorKind::BrokenPipe)),
+            io_kind(&io::Error::from_raw_os_error(libc::EMFILE)),
+        ]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert_eq!(
+            keys,
+            [
+                "refused",
+                "http_401",
+                "send_timeout",
+                "reset",
+                "too_many_open_files"
+            ]
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! waits, each batch under the send timeout; reading keeps answering the
 //! server's pings (tungstenite queues the pong and flushes it on the next read).
 
-use crate::connect::{self, Socket};
+use crate::connect::{self, Socket, SocketError};
 use crate::engine::Ctx;
 use crate::frames::{Control, PublishTemplate};
 use crate::plan::{Auth, Protocol};
@@ -193,7 +193,7 @@ impl Conn<'_> {
         drop(permit);
         let mut ws = match result {
             Ok(ws) => ws,
-            Err(kind) => return self.failed(&kind),
+            Err(e) => return self.failed(&e.to_string()),
         };
         let took_us = (self.now_ns() - start) / 1000;
         ctx.stats.with_connections(|s| {
@@ -257,7 +257,7 @@ impl Conn<'_> {
         match sent {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                self.ctx.stats.error(&connect::ws_kind(&e));
+                self.ctx.stats.error(&connect::ws_kind(&e).to_string());
                 return false;
             }
             Err(_) => {
@@ -335,8 +335,8 @@ impl Conn<'_> {
             if due.is_some_and(|d| d <= now) {
                 // Everything due goes out, even at the planned end: the
                 // schedule only holds messages due before it.
-                if let Err(kind) = self.publish(ws).await {
-                    self.ctx.stats.error(&kind);
+                if let Err(e) = self.publish(ws).await {
+                    self.ctx.stats.error(&e.to_string());
                     return End::Abnormal;
                 }
                 continue;
@@ -424,7 +424,7 @@ impl Conn<'_> {
             }
             Some(Ok(_)) => return None,
             Some(Err(e)) => {
-                self.ctx.stats.error(&connect::ws_kind(e));
+                self.ctx.stats.error(&connect::ws_kind(e).to_string());
                 return Some(End::Abnormal);
             }
             None => {
@@ -458,7 +458,7 @@ impl Conn<'_> {
     }
 
     /// Sends every message due now (at most [`MAX_BATCH`]), under the send timeout.
-    async fn publish(&mut self, ws: &mut Socket) -> Result<(), String> {
+    async fn publish(&mut self, ws: &mut Socket) -> Result<(), SocketError> {
         let ctx = self.ctx;
         let publish_end = self.ctx.deadlines.publish_end_ns();
         let Some(p) = self.publisher.as_mut() else {
@@ -501,7 +501,7 @@ impl Conn<'_> {
         match result {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(connect::ws_kind(&e)),
-            Err(_) => Err("send_timeout".to_string()),
+            Err(_) => Err(SocketError::SendTimeout),
         }
     }
 }

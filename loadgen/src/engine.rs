@@ -11,8 +11,8 @@ use crate::report::{LoadReport, PublisherCount};
 use crate::schedule::Schedule;
 use crate::snapshot::{LoadSnapshot, Phase};
 use crate::stats::{Collector, Stats};
-use crate::target::Target;
 use crate::{Origin, connection};
+use squall_proto::Endpoint;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -29,7 +29,11 @@ const HARD_SLACK: Duration = Duration::from_secs(10);
 
 /// When publishing ends and when the run ends (ns from the origin); Ctrl-C
 /// moves both earlier, once. Atomics, because every connection reads them on
-/// every turn of its loop: no lock shared by thousands of tasks.
+/// every turn of its loop: no lock shared by thousands of tasks, and so
+/// nothing that could be held across an `.await`. Each is a single value
+/// that only ever moves earlier (`fetch_min`); `Acquire`/`Release` is enough,
+/// since a connection that reads a stale value is woken by its `wake`
+/// channel right after and reads again.
 #[derive(Debug)]
 pub(crate) struct Deadlines {
     publish_end_ns: AtomicU64,
@@ -70,15 +74,18 @@ pub(crate) struct Ctx {
     pub layout: Layout,
     pub schedule: Schedule,
     pub frames: Frames,
-    pub targets: Vec<Target>,
+    /// The plan's targets, resolved and accepted by its loopback guard.
+    pub targets: Vec<Endpoint>,
     pub minter: Option<Minter>,
     pub stats: Stats,
     pub deadlines: Deadlines,
 }
 
-/// Runs a checked plan.
+/// Runs a checked plan against its `targets`, which
+/// [`LoadPlan::check_and_resolve`] resolved through the plan's loopback guard.
 pub(crate) async fn run(
     plan: LoadPlan,
+    targets: Vec<Endpoint>,
     origin: Origin,
     mut stop: watch::Receiver<bool>,
     snapshots: mpsc::UnboundedSender<LoadSnapshot>,
@@ -98,11 +105,7 @@ pub(crate) async fn run(
     // Tells the launcher that the deadlines moved; it wakes every connection.
     let (moved_tx, moved_rx) = watch::channel(());
     let ctx = Arc::new(Ctx {
-        targets: plan
-            .targets
-            .iter()
-            .map(|u| Target::parse(u).expect("checked plan"))
-            .collect(),
+        targets,
         minter: match &plan.auth {
             Auth::Jwt(jwt) => Some(Minter::new(jwt).expect("checked plan")),
             Auth::None => None,
@@ -192,6 +195,11 @@ fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
 /// When the deadlines move (`moved`), it wakes every connection by dropping
 /// the sending half of its `wake` channel.
 async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64) {
+    // One tokio `Semaphore` per target bounds the attempts in flight. Unlike
+    // the std mutexes of `Stats`, its permit *is* held across awaits on
+    // purpose (the connect and upgrade), which an async semaphore allows: a
+    // task waiting for a permit yields instead of blocking a worker thread,
+    // and `connection::run` drops the permit as soon as the upgrade ends.
     let pending: Vec<Arc<Semaphore>> = ctx
         .targets
         .iter()

@@ -12,6 +12,20 @@ use serde::{Deserialize, Serialize, Serializer};
 /// counted by the caller.
 pub const MAX_US: u64 = 60_000_000;
 
+/// Why a `latency_hdr` text could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramError {
+    /// Not base64.
+    #[error("latency histogram: bad base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    /// Base64, but not an HdrHistogram V2 (or V2 deflate) encoding.
+    #[error("latency histogram: bad HdrHistogram encoding: {0}")]
+    Encoding(#[from] hdrhistogram::serialization::DeserializeError),
+    /// A valid histogram whose values do not fit 1 µs .. [`MAX_US`].
+    #[error("latency histogram: values out of range: {0}")]
+    Range(#[from] hdrhistogram::errors::AdditionError),
+}
+
 /// A mergeable latency histogram in microseconds.
 #[derive(Clone, PartialEq)]
 pub struct LatencyHistogram {
@@ -119,20 +133,14 @@ impl LatencyHistogram {
 
     /// Decodes [`LatencyHistogram::to_base64`] output (or any V2 / V2 deflate
     /// HdrHistogram in base64). The empty string is an empty histogram.
-    pub fn from_base64(text: &str) -> Result<Self, String> {
+    pub fn from_base64(text: &str) -> Result<Self, HistogramError> {
         let mut out = Self::new();
         if text.is_empty() {
             return Ok(out);
         }
-        let bytes = STANDARD
-            .decode(text.trim())
-            .map_err(|e| format!("latency histogram: bad base64: {e}"))?;
-        let decoded: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .map_err(|e| format!("latency histogram: bad HdrHistogram encoding: {e:?}"))?;
-        out.hist
-            .add(&decoded)
-            .map_err(|e| format!("latency histogram: values out of range: {e:?}"))?;
+        let bytes = STANDARD.decode(text.trim())?;
+        let decoded: Histogram<u64> = Deserializer::new().deserialize(&mut bytes.as_slice())?;
+        out.hist.add(&decoded)?;
         Ok(out)
     }
 }

@@ -22,6 +22,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Where traffic goes, and what can fail
+//!
+//! Targets are `ws://` URLs ([`squall_proto::Endpoint`]), resolved once,
+//! before the first connection, through the plan's
+//! [`LoopbackGuard`](squall_proto::LoopbackGuard) ([`LoadPlan::guard`]):
+//! loopback addresses only (127.0.0.0/8, ::1) unless [`LoadPlan::allow_remote`]
+//! is set, which the CLI does only when the scenario and the command line
+//! both allow it. The engine enforces this itself: [`run`] refuses a remote
+//! target in [`LoadPlan::check`] without attempting a connection.
+//!
+//! Errors are typed, never strings to search: [`PlanError`] (one variant per
+//! check, and [`PlanError::field`], the plan [`Field`] at fault, for a caller
+//! to map to its own configuration key), [`auth::AuthError`] and
+//! [`histogram::HistogramError`]. What goes wrong on the network is not an
+//! error of the run but a measurement: each socket failure is counted under
+//! its kind in `connections.errors` (below).
+//!
 //! # Sharding and worker processes
 //!
 //! [`LoadPlan::shard`] gives shard `I` of `N` (a contiguous quarter, third, ...
@@ -99,12 +116,11 @@ mod schedule;
 pub mod snapshot;
 pub mod stamp;
 mod stats;
-pub mod target;
 pub mod tracker;
 
 pub use histogram::LatencyHistogram;
 pub use plan::{
-    Auth, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Shard, Stage, Timeouts,
+    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Shard, Stage, Timeouts,
 };
 pub use report::{LoadReport, Loss};
 pub use snapshot::{LoadSnapshot, Phase};
@@ -123,13 +139,16 @@ use tokio::sync::{mpsc, watch};
 ///   Measurement never waits for the consumer.
 ///
 /// Returns by `duration + drain + 10 s` at the latest, whatever the target
-/// does. Fails only on a plan that [`LoadPlan::check`] refuses.
+/// does. Fails only on a plan that [`LoadPlan::check`] refuses, a target
+/// that is not loopback without [`LoadPlan::allow_remote`] among them; it
+/// then fails at once, before any connection is attempted or any snapshot
+/// sent.
 pub async fn run(
     plan: LoadPlan,
     origin: Origin,
     stop: watch::Receiver<bool>,
     snapshots: mpsc::UnboundedSender<LoadSnapshot>,
 ) -> Result<LoadReport, PlanError> {
-    plan.check()?;
-    Ok(engine::run(plan, origin, stop, snapshots).await)
+    let targets = plan.check_and_resolve()?;
+    Ok(engine::run(plan, targets, origin, stop, snapshots).await)
 }

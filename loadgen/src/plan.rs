@@ -2,9 +2,19 @@
 //! caller (the CLI turns a scenario file into it).
 //!
 //! Every field is public and the engine trusts it; [`LoadPlan::check`] is the
-//! one validation, for the CLI to call while it validates a scenario. The plan
-//! is plain data (`Clone + Debug + serde`) so that a parent process can hand it
-//! to worker processes as JSON.
+//! one validation, for the CLI to call while it validates a scenario, and
+//! [`crate::run`] calls it again before anything goes on the network. A
+//! failed check is a [`PlanError`] whose [`PlanError::field`] names the plan
+//! field at fault, so that a caller maps it to its own configuration key with
+//! a `match` rather than by reading the message. The plan is plain data
+//! (`Clone + Debug + serde`) so that a parent process can hand it to worker
+//! processes as JSON.
+//!
+//! Targets go through the [`LoopbackGuard`] of [`LoadPlan::guard`]: loopback
+//! only (127.0.0.0/8, ::1) unless [`LoadPlan::allow_remote`] is set, which
+//! the CLI does only when the scenario and the command line both allow it
+//! (DESIGN.md, "Rules that hold everywhere"). The engine refuses a remote
+//! target itself, in [`LoadPlan::check`], before any connection is attempted.
 //!
 //! Shape of the load (all pure functions of the plan, so every shard computes
 //! the same schedule):
@@ -19,7 +29,9 @@
 //!   on a fixed schedule that starts when its socket is due to open (open
 //!   model). Stages move the rate linearly to their own `rate`.
 
+use crate::auth::AuthError;
 use serde::{Deserialize, Serialize};
+use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -27,8 +39,13 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadPlan {
     /// WebSocket URLs (`ws://host:port/path`), one or more; topics are spread
-    /// over them whole.
+    /// over them whole. Loopback addresses only unless `allow_remote`.
     pub targets: Vec<String>,
+    /// Whether the targets may be other than loopback addresses. False by
+    /// default; the CLI sets it only when the scenario's `allow_remote` and
+    /// the user's `--allow-remote` are both given.
+    #[serde(default)]
+    pub allow_remote: bool,
     /// The wire protocol spoken to the target.
     pub protocol: Protocol,
     /// How each connection authenticates.
@@ -209,17 +226,155 @@ impl Default for Timeouts {
     }
 }
 
-/// Why a plan cannot run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanError(pub String);
-
-impl std::fmt::Display for PlanError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// The field of a [`LoadPlan`] that a failed check is about: what a caller
+/// maps to its own configuration key (see [`PlanError::field`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// [`LoadPlan::targets`]: none, or a URL that is malformed, not `ws://`
+    /// or does not resolve.
+    Targets,
+    /// [`LoadPlan::allow_remote`]: a target is not a loopback address and
+    /// remote targets are not allowed.
+    AllowRemote,
+    /// [`LoadPlan::shard`]: a shard that does not exist.
+    Shard,
+    /// [`LoadPlan::publishers`]: more publishers than connections.
+    Publishers,
+    /// [`LoadPlan::topics`]: none for the publishers, or fewer than targets.
+    Topics,
+    /// [`LoadPlan::rate`], or a stage's rate: not a finite number >= 0.
+    Rate,
+    /// [`LoadPlan::payload_bytes`]: below the stamp or over the frame limit.
+    PayloadBytes,
+    /// The `publish` template of [`Protocol::Template`]: no `{stamp}`.
+    PublishTemplate,
+    /// The `subscribe` template of [`Protocol::Template`]: no `{topic}`.
+    SubscribeTemplate,
+    /// The key of [`Auth::Jwt`]: it does not load or cannot sign.
+    AuthKey,
+    /// [`LoadPlan::sockets_per_source`]: zero.
+    SocketsPerSource,
+    /// [`LoadPlan::ramp`] (with the stages): longer than the duration.
+    Ramp,
 }
 
-impl std::error::Error for PlanError {}
+/// Why a plan cannot run: one variant per check of [`LoadPlan::check`].
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// No target at all.
+    #[error("no target URL")]
+    NoTarget,
+    /// A target URL that is malformed, not `ws://`, or does not resolve.
+    #[error("target {url:?}: {source}")]
+    Target {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        source: EndpointError,
+    },
+    /// A target that is not a loopback address, while remote targets are
+    /// not allowed ([`LoadPlan::allow_remote`]).
+    #[error("target {url:?}: {source}")]
+    NotLoopback {
+        /// The URL as given.
+        url: String,
+        /// The guard's refusal ([`EndpointError::NotLoopback`]).
+        source: EndpointError,
+    },
+    /// A shard that does not exist.
+    #[error("shard {}/{count} does not exist", index + 1)]
+    Shard {
+        /// The 0-based index asked for.
+        index: u32,
+        /// The number of shards.
+        count: u32,
+    },
+    /// More publishers than the plan ever has connections.
+    #[error("{publishers} publishers but at most {connections} connections")]
+    TooManyPublishers {
+        /// Publishers asked for.
+        publishers: u64,
+        /// The plan's peak connections.
+        connections: u64,
+    },
+    /// Publishers but no topic to publish on.
+    #[error("publishers need at least one topic")]
+    NoTopic,
+    /// Fewer topics than targets (a topic is kept whole on one target).
+    #[error("{topics} topics cannot cover {targets} targets (topics are kept whole on one target)")]
+    TooFewTopics {
+        /// Topics asked for.
+        topics: u32,
+        /// Targets given.
+        targets: usize,
+    },
+    /// A rate (the plan's or a stage's) that is negative, infinite or NaN.
+    #[error("rate {rate} is not a finite number >= 0")]
+    Rate {
+        /// The rate as given.
+        rate: f64,
+        /// `None` for [`LoadPlan::rate`], `Some(i)` for stage `i`'s.
+        stage: Option<usize>,
+    },
+    /// A payload too small to hold the stamp.
+    #[error("payload_bytes {bytes} is below the stamp's {min} bytes")]
+    PayloadTooSmall {
+        /// The size asked for.
+        bytes: usize,
+        /// [`crate::stamp::MIN_PAYLOAD_BYTES`].
+        min: usize,
+    },
+    /// A payload over [`MAX_PAYLOAD_BYTES`].
+    #[error("payload_bytes {bytes} is over {max}")]
+    PayloadTooLarge {
+        /// The size asked for.
+        bytes: usize,
+        /// [`MAX_PAYLOAD_BYTES`].
+        max: usize,
+    },
+    /// A publish template without `{stamp}`: nothing could be measured.
+    #[error("the publish template has no {{stamp}}")]
+    PublishTemplate,
+    /// A subscribe template without `{topic}`.
+    #[error("the subscribe template has no {{topic}}")]
+    SubscribeTemplate,
+    /// A JWT key that does not load, or cannot sign.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// `sockets_per_source` of zero.
+    #[error("sockets_per_source must be at least 1")]
+    SocketsPerSource,
+    /// The ramp and the stages last longer than the run.
+    #[error("ramp and stages last {ramp_and_stages:?}, longer than the duration {duration:?}")]
+    TooLong {
+        /// The ramp plus every stage.
+        ramp_and_stages: Duration,
+        /// [`LoadPlan::duration`].
+        duration: Duration,
+    },
+}
+
+impl PlanError {
+    /// The plan field the failed check is about.
+    pub fn field(&self) -> Field {
+        match self {
+            PlanError::NoTarget | PlanError::Target { .. } => Field::Targets,
+            PlanError::NotLoopback { .. } => Field::AllowRemote,
+            PlanError::Shard { .. } => Field::Shard,
+            PlanError::TooManyPublishers { .. } => Field::Publishers,
+            PlanError::NoTopic | PlanError::TooFewTopics { .. } => Field::Topics,
+            PlanError::Rate { .. } => Field::Rate,
+            PlanError::PayloadTooSmall { .. } | PlanError::PayloadTooLarge { .. } => {
+                Field::PayloadBytes
+            }
+            PlanError::PublishTemplate => Field::PublishTemplate,
+            PlanError::SubscribeTemplate => Field::SubscribeTemplate,
+            PlanError::Auth(_) => Field::AuthKey,
+            PlanError::SocketsPerSource => Field::SocketsPerSource,
+            PlanError::TooLong { .. } => Field::Ramp,
+        }
+    }
+}
 
 impl LoadPlan {
     /// A plan against `targets` with the defaults of a scenario file:
@@ -230,6 +385,7 @@ impl LoadPlan {
     pub fn new(targets: Vec<String>) -> Self {
         Self {
             targets,
+            allow_remote: false,
             protocol: Protocol::Squall,
             auth: Auth::None,
             connections: 1000,
@@ -277,85 +433,115 @@ impl LoadPlan {
         at(index)..at(index + 1)
     }
 
-    /// Checks everything the engine relies on; the CLI calls it while
-    /// validating a scenario, and [`crate::run`] refuses a plan that fails it.
-    pub fn check(&self) -> Result<(), PlanError> {
-        let fail = |m: String| Err(PlanError(m));
+    /// The guard every target passes: loopback only unless
+    /// [`allow_remote`](Self::allow_remote).
+    pub fn guard(&self) -> LoopbackGuard {
+        LoopbackGuard::new(self.allow_remote)
+    }
+
+    /// Parses and resolves every target through [`guard`](Self::guard).
+    /// A name other than `localhost` is not even looked up while remote
+    /// targets are refused.
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>, PlanError> {
         if self.targets.is_empty() {
-            return fail("no target URL".into());
+            return Err(PlanError::NoTarget);
         }
-        for url in &self.targets {
-            crate::target::Target::parse(url).map_err(PlanError)?;
-        }
+        let guard = self.guard();
+        self.targets
+            .iter()
+            .map(|url| {
+                Endpoint::resolve(url, &[Scheme::Ws], "ws", &guard).map_err(|source| {
+                    let url = url.clone();
+                    if source.is_refused() {
+                        PlanError::NotLoopback { url, source }
+                    } else {
+                        PlanError::Target { url, source }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    /// Checks everything the engine relies on; the CLI calls it while
+    /// validating a scenario, and [`crate::run`] refuses a plan that fails it
+    /// before it opens a single socket (a remote target without
+    /// [`allow_remote`](Self::allow_remote) included).
+    pub fn check(&self) -> Result<(), PlanError> {
+        self.check_and_resolve().map(drop)
+    }
+
+    /// [`check`](Self::check), returning the resolved targets for the engine.
+    pub(crate) fn check_and_resolve(&self) -> Result<Vec<Endpoint>, PlanError> {
+        let endpoints = self.endpoints()?;
         if self.shard.count == 0 || self.shard.index >= self.shard.count {
-            return fail(format!(
-                "shard {}/{} does not exist",
-                self.shard.index + 1,
-                self.shard.count
-            ));
+            return Err(PlanError::Shard {
+                index: self.shard.index,
+                count: self.shard.count,
+            });
         }
         if self.publishers > self.peak_connections() {
-            return fail(format!(
-                "{} publishers but at most {} connections",
-                self.publishers,
-                self.peak_connections()
-            ));
+            return Err(PlanError::TooManyPublishers {
+                publishers: self.publishers,
+                connections: self.peak_connections(),
+            });
         }
         if self.topics == 0 && self.publishers > 0 {
-            return fail("publishers need at least one topic".into());
+            return Err(PlanError::NoTopic);
         }
         if (self.topics as usize) < self.targets.len() && (self.topics > 0) {
-            return fail(format!(
-                "{} topics cannot cover {} targets (topics are kept whole on one target)",
-                self.topics,
-                self.targets.len()
-            ));
+            return Err(PlanError::TooFewTopics {
+                topics: self.topics,
+                targets: self.targets.len(),
+            });
         }
-        let rates = std::iter::once(self.rate).chain(self.stages.iter().filter_map(|s| s.rate));
-        for rate in rates {
+        let rates = std::iter::once((None, self.rate)).chain(
+            self.stages
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((Some(i), s.rate?))),
+        );
+        for (stage, rate) in rates {
             if !rate.is_finite() || rate < 0.0 {
-                return fail(format!("rate {rate} is not a finite number >= 0"));
+                return Err(PlanError::Rate { rate, stage });
             }
         }
         if self.payload_bytes < crate::stamp::MIN_PAYLOAD_BYTES {
-            return fail(format!(
-                "payload_bytes {} is below the stamp's {} bytes",
-                self.payload_bytes,
-                crate::stamp::MIN_PAYLOAD_BYTES
-            ));
+            return Err(PlanError::PayloadTooSmall {
+                bytes: self.payload_bytes,
+                min: crate::stamp::MIN_PAYLOAD_BYTES,
+            });
         }
         if self.payload_bytes > MAX_PAYLOAD_BYTES {
-            return fail(format!(
-                "payload_bytes {} is over {MAX_PAYLOAD_BYTES}",
-                self.payload_bytes
-            ));
+            return Err(PlanError::PayloadTooLarge {
+                bytes: self.payload_bytes,
+                max: MAX_PAYLOAD_BYTES,
+            });
         }
         if let Protocol::Template {
             subscribe, publish, ..
         } = &self.protocol
         {
             if !publish.contains("{stamp}") {
-                return fail("the publish template has no {stamp}".into());
+                return Err(PlanError::PublishTemplate);
             }
             if !subscribe.contains("{topic}") {
-                return fail("the subscribe template has no {topic}".into());
+                return Err(PlanError::SubscribeTemplate);
             }
         }
         if let Auth::Jwt(jwt) = &self.auth {
-            crate::auth::Minter::new(jwt).map_err(PlanError)?;
+            crate::auth::Minter::new(jwt)?;
         }
         if self.sockets_per_source == 0 {
-            return fail("sockets_per_source must be at least 1".into());
+            return Err(PlanError::SocketsPerSource);
         }
         let stages: Duration = self.stages.iter().map(|s| s.duration).sum();
         if self.ramp + stages > self.duration {
-            return fail(format!(
-                "ramp and stages last {:?}, longer than the duration {:?}",
-                self.ramp + stages,
-                self.duration
-            ));
+            return Err(PlanError::TooLong {
+                ramp_and_stages: self.ramp + stages,
+                duration: self.duration,
+            });
         }
-        Ok(())
+        Ok(endpoints)
     }
 }
 
@@ -365,3 +551,85 @@ fn default_echo() -> bool {
 
 /// Largest payload the engine publishes (the reference relay's frame limit is 64 KiB).
 pub const MAX_PAYLOAD_BYTES: usize = 60 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_check_names_its_field() {
+        let ok = LoadPlan::new(vec!["ws://127.0.0.1:9/ws".into()]);
+        ok.check().unwrap();
+        let field = |change: &dyn Fn(&mut LoadPlan)| {
+            let mut plan = ok.clone();
+            change(&mut plan);
+            plan.check().unwrap_err().field()
+        };
+        assert_eq!(field(&|p| p.targets.clear()), Field::Targets);
+        assert_eq!(
+            field(&|p| p.targets = vec!["http://127.0.0.1/".into()]),
+            Field::Targets
+        );
+        assert_eq!(
+            field(&|p| p.targets = vec!["ws://10.0.0.1/".into()]),
+            Field::AllowRemote
+        );
+        assert_eq!(
+            field(&|p| p.shard = Shard { index: 2, count: 2 }),
+            Field::Shard
+        );
+        assert_eq!(field(&|p| p.publishers = 5000), Field::Publishers);
+        assert_eq!(field(&|p| p.topics = 0), Field::Topics);
+        assert_eq!(field(&|p| p.rate = f64::NAN), Field::Rate);
+        assert_eq!(field(&|p| p.payload_bytes = 1), Field::PayloadBytes);
+        assert_eq!(field(&|p| p.payload_bytes = 1 << 20), Field::PayloadBytes);
+        assert_eq!(
+            field(&|p| p.sockets_per_source = 0),
+            Field::SocketsPerSource
+        );
+        assert_eq!(field(&|p| p.ramp = Duration::from_secs(60)), Field::Ramp);
+        let template = |subscribe: &str, publish: &str| Protocol::Template {
+            subscribe: subscribe.into(),
+            publish: publish.into(),
+            settle: Duration::ZERO,
+        };
+        assert_eq!(
+            field(&|p| p.protocol = template("{topic}", "x")),
+            Field::PublishTemplate
+        );
+        assert_eq!(
+            field(&|p| p.protocol = template("x", "{stamp}")),
+            Field::SubscribeTemplate
+        );
+        let bad_key = Auth::Jwt(JwtAuth {
+            key: JwtKey::RS256("not a pem".into()),
+            placement: Placement::Query,
+            sub_pattern: "u".into(),
+            roles: Vec::new(),
+            extra_claims: serde_json::Map::new(),
+            ttl: Duration::from_secs(1),
+        });
+        assert_eq!(field(&|p| p.auth = bad_key.clone()), Field::AuthKey);
+    }
+
+    #[test]
+    fn a_remote_target_passes_only_when_allowed() {
+        let mut plan = LoadPlan::new(vec!["ws://10.0.0.1:9000/ws".into()]);
+        let e = plan.check().unwrap_err();
+        assert!(matches!(e, PlanError::NotLoopback { .. }), "{e}");
+        assert!(e.to_string().contains("not a loopback address"), "{e}");
+        // A name is refused before any lookup: no DNS query leaves the machine.
+        plan.targets = vec!["ws://relay.example.invalid/ws".into()];
+        assert_eq!(plan.check().unwrap_err().field(), Field::AllowRemote);
+        // Allowed twice over by the caller: 10.0.0.1 is a valid target
+        // (nothing is resolved or connected for an address).
+        plan.targets = vec!["ws://10.0.0.1:9000/ws".into()];
+        plan.allow_remote = true;
+        plan.check().unwrap();
+        // A plan from before the field existed is loopback-only.
+        let mut json = serde_json::to_value(LoadPlan::new(vec![])).unwrap();
+        json.as_object_mut().unwrap().remove("allow_remote");
+        let old: LoadPlan = serde_json::from_value(json).unwrap();
+        assert!(!old.allow_remote && !old.guard().allows_remote());
+    }
+}

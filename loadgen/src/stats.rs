@@ -1,11 +1,38 @@
 //! Where connections leave their measurements, and the once-a-second
 //! collection that turns them into snapshots and, at the end, the report.
 //!
-//! Deliveries and sends land in one of a few striped [`Tally`]s (connection
-//! `c` uses stripe `c % STRIPES`) behind a `std::sync::Mutex`: it is held for
-//! a few counter updates and one histogram record, never across an `.await`,
-//! and with more stripes than worker threads it is almost never contended.
-//! The collector takes each stripe's interval once a second.
+//! Locking design. All of a run's shared measurements live in one [`Stats`],
+//! behind three kinds of `std::sync::Mutex` and one atomic:
+//!
+//! - **stripes**: deliveries and sends land in one of [`STRIPES`] [`Tally`]s
+//!   (connection `c` uses stripe `c % STRIPES`). Locked once per frame
+//!   received and once per batch of messages sent, for a few counter
+//!   updates and histogram records; the collector locks each stripe once a
+//!   second to take its interval.
+//! - **connections**: the connection counts and error kinds. Locked once per
+//!   attempt, per upgrade and per abnormal event; the collector reads it once
+//!   a second.
+//! - **finals**: what connections hand in when they end (publisher counts,
+//!   subscriber pairs). Locked once per connection, and by the engine at the
+//!   end.
+//! - **open**: sockets open now, an `AtomicU64`, because it is a single
+//!   counter that only needs to be eventually right in the next snapshot
+//!   (`Relaxed`: it orders nothing else).
+//!
+//! Why `std::sync::Mutex` and not `tokio::sync::Mutex` or an `RwLock`: every
+//! critical section is short, synchronous work on plain data (no I/O, no
+//! allocation beyond an occasional map entry), and nearly every access
+//! writes, so an async mutex would only add a wake-up and an `RwLock` would
+//! only add bookkeeping. Striping keeps the hot one uncontended: with more
+//! stripes than worker threads, two tasks rarely want the same stripe.
+//!
+//! Every lock is taken inside a closure ([`Stats::with_tally`],
+//! [`Stats::with_connections`]) or a plain method, so no guard escapes into
+//! async code: none is ever held across an `.await` (the workspace denies
+//! `clippy::await_holding_lock`), and no code path holds two of them at once
+//! (the collector locks the stripes one after the other, then
+//! `connections`), so there is no lock order to get wrong. A worker thread
+//! therefore never blocks for longer than one short critical section.
 
 use crate::receive::Tally;
 use crate::report::{
@@ -15,18 +42,29 @@ use crate::snapshot::{ConnectionsNow, LoadSnapshot, MessagesNow, Phase};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Number of stripes.
+/// Number of stripes: more than the worker threads of a typical runtime, so
+/// that two tasks rarely contend for one.
 const STRIPES: usize = 16;
 
-/// Everything connections report, shared by all connection tasks of a run.
+/// Everything connections report, shared by all connection tasks of a run
+/// (see the module's locking design).
 #[derive(Debug)]
 pub struct Stats {
+    /// Deliveries, sends, latency and send lag, striped by connection. A
+    /// `std::sync::Mutex` each: held for a few counter updates and histogram
+    /// records, never across an `.await`; the collector empties each one
+    /// once a second.
     stripes: Box<[Mutex<Tally>]>,
-    /// Connection counts; locked once per attempt and per abnormal end.
+    /// Connection counts and error kinds. A `std::sync::Mutex`: locked once
+    /// per attempt, upgrade and abnormal event, for a counter or a map entry;
+    /// never held across an `.await`.
     connections: Mutex<ConnectionStats>,
-    /// Sockets open now.
+    /// Sockets open now: one counter, so an atomic rather than a lock
+    /// (`Relaxed`: it orders no other memory).
     open: AtomicU64,
-    /// What connections hand in when they end; locked once per connection.
+    /// What connections hand in when they end. A `std::sync::Mutex`: locked
+    /// once per connection and by the engine at the end, for a few map
+    /// inserts; never held across an `.await`.
     finals: Mutex<Finals>,
 }
 

@@ -1,11 +1,14 @@
 //! The engine's behaviour at the edges: errors named by kind, a target that
 //! stops answering, Ctrl-C, JWT auth in the query and the header, the
-//! template protocol, several targets, extra source addresses.
+//! template protocol, several targets, extra source addresses, and a remote
+//! target refused before anything is sent.
 
 mod common;
 
 use common::{plan, relay, run};
-use squall_loadgen::{Auth, JwtAuth, JwtKey, LoadPlan, Origin, Placement, Protocol};
+use squall_loadgen::{
+    Auth, Field, JwtAuth, JwtKey, LoadPlan, Origin, Placement, PlanError, Protocol,
+};
 use squall_relay::auth::AuthConfig;
 use squall_relay::config::RelayConfig;
 use std::net::{IpAddr, SocketAddr};
@@ -55,6 +58,33 @@ async fn a_closed_port_is_counted_as_refused() {
     assert_eq!(report.messages.sent, 0);
     // Nothing could be delivered, so nothing was owed: no fake loss.
     assert_eq!(report.loss().expected, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_target_is_refused_by_the_engine_itself() {
+    // DESIGN.md: traffic goes to loopback only unless allowed twice over.
+    // The engine does not rely on its caller for that: without
+    // `allow_remote` it fails in its own check, before any connection is
+    // attempted and before any snapshot is sent.
+    let plan = short("ws://10.0.0.1:9/ws");
+    assert!(!plan.allow_remote, "loopback only by default");
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let e = squall_loadgen::run(plan, Origin::now(), stop, tx)
+        .await
+        .unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "no connect timeout waited out"
+    );
+    assert!(matches!(e, PlanError::NotLoopback { .. }), "{e}");
+    assert_eq!(e.field(), Field::AllowRemote);
+    assert!(e.to_string().contains("10.0.0.1"), "{e}");
+    assert!(
+        rx.recv().await.is_none(),
+        "no snapshot: the run never started"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,6 +268,9 @@ async fn topics_stay_whole_across_several_targets() {
 async fn peer_recording_server() -> (std::net::SocketAddr, Arc<Mutex<Vec<IpAddr>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    // The peers seen, shared by the accept loop (which pushes) and the test
+    // (which reads once the run is over). A `std::sync::Mutex`: each access
+    // is one push or one clone, and no guard is held across an `.await`.
     let peers = Arc::new(Mutex::new(Vec::<IpAddr>::new()));
     let seen = peers.clone();
     tokio::spawn(async move {

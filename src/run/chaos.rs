@@ -173,7 +173,7 @@ fn token_source(auth: &Auth) -> Result<Option<TokenSource>, String> {
     match auth {
         Auth::None => Ok(None),
         Auth::Jwt(jwt) => {
-            let minter = Arc::new(Minter::new(jwt)?);
+            let minter = Arc::new(Minter::new(jwt).map_err(|e| e.to_string())?);
             Ok(Some(Arc::new(move |i: u64| {
                 minter.mint(CHAOS_CONN.saturating_add(i)).ok()
             })))

@@ -54,6 +54,9 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
             );
         }
     }
+    // The engine refuses a remote target by itself unless both allowed it
+    // (workers get `--allow-remote` from their parent only in that case).
+    plan.load.allow_remote = plan.allow_remote && args.allow_remote;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("squall")
@@ -275,6 +278,7 @@ fn start_load(
         urls,
         shard: plan.load.shard,
         count: processes,
+        allow_remote: plan.load.allow_remote,
     };
     load::in_workers(spec, origin, stop, plan.deadline()).map_err(Failure::harness)
 }

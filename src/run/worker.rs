@@ -35,6 +35,11 @@ pub struct WorkerSpec {
     pub shard: Shard,
     /// Workers to start; each takes an equal part of `shard`.
     pub count: u32,
+    /// Whether the parent may load a remote target (the scenario's
+    /// `allow_remote` and its `--allow-remote`): workers get `--allow-remote`
+    /// only then, so that a worker's engine refuses a remote target exactly
+    /// when its parent's would.
+    pub allow_remote: bool,
 }
 
 impl WorkerSpec {
@@ -54,6 +59,9 @@ impl WorkerSpec {
             "--origin-ns".to_string(),
             origin.as_mono_ns().to_string(),
         ];
+        if self.allow_remote {
+            args.push("--allow-remote".to_string());
+        }
         for url in &self.urls {
             args.extend(["--worker-url".to_string(), url.clone()]);
         }
@@ -92,4 +100,40 @@ fn emit(line: &WorkerLine) -> Result<(), String> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .map_err(|e| format!("stdout: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(allow_remote: bool) -> WorkerSpec {
+        WorkerSpec {
+            exe: "squall".into(),
+            file: "s.toml".into(),
+            sets: vec!["load.rate=10".into()],
+            urls: vec!["ws://127.0.0.1:9/ws".into()],
+            shard: Shard { index: 0, count: 1 },
+            count: 2,
+            allow_remote,
+        }
+    }
+
+    #[test]
+    fn workers_get_allow_remote_only_when_their_parent_had_it() {
+        let origin = Origin::from_mono_ns(7);
+        let args = spec(false).args(1, origin);
+        assert!(!args.iter().any(|a| a == "--allow-remote"), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--shard", "2/2"]), "{args:?}");
+        let args = spec(true).args(1, origin);
+        assert!(args.iter().any(|a| a == "--allow-remote"), "{args:?}");
+        // The worker's own command line parses, the flag included.
+        use clap::Parser as _;
+        let mut argv = vec!["squall".to_string()];
+        argv.extend(args);
+        let cli = crate::cmd::Cli::try_parse_from(argv).unwrap();
+        let crate::cmd::Command::Run(run) = cli.command else {
+            panic!("not a run command");
+        };
+        assert!(run.worker && run.allow_remote);
+    }
 }
