@@ -108,8 +108,8 @@ pub fn table(rows: &[Row], max: f64) -> String {
 
 /// `squall compare`: exit 0, or 3 on a regression.
 pub fn run(baseline: &Path, run: &Path, max: f64) -> Result<Exit, Failure> {
-    let b = file::read(baseline).map_err(Failure::usage)?;
-    let r = file::read(run).map_err(Failure::usage)?;
+    let b = file::read(baseline).map_err(|e| Failure::usage(e.to_string()))?;
+    let r = file::read(run).map_err(|e| Failure::usage(e.to_string()))?;
     let rows = compare(&b, &r, max);
     crate::output::print(&table(&rows, max));
     let regressed: Vec<&str> = rows

@@ -42,7 +42,7 @@ pub struct Snapshot {
     #[serde(default)]
     pub thresholds: Vec<ThresholdSnap>,
     /// The exit code the run would end with if it ended now.
-    pub exit_code: i32,
+    pub exit_code: u8,
 }
 
 /// Socket counts at the end of the interval.

@@ -9,7 +9,8 @@ use squall_loadgen::histogram::{LatencyHistogram, MAX_US};
 use std::collections::VecDeque;
 
 /// A threshold and how the run fared against it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ThresholdResult {
     /// e.g. `p99_ms`, `p99_ms_window(10s)`.
     pub name: String,
@@ -42,42 +43,176 @@ pub struct Measured {
     pub worst_window_p99_ms: f64,
 }
 
-/// Every threshold the scenario sets, against `m`, in a fixed order.
-pub fn evaluate(t: &RawThresholds, m: &Measured) -> Vec<ThresholdResult> {
-    let mut out = Vec::new();
-    let mut check = |name: String, limit: Option<f64>, actual: f64| {
-        if let Some(limit) = limit {
-            out.push(ThresholdResult {
-                name,
-                limit,
-                actual,
-                passed: actual <= limit,
+/// What a threshold limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// p50 latency over the run, ms.
+    P50Ms,
+    /// p99 latency over the run, ms.
+    P99Ms,
+    /// p99.9 latency over the run, ms.
+    P999Ms,
+    /// lost / expected.
+    LossRatio,
+    /// Duplicated deliveries.
+    Duplicated,
+    /// Hangs detected.
+    Hangs,
+    /// failed / attempted connections.
+    ConnectErrorRatio,
+    /// The largest p99 of any window of this many whole seconds, ms.
+    P99MsWindow {
+        /// The window's length in seconds (at least 1).
+        seconds: u64,
+    },
+}
+
+impl Metric {
+    /// The name in results, JUnit and the TUI (`p99_ms`, `p99_ms_window(10s)`).
+    pub fn name(self) -> String {
+        match self {
+            Metric::P99MsWindow { seconds } => format!("p99_ms_window({seconds}s)"),
+            other => other.key().to_string(),
+        }
+    }
+
+    /// The key under `[thresholds]` in a scenario file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::P50Ms => "p50_ms",
+            Metric::P99Ms => "p99_ms",
+            Metric::P999Ms => "p999_ms",
+            Metric::LossRatio => "loss_ratio",
+            Metric::Duplicated => "duplicated",
+            Metric::Hangs => "hangs",
+            Metric::ConnectErrorRatio => "connect_error_ratio",
+            Metric::P99MsWindow { .. } => "p99_ms_window",
+        }
+    }
+
+    /// The measured value this metric reads.
+    fn actual(self, m: &Measured) -> f64 {
+        match self {
+            Metric::P50Ms => m.p50_ms,
+            Metric::P99Ms => m.p99_ms,
+            Metric::P999Ms => m.p999_ms,
+            Metric::LossRatio => m.loss_ratio,
+            Metric::Duplicated => m.duplicated as f64,
+            Metric::Hangs => m.hangs as f64,
+            Metric::ConnectErrorRatio => m.connect_error_ratio,
+            Metric::P99MsWindow { .. } => m.worst_window_p99_ms,
+        }
+    }
+}
+
+/// One gate: a metric and the largest value it may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold {
+    /// What is limited.
+    pub metric: Metric,
+    /// The largest value that passes (inclusive).
+    pub limit: f64,
+}
+
+/// The scenario's thresholds, validated, in a fixed order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Thresholds(Vec<Threshold>);
+
+/// Why a `[thresholds]` value was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ThresholdError {
+    /// A limit that is negative, NaN or infinite.
+    #[error("{0} is not a number >= 0")]
+    NotANumber(f64),
+    /// A ratio over 1.
+    #[error("a ratio is at most 1")]
+    RatioOverOne,
+    /// A window that is not whole seconds, or shorter than one.
+    #[error("must be whole seconds, at least 1s")]
+    Window,
+}
+
+impl Thresholds {
+    /// Validates the scenario's `[thresholds]`; an error comes with the key
+    /// it is about (`thresholds.p99_ms`, `thresholds.p99_ms_window.window`).
+    pub fn from_raw(t: &RawThresholds) -> Result<Thresholds, (String, ThresholdError)> {
+        let mut out = Vec::new();
+        let limits = [
+            (Metric::P50Ms, t.p50_ms),
+            (Metric::P99Ms, t.p99_ms),
+            (Metric::P999Ms, t.p999_ms),
+            (Metric::LossRatio, t.loss_ratio),
+            (Metric::Duplicated, t.duplicated.map(|d| d as f64)),
+            (Metric::Hangs, t.hangs.map(|h| h as f64)),
+            (Metric::ConnectErrorRatio, t.connect_error_ratio),
+        ];
+        for (metric, limit) in limits {
+            let Some(limit) = limit else { continue };
+            let key = || format!("thresholds.{}", metric.key());
+            if !(limit.is_finite() && limit >= 0.0) {
+                return Err((key(), ThresholdError::NotANumber(limit)));
+            }
+            if matches!(metric, Metric::LossRatio | Metric::ConnectErrorRatio) && limit > 1.0 {
+                return Err((key(), ThresholdError::RatioOverOne));
+            }
+            out.push(Threshold { metric, limit });
+        }
+        if let Some(w) = &t.p99_ms_window {
+            if !(w.limit.is_finite() && w.limit >= 0.0) {
+                return Err((
+                    "thresholds.p99_ms_window.limit".into(),
+                    ThresholdError::NotANumber(w.limit),
+                ));
+            }
+            if w.window.0 < std::time::Duration::from_secs(1) || w.window.0.subsec_nanos() != 0 {
+                return Err((
+                    "thresholds.p99_ms_window.window".into(),
+                    ThresholdError::Window,
+                ));
+            }
+            out.push(Threshold {
+                metric: Metric::P99MsWindow {
+                    seconds: w.window.0.as_secs(),
+                },
+                limit: w.limit,
             });
         }
-    };
-    check("p50_ms".into(), t.p50_ms, m.p50_ms);
-    check("p99_ms".into(), t.p99_ms, m.p99_ms);
-    check("p999_ms".into(), t.p999_ms, m.p999_ms);
-    check("loss_ratio".into(), t.loss_ratio, m.loss_ratio);
-    check(
-        "duplicated".into(),
-        t.duplicated.map(|d| d as f64),
-        m.duplicated as f64,
-    );
-    check("hangs".into(), t.hangs.map(|h| h as f64), m.hangs as f64);
-    check(
-        "connect_error_ratio".into(),
-        t.connect_error_ratio,
-        m.connect_error_ratio,
-    );
-    if let Some(w) = &t.p99_ms_window {
-        check(
-            format!("p99_ms_window({})", w.window),
-            Some(w.limit),
-            m.worst_window_p99_ms,
-        );
+        Ok(Thresholds(out))
     }
-    out
+
+    /// The windowed p99's window in seconds, when one is set.
+    pub fn window_seconds(&self) -> Option<u64> {
+        self.0.iter().find_map(|t| match t.metric {
+            Metric::P99MsWindow { seconds } => Some(seconds),
+            _ => None,
+        })
+    }
+
+    /// How many thresholds are set.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every threshold against `m`, in order.
+    pub fn evaluate(&self, m: &Measured) -> Vec<ThresholdResult> {
+        self.0
+            .iter()
+            .map(|t| {
+                let actual = t.metric.actual(m);
+                ThresholdResult {
+                    name: t.metric.name(),
+                    limit: t.limit,
+                    actual,
+                    passed: actual <= t.limit,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Whether every threshold holds.
@@ -169,7 +304,7 @@ mod tests {
             loss_ratio: 0.01,
             ..Default::default()
         };
-        let r = evaluate(&t, &m);
+        let r = Thresholds::from_raw(&t).unwrap().evaluate(&m);
         let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["p99_ms", "loss_ratio", "hangs"]);
         assert!(r[0].passed && !r[1].passed && r[2].passed);
@@ -197,13 +332,10 @@ mod tests {
             }),
             ..Default::default()
         };
-        let r = evaluate(
-            &t,
-            &Measured {
-                worst_window_p99_ms: w.worst_ms(),
-                ..Default::default()
-            },
-        );
+        let r = Thresholds::from_raw(&t).unwrap().evaluate(&Measured {
+            worst_window_p99_ms: w.worst_ms(),
+            ..Default::default()
+        });
         assert_eq!(r[0].name, "p99_ms_window(2s)");
         assert!(!r[0].passed);
     }

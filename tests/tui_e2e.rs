@@ -77,7 +77,7 @@ fn squall_run_tui_shows_what_the_results_file_records() {
         !end.contains("┌ connections"),
         "the screen was not restored:\n{end}"
     );
-    let exit: i32 = after(&end, "SQUALL-EXIT=").parse().unwrap();
+    let exit: u8 = after(&end, "SQUALL-EXIT=").parse().unwrap();
 
     let results = results_file(&out);
     let run = RecordedRun::load(&results).unwrap();

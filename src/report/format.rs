@@ -82,7 +82,7 @@ pub fn value(v: f64) -> String {
 }
 
 /// What an exit code means (see DESIGN.md, "Exit codes").
-pub fn exit_code_meaning(code: i32) -> &'static str {
+pub fn exit_code_meaning(code: u8) -> &'static str {
     match code {
         0 => "passing",
         1 => "harness failed",

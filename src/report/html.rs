@@ -2,8 +2,8 @@
 //! settings, with its stylesheet inline so the file stands alone.
 
 use super::format::{self, escape};
-use super::recorded::{RecordedRun, value_text};
 use super::svg::{Chart, Series};
+use crate::results::recorded::{RecordedRun, value_text};
 use crate::snapshot::Snapshot;
 use serde_json::Value;
 use std::fmt::Write;
@@ -84,7 +84,7 @@ pub fn page(run: &RecordedRun) -> String {
         t = escape(&title),
         code = r.exit_code,
         meaning = format::exit_code_meaning(r.exit_code),
-        started = escape(&value_text(&r.started_at)),
+        started = escape(&r.started_at),
         ran = format::clock(r.duration_s),
         partial = if r.complete {
             ""
@@ -148,11 +148,8 @@ fn summary(html: &mut String, run: &RecordedRun) {
         ("established", c.established.to_string()),
         ("failed", c.failed.to_string()),
     ];
-    for (name, key) in [("handshake p50", "p50"), ("handshake p99", "p99")] {
-        if let Some(v) = c.handshake_ms.get(key) {
-            conn.push((name, format::ms(*v)));
-        }
-    }
+    conn.push(("handshake p50", format::ms(c.handshake_ms.p50)));
+    conn.push(("handshake p99", format::ms(c.handshake_ms.p99)));
     card(html, "connections", &conn);
     let failed = r.thresholds.iter().filter(|t| !t.passed).count();
     card(
@@ -337,7 +334,7 @@ fn hangs(html: &mut String, run: &RecordedRun) {
             at(h.started_s),
             at(h.detected_s),
             ended,
-            escape(&value_text(&h.last_chaos)),
+            escape(h.last_chaos.as_deref().unwrap_or_default()),
             escape(summary),
             escape(&diagnostics)
         );

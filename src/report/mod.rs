@@ -1,4 +1,4 @@
-//! A finished run read back from disk, and `squall report`: the run as one
+//! `squall report`: the run as one
 //! self-contained HTML file (inline CSS and SVG, nothing fetched from the
 //! network) with latency percentiles, throughput, connections, loss and
 //! probe latency over time, hang windows shaded and chaos actions marked on
@@ -18,14 +18,13 @@
 //! ```
 //!
 //! `format` is shared with the terminal UI so both show numbers alike, and
-//! `squall replay` reads runs through [`RecordedRun`] too.
+//! both read runs through [`RecordedRun`].
 
 pub mod format;
 mod html;
-mod recorded;
 mod svg;
 
-pub use recorded::{Chaos, Connections, Hang, Latency, Messages, RecordedRun, Results, Threshold};
+pub use crate::results::recorded::RecordedRun;
 
 use std::io;
 use std::path::Path;

@@ -90,11 +90,60 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// Why a results file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file is not JSON, or not a results file.
+    #[error("{path}: {why}")]
+    NotResults {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: NotResults,
+    },
+}
+
+/// What makes a JSON document not a results file.
+#[derive(Debug, thiserror::Error)]
+pub enum NotResults {
+    /// A key has the wrong type, or the text is not JSON.
+    #[error("not a squall results file: {0}")]
+    Json(#[from] serde_json::Error),
+    /// No `scenario` key: every results file names its scenario.
+    #[error("not a squall results file: it has no `scenario` key")]
+    NoScenario,
+}
+
 /// Reads a results file.
-pub fn read(path: &Path) -> Result<Results, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read(path: &Path) -> Result<Results, ReadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     serde_json::from_str(&text)
-        .map_err(|e| format!("{}: not a squall results file: {e}", path.display()))
+        .map_err(NotResults::from)
+        .and_then(parse)
+        .map_err(|why| ReadError::NotResults {
+            path: path.to_path_buf(),
+            why,
+        })
+}
+
+/// Reads a results file's JSON leniently (every key has a default), but
+/// insists on the `scenario` key that makes it a results file.
+pub fn parse(value: serde_json::Value) -> Result<Results, NotResults> {
+    if value.get("scenario").is_none() {
+        return Err(NotResults::NoScenario);
+    }
+    Ok(serde_json::from_value(value)?)
 }
 
 #[cfg(test)]

@@ -1,22 +1,38 @@
-//! The results file of DESIGN.md: what a run measured, how it ended, and the
-//! engine's exact report so that runs and shards merge exactly later.
+//! The results file of DESIGN.md, modelled once: what a run measured, how it
+//! ended, and the engine's exact report so that runs and shards merge exactly
+//! later.
+//!
+//! [`Results`] is both what `squall run` writes and what every reader
+//! (`compare`, `merge`, `replay`, `report`) reads back. Reading is lenient
+//! (every key has a serde default), so a run stopped by Ctrl-C, an older file
+//! or one with keys this version does not know still loads; [`file::read`]
+//! insists only on the `scenario` key that makes it a results file.
+//!
+//! The engines' own types stop at this boundary: hangs and chaos steps are
+//! mapped into [`Hang`] and [`ChaosStep`] here, so the file format is
+//! squall's, not whatever a library happens to serialize. The one exception
+//! is `load_report`, the load engine's mergeable accounting, kept as the JSON
+//! the engine wrote: squall never reads into it except to hand it back to
+//! the engine in `squall merge`.
 
 pub mod file;
+pub mod recorded;
 pub mod summary;
 pub mod time;
 
 use crate::exit::Exit;
-use crate::scenario::raw::RawThresholds;
-use crate::thresholds::{self, Measured, ThresholdResult};
+use crate::thresholds::{self, Measured, ThresholdResult, Thresholds};
 use serde::{Deserialize, Serialize};
 use squall_chaos::report::StepReport;
 use squall_chaos::watchdog::HangRecord;
 use squall_loadgen::histogram::LatencyHistogram;
 use squall_loadgen::report::LoadReport;
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// One results file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Results {
     /// The scenario's name.
     pub scenario: String,
@@ -48,24 +64,199 @@ pub struct Results {
     pub latency_ms: Latency,
     /// Base64 of the HdrHistogram V2 (deflate) of latencies in µs.
     pub latency_hdr: String,
-    /// How late messages left against their schedule, in ms.
-    pub send_lag_ms: Latency,
+    /// How late messages left against their schedule, in ms (absent in
+    /// files from before it was recorded).
+    pub send_lag_ms: Option<Latency>,
     /// Hangs the watchdog detected.
-    pub hangs: Vec<HangRecord>,
+    pub hangs: Vec<Hang>,
     /// Chaos steps and what they did.
-    pub chaos: Vec<StepReport>,
+    pub chaos: Vec<ChaosStep>,
     /// Every threshold with its outcome.
     pub thresholds: Vec<ThresholdResult>,
     /// Path of the NDJSON timeline (one snapshot per second), if written.
     pub timeline: Option<String>,
     /// The scenario as it ran (defaults filled in, overrides applied).
     pub settings: serde_json::Value,
-    /// The engine's raw report: what `squall merge` adds up exactly.
-    pub load_report: LoadReport,
+    /// The load engine's report as the engine serializes it: what `squall
+    /// merge` hands back to [`LoadReport::merge`] to add shards up exactly.
+    pub load_report: serde_json::Value,
+}
+
+/// One hang of the target.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Hang {
+    /// When the target stopped answering, seconds from the origin.
+    pub started_s: f64,
+    /// When the watchdog declared the hang.
+    pub detected_s: f64,
+    /// When it answered again; `None` if it never did.
+    pub ended_s: Option<f64>,
+    /// The last chaos action that started before the hang.
+    pub last_chaos: Option<String>,
+    /// Path of the hang file (stacks, `/proc`, sockets), or the text itself.
+    pub diagnostics: Option<String>,
+}
+
+impl From<HangRecord> for Hang {
+    fn from(h: HangRecord) -> Hang {
+        Hang {
+            started_s: h.started_s,
+            detected_s: h.detected_s,
+            ended_s: h.ended_s,
+            last_chaos: h.last_chaos,
+            diagnostics: h.diagnostics,
+        }
+    }
+}
+
+/// One chaos step of the scenario and what it did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChaosStep {
+    /// When it was scheduled, seconds from the origin.
+    pub at_s: f64,
+    /// The action.
+    pub action: String,
+    /// How many it was asked to do (sockets, checks or toxics).
+    pub count: u64,
+    /// How many it did.
+    pub done: u64,
+    /// How many attempts failed (by kind in `errors`).
+    pub failed: u64,
+    /// `pending`, `running`, `finished` or `failed`.
+    pub state: String,
+    /// When it ended, seconds from the origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_s: Option<f64>,
+    /// Failed attempts by kind (`refused`, `http_401`, `timeout`, ...).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<String, u64>,
+    /// garbage, badauth: one conformance check per case and round.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ConformanceCheck>,
+    /// halfopen, vanish, slowloris: sockets the server closed before the hold ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_closed: Option<u64>,
+    /// storm: ms from the drop until the last client was back and subscribed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_all_ms: Option<f64>,
+    /// storm: clients that were not back within the storm's bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_reconnected: Option<u64>,
+    /// storm: Broadcast sequences missed across the reconnect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
+    /// Faults per second achieved (reset, drop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_s: Option<f64>,
+    /// Why the step failed, or what to know about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// One conformance check of a chaos step: what the target should have
+/// answered and what it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConformanceCheck {
+    /// The case, e.g. `unmasked` or `alg_none`.
+    pub case: String,
+    /// The expected answer, e.g. `close 1002` or `http 401`.
+    pub expected: String,
+    /// The answer seen.
+    pub seen: String,
+    /// Whether they agree.
+    pub passed: bool,
+}
+
+impl From<StepReport> for ChaosStep {
+    fn from(s: StepReport) -> ChaosStep {
+        ChaosStep {
+            at_s: s.at_s,
+            action: s.action,
+            count: s.count,
+            done: s.done,
+            failed: s.failed,
+            state: s.state.as_str().to_string(),
+            finished_s: s.finished_s,
+            errors: s.errors,
+            checks: s
+                .checks
+                .into_iter()
+                .map(|c| ConformanceCheck {
+                    case: c.case,
+                    expected: c.expected,
+                    seen: c.seen,
+                    passed: c.passed,
+                })
+                .collect(),
+            server_closed: s.server_closed,
+            reconnect_all_ms: s.reconnect_all_ms,
+            not_reconnected: s.not_reconnected,
+            missed: s.missed,
+            per_s: s.per_s,
+            note: s.note,
+        }
+    }
+}
+
+impl ChaosStep {
+    /// Checks that did not pass.
+    pub fn mismatches(&self) -> usize {
+        self.checks.iter().filter(|c| !c.passed).count()
+    }
+}
+
+/// The step as `squall chaos` prints it and the run's summary lists it: a
+/// line of counts, then errors, checks and findings, one per line.
+impl fmt::Display for ChaosStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}/{} done, {} failed, {}",
+            self.action, self.done, self.count, self.failed, self.state
+        )?;
+        if let Some(per_s) = self.per_s {
+            write!(f, ", {per_s:.0}/s")?;
+        }
+        writeln!(f)?;
+        for (kind, n) in &self.errors {
+            writeln!(f, "  error {kind}: {n}")?;
+        }
+        for check in &self.checks {
+            let mark = if check.passed { "ok  " } else { "FAIL" };
+            writeln!(
+                f,
+                "  {mark} {:<20} expected {:<16} seen {}",
+                check.case, check.expected, check.seen
+            )?;
+        }
+        let figures = [
+            ("server closed", self.server_closed.map(|n| n.to_string())),
+            (
+                "reconnect all",
+                self.reconnect_all_ms.map(|ms| format!("{ms:.1} ms")),
+            ),
+            (
+                "not reconnected",
+                self.not_reconnected.map(|n| n.to_string()),
+            ),
+            ("missed", self.missed.map(|n| n.to_string())),
+            ("note", self.note.clone()),
+        ];
+        for (name, value) in figures {
+            if let Some(value) = value {
+                writeln!(f, "  {name}: {value}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Connection counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Connections {
     /// Connection attempts.
     pub attempted: u64,
@@ -83,6 +274,7 @@ pub struct Connections {
 
 /// Handshake latency percentiles in ms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Handshake {
     /// Median.
     pub p50: f64,
@@ -92,6 +284,7 @@ pub struct Handshake {
 
 /// Message counts.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Messages {
     /// Messages the schedule held.
     pub scheduled: u64,
@@ -125,12 +318,12 @@ pub struct Messages {
     pub publishers_excluded: u64,
     /// Publishers that never heard their own messages back from a target
     /// that does not echo to the sender (not counted as loss).
-    #[serde(default)]
     pub echo_absent: u64,
 }
 
 /// Latency summary in ms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Latency {
     /// Samples.
     pub count: u64,
@@ -233,13 +426,13 @@ pub struct Parts {
     /// The scenario as it ran.
     pub settings: serde_json::Value,
     /// The scenario's thresholds.
-    pub thresholds: RawThresholds,
+    pub thresholds: Thresholds,
     /// The engine's (merged) report.
     pub report: LoadReport,
-    /// Hangs detected.
-    pub hangs: Vec<HangRecord>,
-    /// Chaos steps.
-    pub chaos: Vec<StepReport>,
+    /// Hangs detected, mapped from the watchdog's records.
+    pub hangs: Vec<Hang>,
+    /// Chaos steps, mapped from the agent's reports.
+    pub chaos: Vec<ChaosStep>,
     /// The timeline's path.
     pub timeline: Option<String>,
     /// The worst windowed p99, when the scenario sets one.
@@ -265,7 +458,7 @@ impl Results {
             connect_error_ratio: connections.error_ratio,
             worst_window_p99_ms: p.worst_window_p99_ms,
         };
-        let thresholds = thresholds::evaluate(&p.thresholds, &measured);
+        let thresholds = p.thresholds.evaluate(&measured);
         let complete = p.report.complete && !p.harness_failed;
         let exit = match Exit::of_run(!p.hangs.is_empty(), !thresholds::all_passed(&thresholds)) {
             Exit::Passed if !complete || p.harness_failed => Exit::HarnessFailed,
@@ -287,13 +480,13 @@ impl Results {
             messages,
             latency_ms,
             latency_hdr: p.report.latency.to_base64(),
-            send_lag_ms: Latency::of(&p.report.send_lag),
+            send_lag_ms: Some(Latency::of(&p.report.send_lag)),
             hangs: p.hangs,
             chaos: p.chaos,
             thresholds,
             timeline: p.timeline,
             settings: p.settings,
-            load_report: p.report,
+            load_report: serde_json::to_value(&p.report).unwrap_or_default(),
         }
     }
 

@@ -94,14 +94,12 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
             ms(l.max)
         ),
     );
-    line(
-        "send lag",
-        format!(
-            "p99={} max={}",
-            ms(r.send_lag_ms.p99),
-            ms(r.send_lag_ms.max)
-        ),
-    );
+    if let Some(lag) = &r.send_lag_ms {
+        line(
+            "send lag",
+            format!("p99={} max={}", ms(lag.p99), ms(lag.max)),
+        );
+    }
     if r.hangs.is_empty() {
         line("hangs", "none".into());
     }
@@ -127,9 +125,7 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
     for step in &r.chaos {
         line(
             "chaos",
-            squall_chaos::cli::summary(step)
-                .trim_end()
-                .replace('\n', "\n      "),
+            step.to_string().trim_end().replace('\n', "\n      "),
         );
     }
     if !r.thresholds.is_empty() {

@@ -3,12 +3,11 @@
 //! what spans the run: the latency so far, the windowed p99, the thresholds.
 
 use crate::exit::Exit;
-use crate::scenario::raw::RawThresholds;
 use crate::snapshot::{
     ChaosEventSnap, ConnectionsSnap, LatencySnap, MessagesSnap, Snapshot, ThresholdSnap,
     WatchdogSnap,
 };
-use crate::thresholds::{self, Measured, WindowedP99};
+use crate::thresholds::{self, Measured, Thresholds, WindowedP99};
 use squall_loadgen::{LatencyHistogram, LoadSnapshot, Phase};
 
 /// Builds one `Snapshot` a second from the engine's snapshots.
@@ -17,24 +16,21 @@ pub struct Live {
     scenario: String,
     target: String,
     duration_s: f64,
-    thresholds: RawThresholds,
+    thresholds: Thresholds,
     total: LatencyHistogram,
     windowed: Option<WindowedP99>,
 }
 
 impl Live {
     /// A builder for one run.
-    pub fn new(scenario: &str, target: &str, duration_s: f64, thresholds: &RawThresholds) -> Live {
+    pub fn new(scenario: &str, target: &str, duration_s: f64, thresholds: &Thresholds) -> Live {
         Live {
             scenario: scenario.to_string(),
             target: target.to_string(),
             duration_s,
             thresholds: thresholds.clone(),
             total: LatencyHistogram::new(),
-            windowed: thresholds
-                .p99_ms_window
-                .as_ref()
-                .map(|w| WindowedP99::new(w.window.0.as_secs())),
+            windowed: thresholds.window_seconds().map(WindowedP99::new),
         }
     }
 
@@ -66,7 +62,7 @@ impl Live {
             connect_error_ratio: crate::results::ratio(c.failed, c.attempted),
             worst_window_p99_ms: self.worst_window_p99_ms(),
         };
-        let checked = thresholds::evaluate(&self.thresholds, &measured);
+        let checked = self.thresholds.evaluate(&measured);
         let exit = Exit::of_run(watchdog.hangs > 0, !thresholds::all_passed(&checked));
         Snapshot {
             scenario: self.scenario.clone(),
@@ -106,7 +102,7 @@ impl Live {
                     passed: t.passed,
                 })
                 .collect(),
-            exit_code: i32::from(exit.code()),
+            exit_code: exit.code(),
         }
     }
 }

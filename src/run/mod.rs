@@ -37,7 +37,7 @@ pub fn validate(file: &Path, sets: &[String]) -> Result<Exit, Failure> {
         l.publishers,
         l.rate,
         l.duration,
-        crate::thresholds::evaluate(&plan.thresholds, &Default::default()).len()
+        plan.thresholds.len()
     ));
     Ok(Exit::Passed)
 }
@@ -74,10 +74,10 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
             .map_err(Failure::harness);
     }
     check_remote(&plan, args)?;
-    let target = Target::start(&plan.target).map_err(Failure::harness)?;
+    let target = Target::start(&plan.target).map_err(|e| Failure::harness(e.to_string()))?;
     let outcome = runtime.block_on(drive(&plan, args, &target));
     for how in target.stop() {
-        if how.starts_with("killed") {
+        if how.was_killed() {
             eprintln!("squall: the target had to be {how}");
         }
     }
@@ -85,31 +85,22 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
     outcome
 }
 
-/// A `url` target must be loopback unless the scenario and the user both allow more.
+/// A `url` or `command` target must be loopback unless the scenario and the
+/// user both allow more.
 fn check_remote(plan: &Plan, args: &RunArgs) -> Result<(), Failure> {
     let (TargetSpec::Url { endpoints } | TargetSpec::Command { endpoints, .. }) = &plan.target.spec
     else {
         return Ok(());
     };
-    let allowed = plan.allow_remote && args.allow_remote;
+    let guard = squall_proto::LoopbackGuard::new(plan.allow_remote && args.allow_remote);
     for url in endpoints.all() {
-        let u =
-            crate::target::url::Url::parse(&url.replace("{port}", "1")).map_err(Failure::usage)?;
-        if !allowed && !is_loopback(&u.host) {
-            return Err(Failure::usage(format!(
-                "{url}: not a loopback address (127.0.0.0/8, ::1); set allow_remote = true in the scenario \
-                 and pass --allow-remote to load a remote target"
-            )));
-        }
+        let u = squall_proto::Url::parse(&url.replace("{port}", "1"))
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        guard
+            .check_host(&u.host)
+            .map_err(|e| Failure::usage(format!("{url}: {e}")))?;
     }
     Ok(())
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Runs the load against a started target and writes the results.
@@ -118,8 +109,6 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
     let files = RunFiles::reserve(&args.out, &plan.name, &started)
         .map_err(|e| Failure::harness(format!("{}: {e}", args.out.display())))?;
     let origin = Origin::now();
-    // The same instant as a std Instant, for the chaos crate (both are CLOCK_MONOTONIC).
-    let std_origin = std::time::Instant::now() - Duration::from_nanos(origin.elapsed_ns());
     let run_name = files
         .results
         .file_stem()
@@ -127,7 +116,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
     let (mut side, urls) = chaos::ChaosSide::start(
         plan,
         target,
-        std_origin,
+        origin,
         &args.out,
         &run_name,
         plan.allow_remote && args.allow_remote,
@@ -223,8 +212,8 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         settings: plan.settings_for_results(),
         thresholds: plan.thresholds.clone(),
         report: report.unwrap_or_else(|_| LoadReport::default()),
-        hangs: record.hangs,
-        chaos: record.steps,
+        hangs: record.hangs.into_iter().map(Into::into).collect(),
+        chaos: record.steps.into_iter().map(Into::into).collect(),
         timeline: timeline
             .error()
             .is_none()
@@ -272,7 +261,7 @@ fn start_load(
         plan.load.peak_connections()
     );
     let spec = worker::WorkerSpec {
-        exe: crate::target::current_exe().map_err(Failure::harness)?,
+        exe: crate::target::current_exe().map_err(|e| Failure::harness(e.to_string()))?,
         file: plan.file.clone(),
         sets: args.sets.clone(),
         urls,

@@ -2,10 +2,10 @@
 //! downstream re-checks it. Built from a [`RawScenario`] and its [`Source`],
 //! so every error still names the file, line and key.
 
-use super::duration::Dur;
-use super::raw::{ProtocolKind, RawScenario, RawThresholds};
+use super::raw::{ProtocolKind, RawScenario};
 use super::source::{ScenarioError, Source};
 use crate::target::TargetSettings;
+use crate::thresholds::Thresholds;
 use squall_chaos::scenario::{ChaosStep, WatchdogSettings};
 use squall_loadgen::plan::{self as lp, LoadPlan};
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub struct Plan {
     /// The hang watchdog, checked.
     pub watchdog: WatchdogSettings,
     /// Pass/fail gates, checked.
-    pub thresholds: RawThresholds,
+    pub thresholds: Thresholds,
     /// The scenario as read (defaults filled in), for the results file.
     pub settings: RawScenario,
 }
@@ -136,9 +136,11 @@ impl Plan {
         if let Some(n) = l.sockets_per_source {
             load.sockets_per_source = n;
         }
-        check_thresholds(source, &raw.thresholds)?;
+        let thresholds =
+            Thresholds::from_raw(&raw.thresholds).map_err(|(key, e)| err(&key, e.to_string()))?;
         for (i, step) in raw.chaos.iter().enumerate() {
-            step.validate().map_err(|e| err(&format!("chaos.{i}"), e))?;
+            step.validate()
+                .map_err(|e| err(&format!("chaos.{i}"), e.to_string()))?;
             if step.at >= raw.duration.0 {
                 return Err(err(
                     &format!("chaos.{i}.at"),
@@ -146,7 +148,9 @@ impl Plan {
                 ));
             }
         }
-        raw.watchdog.validate().map_err(|e| err("watchdog", e))?;
+        raw.watchdog
+            .validate()
+            .map_err(|e| err("watchdog", e.to_string()))?;
         let plan = Plan {
             name,
             file: source.path.clone(),
@@ -156,7 +160,7 @@ impl Plan {
             sockets_per_process: l.sockets_per_process,
             chaos: raw.chaos.clone(),
             watchdog: raw.watchdog.clone(),
-            thresholds: raw.thresholds.clone(),
+            thresholds,
             settings: raw,
         };
         plan.load_for(vec!["ws://127.0.0.1:1/ws".into()])
@@ -226,47 +230,4 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
         Field::SocketsPerSource => "load.sockets_per_source",
         Field::Ramp => "load.ramp",
     }
-}
-
-fn check_thresholds(source: &Source, t: &RawThresholds) -> Result<(), ScenarioError> {
-    let limits = [
-        ("p50_ms", t.p50_ms),
-        ("p99_ms", t.p99_ms),
-        ("p999_ms", t.p999_ms),
-        ("loss_ratio", t.loss_ratio),
-        ("connect_error_ratio", t.connect_error_ratio),
-    ];
-    for (key, limit) in limits {
-        if let Some(v) = limit
-            && !(v.is_finite() && v >= 0.0)
-        {
-            return Err(source.error(
-                &format!("thresholds.{key}"),
-                format!("{v} is not a number >= 0"),
-            ));
-        }
-    }
-    for (key, ratio) in [
-        ("loss_ratio", t.loss_ratio),
-        ("connect_error_ratio", t.connect_error_ratio),
-    ] {
-        if ratio.is_some_and(|r| r > 1.0) {
-            return Err(source.error(&format!("thresholds.{key}"), "a ratio is at most 1"));
-        }
-    }
-    if let Some(w) = &t.p99_ms_window {
-        if !(w.limit.is_finite() && w.limit >= 0.0) {
-            return Err(source.error(
-                "thresholds.p99_ms_window.limit",
-                format!("{} is not a number >= 0", w.limit),
-            ));
-        }
-        if w.window < Dur::secs(1) || w.window.0.subsec_nanos() != 0 {
-            return Err(source.error(
-                "thresholds.p99_ms_window.window",
-                "must be whole seconds, at least 1s",
-            ));
-        }
-    }
-    Ok(())
 }

@@ -80,8 +80,8 @@ pub fn settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings, Sc
     };
     if let TargetSpec::Command { endpoints, .. } | TargetSpec::Url { endpoints } = &spec {
         for (i, url) in endpoints.urls.iter().enumerate() {
-            if let Err(e) = crate::target::url::Url::parse(&url.replace("{port}", "1")) {
-                return Err(source.error(&format!("target.url.{i}"), e));
+            if let Err(e) = squall_proto::Url::parse(&url.replace("{port}", "1")) {
+                return Err(source.error(&format!("target.url.{i}"), e.to_string()));
             }
         }
         for (key, url) in [
@@ -89,9 +89,9 @@ pub fn settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings, Sc
             ("metrics", &endpoints.metrics),
         ] {
             if let Some(url) = url
-                && let Err(e) = crate::target::url::Url::parse(&url.replace("{port}", "1"))
+                && let Err(e) = squall_proto::Url::parse(&url.replace("{port}", "1"))
             {
-                return Err(source.error(&format!("target.{key}"), e));
+                return Err(source.error(&format!("target.{key}"), e.to_string()));
             }
         }
     }

@@ -3,10 +3,56 @@
 //! crate's `StderrTail`), stopped with SIGTERM then SIGKILL, and never left
 //! behind (dropping it kills it).
 
+use super::TargetError;
 use squall_chaos::watchdog::StderrTail;
+use std::fmt;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// How a target process ended.
+#[derive(Debug)]
+pub enum Stopped {
+    /// It had already exited by itself.
+    Exited {
+        /// The program.
+        program: String,
+        /// Its status.
+        status: ExitStatus,
+    },
+    /// Its status could not be read.
+    Unknown {
+        /// The program.
+        program: String,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// It stopped on SIGTERM.
+    Terminated(ExitStatus),
+    /// It ignored SIGTERM until the stop timeout and was killed.
+    Killed(ExitStatus),
+    /// It was killed, and waiting for it failed.
+    KilledUnreaped(std::io::Error),
+}
+
+impl Stopped {
+    /// Whether squall had to SIGKILL it.
+    pub fn was_killed(&self) -> bool {
+        matches!(self, Stopped::Killed(_) | Stopped::KilledUnreaped(_))
+    }
+}
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Stopped::Exited { program, status } => write!(f, "{program} exited ({status})"),
+            Stopped::Unknown { program, error } => write!(f, "{program}: {error}"),
+            Stopped::Terminated(status) => write!(f, "stopped ({status})"),
+            Stopped::Killed(status) => write!(f, "killed after SIGTERM was ignored ({status})"),
+            Stopped::KilledUnreaped(e) => write!(f, "killed, wait failed: {e}"),
+        }
+    }
+}
 
 /// A running target process.
 #[derive(Debug)]
@@ -18,8 +64,8 @@ pub struct ChildProcess {
 
 impl ChildProcess {
     /// Spawns `argv` with stdin closed, stdout discarded and stderr captured.
-    pub fn spawn(argv: &[String]) -> Result<ChildProcess, String> {
-        let (program, args) = argv.split_first().ok_or("the target's command is empty")?;
+    pub fn spawn(argv: &[String]) -> Result<ChildProcess, TargetError> {
+        let (program, args) = argv.split_first().ok_or(TargetError::EmptyCommand)?;
         let mut command = Command::new(program);
         command
             .args(args)
@@ -38,9 +84,10 @@ impl ChildProcess {
                 Ok(())
             });
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+        let mut child = command.spawn().map_err(|source| TargetError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
         let stderr = child.stderr.take().expect("stderr is piped");
         let tail = StderrTail::capture(stderr, None);
         Ok(ChildProcess {
@@ -61,11 +108,17 @@ impl ChildProcess {
     }
 
     /// Why it is no longer running, if it is not.
-    pub fn exited(&mut self) -> Option<String> {
+    pub fn exited(&mut self) -> Option<Stopped> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Some(format!("{} exited ({status})", self.program)),
+            Ok(Some(status)) => Some(Stopped::Exited {
+                program: self.program.clone(),
+                status,
+            }),
             Ok(None) => None,
-            Err(e) => Some(format!("{}: {e}", self.program)),
+            Err(error) => Some(Stopped::Unknown {
+                program: self.program.clone(),
+                error,
+            }),
         }
     }
 
@@ -78,22 +131,22 @@ impl ChildProcess {
     }
 
     /// SIGTERM, then SIGKILL at `deadline`; returns how it ended.
-    pub fn stop(mut self, deadline: Instant) -> String {
+    pub fn stop(mut self, deadline: Instant) -> Stopped {
         if let Some(why) = self.exited() {
             return why;
         }
         self.terminate();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return format!("stopped ({status})");
+                return Stopped::Terminated(status);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         // A target that ignores SIGTERM (or is hung) gets SIGKILL.
         let _ = self.child.kill();
         match self.child.wait() {
-            Ok(status) => format!("killed after SIGTERM was ignored ({status})"),
-            Err(e) => format!("killed, wait failed: {e}"),
+            Ok(status) => Stopped::Killed(status),
+            Err(e) => Stopped::KilledUnreaped(e),
         }
     }
 }

@@ -4,9 +4,9 @@
 
 pub mod child;
 pub mod health;
-pub mod url;
 
 use child::ChildProcess;
+pub use child::Stopped;
 use squall_chaos::watchdog::StderrTail;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -66,6 +66,42 @@ impl Endpoints {
     }
 }
 
+/// Why a target could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// No loopback port was free.
+    #[error("no free port: {0}")]
+    NoFreePort(std::io::Error),
+    /// squall could not find its own binary (to start `squall relay`).
+    #[error("cannot find squall's own binary: {0}")]
+    OwnBinary(std::io::Error),
+    /// `[target] command` is empty.
+    #[error("the target's command is empty")]
+    EmptyCommand,
+    /// The program could not be spawned.
+    #[error("cannot start {program:?}: {source}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The process ended before it was ready.
+    #[error("the target did not start: {how}{stderr}")]
+    Exited {
+        /// How it ended.
+        how: Stopped,
+        /// The end of its stderr, introduced, or empty.
+        stderr: String,
+    },
+    /// It was not ready within `startup_timeout`.
+    #[error("the target was not ready within the startup timeout{stderr}")]
+    NotReady {
+        /// The end of its stderr, introduced, or empty.
+        stderr: String,
+    },
+}
+
 /// How to start and stop the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetSettings {
@@ -90,7 +126,7 @@ pub struct Target {
 
 impl Target {
     /// Starts the target (if squall owns it) and waits until it is ready.
-    pub fn start(settings: &TargetSettings) -> Result<Target, String> {
+    pub fn start(settings: &TargetSettings) -> Result<Target, TargetError> {
         let deadline = Instant::now() + settings.startup_timeout;
         match &settings.spec {
             TargetSpec::Builtin { relay_args, relays } => {
@@ -144,7 +180,7 @@ impl Target {
 
     /// Stops the processes squall owns (SIGTERM to all at once, SIGKILL
     /// to any still running after the stop timeout); says how each ended.
-    pub fn stop(mut self) -> Vec<String> {
+    pub fn stop(mut self) -> Vec<Stopped> {
         for p in &mut self.processes {
             p.terminate();
         }
@@ -161,7 +197,7 @@ fn start_builtin(
     relays: u32,
     settings: &TargetSettings,
     deadline: Instant,
-) -> Result<Target, String> {
+) -> Result<Target, TargetError> {
     let mut processes = Vec::new();
     let mut addrs = Vec::new();
     for i in 0..relays {
@@ -201,23 +237,22 @@ fn wait_ready(
     process: &mut ChildProcess,
     deadline: Instant,
     mut ready: impl FnMut(Duration) -> bool,
-) -> Result<(), String> {
+) -> Result<(), TargetError> {
     loop {
-        if let Some(why) = process.exited() {
-            return Err(format!(
-                "the target did not start: {why}{}",
-                tail_text(&process.stderr_tail())
-            ));
+        if let Some(how) = process.exited() {
+            return Err(TargetError::Exited {
+                how,
+                stderr: tail_text(&process.stderr_tail()),
+            });
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if ready(left.clamp(Duration::from_millis(50), Duration::from_millis(500))) {
             return Ok(());
         }
         if left.is_zero() {
-            return Err(format!(
-                "the target was not ready within the startup timeout{}",
-                tail_text(&process.stderr_tail())
-            ));
+            return Err(TargetError::NotReady {
+                stderr: tail_text(&process.stderr_tail()),
+            });
         }
         std::thread::sleep(Duration::from_millis(25));
     }
@@ -266,18 +301,16 @@ fn read_addr(path: &Path) -> Option<SocketAddr> {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> Result<u16, String> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    listener
-        .local_addr()
+fn free_port() -> Result<u16, TargetError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
         .map(|a| a.port())
-        .map_err(|e| e.to_string())
+        .map_err(TargetError::NoFreePort)
 }
 
 /// This very binary, to start `squall relay` and `{squall}` commands.
-pub fn current_exe() -> Result<String, String> {
+pub fn current_exe() -> Result<String, TargetError> {
     std::env::current_exe()
         .map(|p| p.display().to_string())
-        .map_err(|e| format!("cannot find squall's own binary: {e}"))
+        .map_err(TargetError::OwnBinary)
 }

@@ -1,159 +1,21 @@
-//! A finished run as read back from disk: the results file (DESIGN.md,
-//! "Results file") and the NDJSON timeline it names. `squall replay` and
-//! `squall report` both start here.
+//! A finished run as read back from disk: the results file and the NDJSON
+//! timeline it names. `squall replay` and `squall report` both start here.
 //!
-//! Reading is lenient about keys it does not need (a run stopped by Ctrl-C
-//! may lack some, and newer writers may add more) and strict about what it
-//! cannot do without: the `timeline` key and its file.
+//! The results file reads through the one lenient [`Results`] model; the
+//! timeline is strict about what replay cannot do without: the `timeline`
+//! key and its file.
 
+use super::{Hang, Results};
 use crate::snapshot::Snapshot;
-use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
 
-/// The keys of a results file that replay and the report read.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Results {
-    /// Scenario name.
-    pub scenario: String,
-    /// When the run started (as written, usually RFC 3339 UTC).
-    pub started_at: Value,
-    /// How long the run lasted, seconds.
-    pub duration_s: f64,
-    /// False when the run was stopped early.
-    pub complete: bool,
-    /// Whether every threshold held and nothing hung.
-    pub passed: bool,
-    /// The run's exit code.
-    pub exit_code: i32,
-    /// Socket counts.
-    pub connections: Connections,
-    /// Message counts.
-    pub messages: Messages,
-    /// Latency over the whole run.
-    pub latency_ms: Latency,
-    /// How late publishers sent against their schedule, if recorded.
-    pub send_lag_ms: Option<Latency>,
-    /// Every hang the watchdog saw.
-    pub hangs: Vec<Hang>,
-    /// Every chaos action of the scenario.
-    pub chaos: Vec<Chaos>,
-    /// Every threshold with its verdict.
-    pub thresholds: Vec<Threshold>,
-    /// Path of the NDJSON timeline.
-    pub timeline: Option<String>,
-}
-
-/// `connections` of the results file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Connections {
-    /// Connection attempts.
-    pub attempted: u64,
-    /// Attempts that completed the handshake.
-    pub established: u64,
-    /// Attempts that failed.
-    pub failed: u64,
-    /// Failures and abnormal ends by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Handshake latency, `p50` and `p99`.
-    pub handshake_ms: BTreeMap<String, f64>,
-}
-
-/// `messages` of the results file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Messages {
-    /// Published.
-    pub sent: u64,
-    /// Deliveries a correct relay had to make.
-    pub expected: u64,
-    /// Deliveries made.
-    pub received: u64,
-    /// Deliveries missing.
-    pub lost: u64,
-    /// Deliveries made twice.
-    pub duplicated: u64,
-    /// Deliveries out of order.
-    pub reordered: u64,
-    /// lost / expected.
-    pub loss_ratio: f64,
-}
-
-/// `latency_ms` of the results file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Latency {
-    /// Smallest.
-    pub min: f64,
-    /// Mean.
-    pub mean: f64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// Largest.
-    pub max: f64,
-}
-
-/// One hang of the target.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Hang {
-    /// When the target stopped answering, seconds from the origin.
-    pub started_s: f64,
-    /// When the watchdog declared the hang.
-    pub detected_s: f64,
-    /// When it answered again; `None` if it never did.
-    pub ended_s: Option<f64>,
-    /// The last chaos action before the hang (text or an object).
-    pub last_chaos: Value,
-    /// What the watchdog gathered (text or an object).
-    pub diagnostics: Value,
-}
-
-/// One chaos action of the scenario.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Chaos {
-    /// When it was scheduled, seconds from the origin.
-    pub at_s: f64,
-    /// The action.
-    pub action: String,
-    /// How many it was asked to do.
-    pub count: u64,
-    /// How many it did.
-    pub done: u64,
-    /// How many attempts failed, if recorded.
-    pub failed: u64,
-}
-
-/// One threshold with its verdict.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct Threshold {
-    /// e.g. `p99_ms`.
-    pub name: String,
-    /// The limit from the scenario.
-    pub limit: f64,
-    /// The measured value.
-    pub actual: f64,
-    /// Whether it held.
-    pub passed: bool,
-}
-
-/// A results file, its raw JSON (for keys this module does not know, such
-/// as the run's settings) and its timeline.
+/// A results file, its raw JSON (for keys the model does not know) and its
+/// timeline.
 #[derive(Debug, Clone)]
 pub struct RecordedRun {
-    /// The keys replay and the report read.
+    /// The results file.
     pub results: Results,
     /// The whole results file.
     pub raw: Value,
@@ -177,12 +39,8 @@ impl RecordedRun {
                 results_json.display()
             ))
         })?;
-        let results: Results = serde_json::from_value(raw.clone()).map_err(|e| {
-            invalid(format!(
-                "{} is not a results file: {e}",
-                results_json.display()
-            ))
-        })?;
+        let results = super::file::parse(raw.clone())
+            .map_err(|e| invalid(format!("{}: {e}", results_json.display())))?;
         let named = results.timeline.as_deref().ok_or_else(|| {
             invalid(format!(
                 "{} has no `timeline` key naming its snapshot file",
@@ -205,7 +63,7 @@ impl RecordedRun {
     /// the file's text, cut at `MAX_DIAGNOSTICS` bytes; otherwise the value
     /// itself, strings as written and the rest as indented JSON.
     pub fn diagnostics(&self, hang: &Hang) -> String {
-        if let Value::String(named) = &hang.diagnostics {
+        if let Some(named) = &hang.diagnostics {
             let path = resolve(&self.results_path, named);
             if let Ok(bytes) = std::fs::read(&path) {
                 let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_DIAGNOSTICS)]);
@@ -217,11 +75,7 @@ impl RecordedRun {
                 return format!("{}\n\n{text}{cut}", path.display());
             }
         }
-        match &hang.diagnostics {
-            Value::String(s) => s.clone(),
-            Value::Null => String::new(),
-            other => serde_json::to_string_pretty(other).unwrap_or_default(),
-        }
+        hang.diagnostics.clone().unwrap_or_default()
     }
 }
 
