@@ -11,8 +11,8 @@
 //! runtime of their own.
 
 use hdrhistogram::Histogram;
-use squall_chaos::LoopbackGuard;
 use squall_chaos::proxy::FaultProxy;
+use squall_proto::LoopbackGuard;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -66,7 +66,7 @@ async fn measure(count: u64, url: &str, secret: Option<String>) -> f64 {
     let config = AgentConfig {
         steps: vec![step],
         target,
-        origin: std::time::Instant::now(),
+        origin: squall_proto::Origin::now(),
         last_chaos: LastChaos::default(),
     };
     let mut agent = ChaosAgent::start(config).await.unwrap();

@@ -10,16 +10,24 @@ use crate::faults::{self, FaultContext};
 use crate::proxy::FaultProxy;
 use crate::report::{Findings, Progress, StepReport, StepState};
 use crate::scenario::{Action, ChaosStep};
-use crate::target::{ChaosTarget, Endpoint};
+use crate::target::{self, ChaosTarget};
+use squall_proto::Origin;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 /// The chaos actions that started, shared by the agent (which records) and
 /// the watchdog (which names the last one before a hang). Cheap to clone.
+///
+/// The `std::sync::Mutex` guards the ring of the last [`CHAOS_MEMORY`]
+/// actions with their start times. It is taken once per step start (by the
+/// agent) and once per hang (by the watchdog, on its own thread): two
+/// threads that never contend for long, which is what a plain blocking
+/// mutex is for. Every critical section is a push, a pop or a short scan
+/// with no `.await` inside (the workspace denies clippy::await_holding_lock)
+/// and no other lock taken.
 #[derive(Debug, Clone, Default)]
 pub struct LastChaos(Arc<Mutex<VecDeque<(f64, String)>>>);
 
@@ -64,7 +72,7 @@ pub struct AgentConfig {
     /// The target, its tokens and the guard.
     pub target: ChaosTarget,
     /// The run's origin: step `at`s count from here.
-    pub origin: std::time::Instant,
+    pub origin: Origin,
     /// Where the agent records the last action it started.
     pub last_chaos: LastChaos,
 }
@@ -73,6 +81,13 @@ pub struct AgentConfig {
 #[derive(Debug)]
 struct StepSlot {
     progress: Arc<Progress>,
+    /// The step's state and outcome (the counters live in `progress`). Written
+    /// by the step's task when it starts and when it ends, read by
+    /// [`ChaosAgent::reports`] once a second: a `std::sync::Mutex` per step,
+    /// since the writes are rare and each critical section is one field set
+    /// or one clone. The task takes it only after its fault's `.await`s have
+    /// returned and never holds it across one (the workspace denies
+    /// clippy::await_holding_lock).
     report: Mutex<StepReport>,
 }
 
@@ -91,9 +106,9 @@ impl ChaosAgent {
     /// runtime (multi-threaded for thousands of resets per second).
     pub async fn start(config: AgentConfig) -> Result<Self, Error> {
         for step in &config.steps {
-            step.validate().map_err(Error::Invalid)?;
+            step.validate()?;
         }
-        let endpoint = Endpoint::parse(&config.target.ws_url, &config.target.guard)?;
+        let endpoint = target::endpoint(&config.target.ws_url, &config.target.guard)?;
         let proxy = if config.steps.iter().any(|s| s.action == Action::Proxy) {
             let listen = SocketAddr::new(loopback_like(endpoint.addr), 0);
             Some(Arc::new(
@@ -103,7 +118,7 @@ impl ChaosAgent {
             None
         };
         let load_url = match &proxy {
-            Some(proxy) => format!("ws://{}{}", proxy.local_addr(), endpoint.path),
+            Some(proxy) => format!("ws://{}{}", proxy.local_addr(), endpoint.path()),
             None => config.target.ws_url.clone(),
         };
         let slots: Arc<Vec<StepSlot>> = Arc::new(
@@ -120,7 +135,7 @@ impl ChaosAgent {
                 })
                 .collect(),
         );
-        let origin = Instant::from_std(config.origin);
+        let origin = config.origin;
         let mut tasks = JoinSet::new();
         for (index, step) in config.steps.into_iter().enumerate() {
             let ctx = Arc::new(FaultContext {
@@ -131,8 +146,9 @@ impl ChaosAgent {
             });
             let (slots, proxy, last) = (slots.clone(), proxy.clone(), config.last_chaos.clone());
             tasks.spawn(async move {
-                tokio::time::sleep_until(origin + ctx.step.at).await;
-                let at_s = origin.elapsed().as_secs_f64();
+                let at_ns = u64::try_from(ctx.step.at.as_nanos()).unwrap_or(u64::MAX);
+                tokio::time::sleep_until(origin.instant_at(at_ns)).await;
+                let at_s = origin.elapsed_s();
                 last.record(at_s, ctx.step.action.as_str(), ctx.step.count);
                 slots[index].report.lock().expect("report lock").state = StepState::Running;
                 let outcome = match (&proxy, ctx.step.action) {
@@ -140,7 +156,7 @@ impl ChaosAgent {
                     _ => faults::run(ctx.clone()).await,
                 };
                 let mut report = slots[index].report.lock().expect("report lock");
-                report.finished_s = Some(origin.elapsed().as_secs_f64());
+                report.finished_s = Some(origin.elapsed_s());
                 match outcome {
                     Ok(findings) => {
                         findings.fill(&mut report);
@@ -227,7 +243,8 @@ async fn run_proxy_step(proxy: &FaultProxy, ctx: &FaultContext) -> Result<Findin
         None => std::future::pending::<()>().await,
     }
     for toxic in &ctx.step.toxics {
-        proxy.toxics().remove(&toxic.name);
+        // Gone already if removed over the control API: nothing to undo.
+        let _ = proxy.toxics().remove(&toxic.name);
     }
     Ok(Findings::default())
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -120,11 +121,69 @@ impl StepReport {
     }
 }
 
+/// A human-readable account of a step's outcome: a headline, then one
+/// indented line per error kind, check and figure; every line ends with a
+/// newline.
+impl fmt::Display for StepReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}/{} done, {} failed, {}",
+            self.action,
+            self.done,
+            self.count,
+            self.failed,
+            self.state.as_str()
+        )?;
+        if let Some(per_s) = self.per_s {
+            write!(f, ", {per_s:.0}/s")?;
+        }
+        writeln!(f)?;
+        for (kind, n) in &self.errors {
+            writeln!(f, "  error {kind}: {n}")?;
+        }
+        for check in &self.checks {
+            let mark = if check.passed { "ok  " } else { "FAIL" };
+            writeln!(
+                f,
+                "  {mark} {:<20} expected {:<16} seen {}",
+                check.case, check.expected, check.seen
+            )?;
+        }
+        let figures = [
+            ("server closed", self.server_closed.map(|n| n.to_string())),
+            (
+                "reconnect all",
+                self.reconnect_all_ms.map(|ms| format!("{ms:.1} ms")),
+            ),
+            (
+                "not reconnected",
+                self.not_reconnected.map(|n| n.to_string()),
+            ),
+            ("missed", self.missed.map(|n| n.to_string())),
+            ("note", self.note.clone()),
+        ];
+        for (name, value) in figures {
+            if let Some(value) = value {
+                writeln!(f, "  {name}: {value}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Live counters a running fault updates and the snapshot reads.
 #[derive(Debug, Default)]
 pub struct Progress {
     done: AtomicU64,
     failed: AtomicU64,
+    /// Failed attempts by kind. Guards only this map: the counts themselves
+    /// are atomics, and the map changes only when an attempt fails, a rare
+    /// and short event next to the sockets' own work. A `std::sync::Mutex`
+    /// is right here: the critical sections are one map entry bumped or one
+    /// small clone (once a second, for the snapshot), no `.await` happens
+    /// while it is held (the workspace denies clippy::await_holding_lock),
+    /// and no other lock is taken under it.
     errors: Mutex<BTreeMap<String, u64>>,
 }
 

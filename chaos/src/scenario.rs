@@ -3,9 +3,11 @@
 //! The CLI's `Scenario` embeds these as `chaos: Vec<ChaosStep>` and
 //! `watchdog: WatchdogSettings`. Every field has a default but `at` and
 //! `action`; unknown keys are errors; durations are strings (`"250ms"`, see
-//! [`crate::duration::parse_duration`]). [`ChaosStep::validate`] checks what
-//! serde cannot (bounds, fields that do not fit the action).
+//! [`squall_proto::parse_duration`]). [`ChaosStep::validate`] checks what
+//! serde cannot (bounds, fields that do not fit the action) and names the
+//! field at fault in its [`SpecError`].
 
+use crate::error::SpecError;
 pub use crate::proxy::toxics::{Stream, Toxic, ToxicSpec};
 use serde::{Deserialize, Serialize};
 use squall_proto::duration::{serde_duration, serde_opt_duration};
@@ -20,7 +22,7 @@ pub const MAX_STORM: u64 = 5_000;
 pub const MAX_HOLD: Duration = Duration::from_secs(24 * 3600);
 
 /// What a chaos step does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Open, subscribe, then end with a TCP RST and no closing handshake.
@@ -43,25 +45,20 @@ pub enum Action {
     Proxy,
 }
 
-impl Action {
-    /// The action's name as scenario files write it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Reset => "reset",
-            Action::Drop => "drop",
-            Action::Halfopen => "halfopen",
-            Action::Vanish => "vanish",
-            Action::Slowloris => "slowloris",
-            Action::Garbage => "garbage",
-            Action::Badauth => "badauth",
-            Action::Storm => "storm",
-            Action::Proxy => "proxy",
-        }
-    }
-}
+named_enum!(Action, "action", {
+    Reset => "reset",
+    Drop => "drop",
+    Halfopen => "halfopen",
+    Vanish => "vanish",
+    Slowloris => "slowloris",
+    Garbage => "garbage",
+    Badauth => "badauth",
+    Storm => "storm",
+    Proxy => "proxy",
+});
 
 /// How storm clients reconnect.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backoff {
     /// Everyone reconnects at once and retries at once: the thundering herd.
@@ -71,6 +68,11 @@ pub enum Backoff {
     /// `0..min(5s, 100ms × 2^n)` first, the first attempt included.
     Exponential,
 }
+
+named_enum!(Backoff, "backoff", {
+    None => "none",
+    Exponential => "exponential",
+});
 
 /// One `[[chaos]]` entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,47 +167,64 @@ impl ChaosStep {
     }
 
     /// Checks what serde cannot: bounds, and fields that do not fit the action.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         let action = self.action.as_str();
         if self.count == 0 || self.count > MAX_COUNT {
-            return Err(format!(
-                "chaos {action}: count must be 1..={MAX_COUNT}, not {}",
-                self.count
+            return Err(SpecError::new(
+                "count",
+                format!(
+                    "chaos {action}: count must be 1..={MAX_COUNT}, not {}",
+                    self.count
+                ),
             ));
         }
         if self.action == Action::Storm && self.count > MAX_STORM {
-            return Err(format!("chaos storm: count must be at most {MAX_STORM}"));
+            return Err(SpecError::new(
+                "count",
+                format!("chaos storm: count must be at most {MAX_STORM}"),
+            ));
         }
         if let Some(rate) = self.rate
             && !(rate.is_finite() && rate > 0.0)
         {
-            return Err(format!(
-                "chaos {action}: rate must be a positive number, not {rate}"
+            return Err(SpecError::new(
+                "rate",
+                format!("chaos {action}: rate must be a positive number, not {rate}"),
             ));
         }
-        if self.hold.is_some_and(|h| h > MAX_HOLD) || self.after > MAX_HOLD {
-            return Err(format!(
-                "chaos {action}: hold and after must be at most 24h"
+        let hold_too_long = self.hold.is_some_and(|h| h > MAX_HOLD);
+        if hold_too_long || self.after > MAX_HOLD {
+            return Err(SpecError::new(
+                if hold_too_long { "hold" } else { "after" },
+                format!("chaos {action}: hold and after must be at most 24h"),
             ));
         }
         if self.trickle.is_zero() {
-            return Err(format!("chaos {action}: trickle must be more than 0"));
+            return Err(SpecError::new(
+                "trickle",
+                format!("chaos {action}: trickle must be more than 0"),
+            ));
         }
         match self.action {
             Action::Proxy if self.toxics.is_empty() => {
-                return Err("chaos proxy: needs at least one entry in toxics".into());
+                return Err(SpecError::new(
+                    "toxics",
+                    "chaos proxy: needs at least one entry in toxics",
+                ));
             }
             Action::Proxy => {}
             _ if !self.toxics.is_empty() => {
-                return Err(format!(
-                    "chaos {action}: toxics belong to action = \"proxy\""
+                return Err(SpecError::new(
+                    "toxics",
+                    format!("chaos {action}: toxics belong to action = \"proxy\""),
                 ));
             }
             _ => {}
         }
         if self.mid_frame && !matches!(self.action, Action::Reset | Action::Drop) {
-            return Err(format!(
-                "chaos {action}: mid_frame applies to reset and drop only"
+            return Err(SpecError::new(
+                "mid_frame",
+                format!("chaos {action}: mid_frame applies to reset and drop only"),
             ));
         }
         let known: &[&str] = match self.action {
@@ -213,19 +232,25 @@ impl ChaosStep {
             Action::Badauth => crate::faults::badauth::CASES,
             _ if self.cases.is_empty() => &[],
             _ => {
-                return Err(format!(
-                    "chaos {action}: cases belong to garbage and badauth"
+                return Err(SpecError::new(
+                    "cases",
+                    format!("chaos {action}: cases belong to garbage and badauth"),
                 ));
             }
         };
         if let Some(unknown) = self.cases.iter().find(|c| !known.contains(&c.as_str())) {
-            return Err(format!(
-                "chaos {action}: unknown case {unknown:?}; known: {}",
-                known.join(", ")
+            return Err(SpecError::new(
+                "cases",
+                format!(
+                    "chaos {action}: unknown case {unknown:?}; known: {}",
+                    known.join(", ")
+                ),
             ));
         }
         for toxic in &self.toxics {
-            toxic.validate().map_err(|e| format!("chaos proxy: {e}"))?;
+            toxic
+                .validate()
+                .map_err(|e| SpecError::new("toxics", format!("chaos proxy: {e}")))?;
         }
         Ok(())
     }
@@ -313,17 +338,28 @@ impl WatchdogSettings {
     }
 
     /// Checks bounds serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         if self.interval < Duration::from_millis(10) || self.timeout < Duration::from_millis(10) {
-            return Err("watchdog: interval and timeout must be at least 10ms".into());
+            return Err(SpecError::new(
+                if self.interval < Duration::from_millis(10) {
+                    "interval"
+                } else {
+                    "timeout"
+                },
+                "watchdog: interval and timeout must be at least 10ms",
+            ));
         }
         if self.failures_before_hang == 0 || self.failures_before_hang > 1000 {
-            return Err("watchdog: failures_before_hang must be 1..=1000".into());
+            return Err(SpecError::new(
+                "failures_before_hang",
+                "watchdog: failures_before_hang must be 1..=1000",
+            ));
         }
         if self.enabled && !self.health_probe && !self.ws_probe {
-            return Err(
-                "watchdog: enable health_probe or ws_probe (or set enabled = false)".into(),
-            );
+            return Err(SpecError::new(
+                "health_probe",
+                "watchdog: enable health_probe or ws_probe (or set enabled = false)",
+            ));
         }
         Ok(())
     }
@@ -352,11 +388,31 @@ mod tests {
         let mut step = ChaosStep::new(Duration::ZERO, Action::Halfopen);
         step.mid_frame = true;
         assert!(step.validate().is_err());
+        assert_eq!(step.validate().unwrap_err().field, "mid_frame");
         let step = ChaosStep::new(Duration::ZERO, Action::Proxy);
         assert!(step.validate().is_err(), "proxy without toxics");
+        assert_eq!(step.validate().unwrap_err().field, "toxics");
         let mut step = ChaosStep::new(Duration::ZERO, Action::Garbage);
         step.cases = vec!["nonsense".into()];
         assert!(step.validate().is_err());
+        assert_eq!(step.validate().unwrap_err().field, "cases");
+    }
+
+    #[test]
+    fn names_are_the_ones_serde_reads_and_parse_back() {
+        for action in Action::ALL {
+            let json = serde_json::to_value(action).unwrap();
+            assert_eq!(json, action.as_str());
+            assert_eq!(action.to_string().parse::<Action>(), Ok(*action));
+        }
+        for backoff in Backoff::ALL {
+            assert_eq!(serde_json::to_value(backoff).unwrap(), backoff.as_str());
+            assert_eq!(backoff.as_str().parse::<Backoff>(), Ok(*backoff));
+        }
+        assert_eq!(Action::NAMES.len(), Action::ALL.len());
+        let unknown = "teleport".parse::<Action>().unwrap_err();
+        assert_eq!(unknown.name, "teleport");
+        assert!(unknown.to_string().contains("reset, drop"), "{unknown}");
     }
 
     #[test]

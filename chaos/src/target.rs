@@ -1,9 +1,8 @@
 //! What the chaos agent aims at: the target's WebSocket URL, how its sockets
 //! authenticate, and what they send after the upgrade.
 
-use crate::{Error, LoopbackGuard};
 use serde::{Deserialize, Serialize};
-use std::net::SocketAddr;
+use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme};
 use std::sync::Arc;
 
 /// Hands out a token for chaos socket number `i`, exactly as the load's
@@ -13,7 +12,7 @@ use std::sync::Arc;
 pub type TokenSource = Arc<dyn Fn(u64) -> Option<String> + Send + Sync>;
 
 /// Where a token goes in the upgrade request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TokenPlacement {
     /// `?token=...` in the request's query.
@@ -22,6 +21,11 @@ pub enum TokenPlacement {
     /// `Authorization: Bearer ...`.
     Header,
 }
+
+named_enum!(TokenPlacement, "placement", {
+    Query => "query",
+    Header => "header",
+});
 
 /// Everything a chaos step needs to know about the target.
 #[derive(Clone)]
@@ -93,96 +97,49 @@ pub fn squall_subscribe(topic: &str) -> String {
     serde_json::json!({"type": "Subscribe", "data": {"topics": [topic]}}).to_string()
 }
 
-/// A `ws://` or `http://` URL taken apart and passed through the guard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// The host as written (for the `Host` header).
-    pub host: String,
-    /// The port (80 when the URL names none).
-    pub port: u16,
-    /// Path and query, at least `/`.
-    pub path: String,
-    /// The resolved address, accepted by the guard.
-    pub addr: SocketAddr,
-}
+/// The schemes the chaos agent speaks: plain TCP only (`ws://`, and
+/// `http://` for health and metrics), so that it can own every socket;
+/// `wss://` and `https://` are refused.
+pub const SCHEMES: &[Scheme] = &[Scheme::Ws, Scheme::Http];
 
-impl Endpoint {
-    /// Parses `ws://host[:port][/path][?query]` (or `http://`), resolves the
-    /// host and checks it with `guard`. TLS (`wss://`, `https://`) is refused:
-    /// the chaos agent speaks plain TCP so that it can own every socket.
-    pub fn parse(url: &str, guard: &LoopbackGuard) -> Result<Self, Error> {
-        let rest = url
-            .strip_prefix("ws://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "{url:?}: only ws:// and http:// URLs are supported"
-                ))
-            })?;
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) if rest.as_bytes()[i] == b'?' => (&rest[..i], format!("/{}", &rest[i..])),
-            Some(i) => (&rest[..i], rest[i..].to_string()),
-            None => (rest, "/".to_string()),
-        };
-        let (host, port) = split_host_port(authority)
-            .ok_or_else(|| Error::Invalid(format!("{url:?}: bad host or port")))?;
-        let addr = guard.resolve(host, port)?;
-        Ok(Self {
-            host: host.to_string(),
-            port,
-            path,
-            addr,
-        })
-    }
-
-    /// The value of the `Host` header.
-    pub fn host_header(&self) -> String {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
-    if authority.is_empty() {
-        return None;
-    }
-    if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => 80,
-            None => return None,
-        };
-        return Some((host, port));
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) => Some((host, port.parse().ok()?)),
-        None => Some((authority, 80)),
-    }
+/// Parses a `ws://` or `http://` URL, resolves its host and checks it with
+/// `guard`.
+pub fn endpoint(url: &str, guard: &LoopbackGuard) -> Result<Endpoint, EndpointError> {
+    Endpoint::resolve(url, SCHEMES, "ws or http", guard)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use squall_proto::UrlError;
 
     #[test]
     fn parses_urls_and_refuses_remote_ones() {
         let guard = LoopbackGuard::loopback_only();
-        let e = Endpoint::parse("ws://127.0.0.1:9000/ws?x=1", &guard).unwrap();
-        assert_eq!((e.port, e.path.as_str()), (9000, "/ws?x=1"));
-        let e = Endpoint::parse("http://[::1]:81", &guard).unwrap();
-        assert_eq!((e.host.as_str(), e.port, e.path.as_str()), ("::1", 81, "/"));
+        let e = endpoint("ws://127.0.0.1:9000/ws?x=1", &guard).unwrap();
+        assert_eq!((e.url.port, e.path()), (9000, "/ws?x=1"));
+        let e = endpoint("http://[::1]:81", &guard).unwrap();
+        assert_eq!(
+            (e.url.host.as_str(), e.url.port, e.path()),
+            ("::1", 81, "/")
+        );
         assert_eq!(e.host_header(), "[::1]:81");
         assert!(matches!(
-            Endpoint::parse("ws://10.0.0.1:80/ws", &guard),
-            Err(Error::Refused(_))
+            endpoint("ws://10.0.0.1:80/ws", &guard),
+            Err(EndpointError::NotLoopback(_))
         ));
         assert!(matches!(
-            Endpoint::parse("wss://127.0.0.1/ws", &guard),
-            Err(Error::Invalid(_))
+            endpoint("wss://127.0.0.1/ws", &guard),
+            Err(EndpointError::Url(UrlError::Scheme { .. }))
         ));
+    }
+
+    #[test]
+    fn placement_names_are_the_ones_serde_reads() {
+        for placement in TokenPlacement::ALL {
+            assert_eq!(serde_json::to_value(placement).unwrap(), placement.as_str());
+            assert_eq!(placement.as_str().parse::<TokenPlacement>(), Ok(*placement));
+        }
+        assert!("cookie".parse::<TokenPlacement>().is_err());
     }
 }

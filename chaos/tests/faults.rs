@@ -299,9 +299,9 @@ async fn storm_clients_all_come_back_with_and_without_backoff() {
 async fn storm_counts_the_sequences_missed_while_away() {
     let relay = relay().await;
     // A publisher on the storm's topic, 200 messages a second, all along.
-    let endpoint = squall_chaos::target::Endpoint::parse(
+    let endpoint = squall_chaos::target::endpoint(
         &relay.ws_url(),
-        &squall_chaos::LoopbackGuard::loopback_only(),
+        &squall_proto::LoopbackGuard::loopback_only(),
     )
     .unwrap();
     let options = squall_chaos::ws::ConnectOptions {
@@ -344,31 +344,31 @@ async fn the_loopback_guard_refuses_ten_dot_zero_dot_zero_dot_one() {
     let config = AgentConfig {
         steps: vec![step(Action::Reset, 1)],
         target: target("ws://10.0.0.1:80/ws"),
-        origin: std::time::Instant::now(),
+        origin: squall_proto::Origin::now(),
         last_chaos: LastChaos::default(),
     };
     let refused = ChaosAgent::start(config).await;
     assert!(
-        matches!(refused, Err(squall_chaos::Error::Refused(_))),
+        matches!(refused, Err(ref e) if e.is_refused()),
         "{refused:?}"
     );
-    let guard = squall_chaos::LoopbackGuard::loopback_only();
+    let guard = squall_proto::LoopbackGuard::loopback_only();
     let proxy = squall_chaos::proxy::FaultProxy::start(
         "127.0.0.1:0".parse().unwrap(),
         "10.0.0.1:80".parse().unwrap(),
         &guard,
     )
     .await;
-    assert!(matches!(proxy, Err(squall_chaos::Error::Refused(_))));
+    assert!(matches!(proxy, Err(ref e) if e.is_refused()));
     let mut config = squall_chaos::watchdog::WatchdogConfig::new(
         Default::default(),
-        std::time::Instant::now(),
+        squall_proto::Origin::now(),
         "/tmp",
         "guard",
     );
     config.health_url = Some("http://10.0.0.1/health".into());
     assert!(matches!(
         squall_chaos::watchdog::Watchdog::spawn(config),
-        Err(squall_chaos::Error::Refused(_))
+        Err(ref e) if e.is_refused()
     ));
 }

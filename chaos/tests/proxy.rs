@@ -7,9 +7,9 @@
 mod common;
 
 use common::*;
-use squall_chaos::LoopbackGuard;
 use squall_chaos::proxy::FaultProxy;
 use squall_chaos::proxy::toxics::{Stream, Toxic, ToxicSpec};
+use squall_proto::{LoopbackGuard, Origin};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -351,14 +351,13 @@ async fn a_proxy_step_puts_latency_in_the_loads_path_for_its_hold() {
     let config = AgentConfig {
         steps: vec![step],
         target: target(&relay.ws_url()),
-        origin: Instant::now(),
+        origin: Origin::now(),
         last_chaos: LastChaos::default(),
     };
     let agent = ChaosAgent::start(config).await.unwrap();
     assert_ne!(agent.load_url(), relay.ws_url());
     let endpoint =
-        squall_chaos::target::Endpoint::parse(agent.load_url(), &LoopbackGuard::loopback_only())
-            .unwrap();
+        squall_chaos::target::endpoint(agent.load_url(), &LoopbackGuard::loopback_only()).unwrap();
     let options = squall_chaos::ws::ConnectOptions {
         token: Some(squall_chaos::tokens::mint_hs256(
             SECRET,

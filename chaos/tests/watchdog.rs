@@ -14,6 +14,7 @@ use squall_chaos::agent::LastChaos;
 use squall_chaos::scenario::{Action, ChaosStep, WatchdogSettings};
 use squall_chaos::tokens;
 use squall_chaos::watchdog::{TargetProcess, Watchdog, WatchdogConfig};
+use squall_proto::Origin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,7 @@ fn watchdog_for(
     relay: &RelayProcess,
     name: &str,
     out: &std::path::Path,
-    origin: Instant,
+    origin: Origin,
     last: &LastChaos,
 ) -> Watchdog {
     let mut config = WatchdogConfig::new(WatchdogSettings::default(), origin, out, name);
@@ -87,17 +88,17 @@ fn a_hang_after_a_reset_is_detected_in_time_with_the_stuck_lock_in_the_stacks() 
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let relay = RelayProcess::start("hang", &["--bug", "hang-on-reset"]);
     let out = out_dir("hang");
-    let origin = Instant::now();
+    let origin = Origin::now();
     let last = LastChaos::default();
     let watchdog = watchdog_for(&relay, "beach", &out, origin, &last);
     wait_ok(&watchdog);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let onset_s = origin.elapsed().as_secs_f64();
+    let onset_s = origin.elapsed_s();
     let report = runtime.block_on(async {
         let mut step = ChaosStep::new(Duration::ZERO, Action::Reset);
         step.after = Duration::from_millis(10);
-        last.record(origin.elapsed().as_secs_f64(), "reset", 1);
+        last.record(origin.elapsed_s(), "reset", 1);
         run_step(step, target(&relay.ws_url())).await
     });
     assert_eq!(report.done, 1, "{report:?}");
@@ -165,12 +166,12 @@ fn a_stopped_relay_is_detected_in_time_and_the_hang_ends_when_it_resumes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let relay = RelayProcess::start("sigstop", &[]);
     let out = out_dir("sigstop");
-    let origin = Instant::now();
+    let origin = Origin::now();
     let watchdog = watchdog_for(&relay, "stopped", &out, origin, &LastChaos::default());
     wait_ok(&watchdog);
 
     let pid = relay.child.id() as i32;
-    let onset_s = origin.elapsed().as_secs_f64();
+    let onset_s = origin.elapsed_s();
     // SAFETY: kill has no memory preconditions; pid is our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
     let bound = WatchdogSettings::default().detection_bound() + LOADED_MARGIN;
@@ -219,7 +220,7 @@ fn a_healthy_relay_under_full_cpu_load_for_30_s_is_not_hung() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let relay = RelayProcess::start("busy", &[]);
     let out = out_dir("busy");
-    let origin = Instant::now();
+    let origin = Origin::now();
     let watchdog = watchdog_for(&relay, "busy", &out, origin, &LastChaos::default());
     wait_ok(&watchdog);
 
@@ -295,7 +296,7 @@ fn foreign_relay(mode: &str) -> (std::process::Child, u16, std::path::PathBuf) {
 fn catches_a_foreign_hang(mode: &str, classification: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (mut child, port, dir) = foreign_relay(mode);
-    let origin = Instant::now();
+    let origin = Origin::now();
     let mut config = WatchdogConfig::new(WatchdogSettings::default(), origin, &dir, mode);
     config.health_url = Some(format!("http://127.0.0.1:{port}/health"));
     config.settings.ws_probe = false;
@@ -307,7 +308,7 @@ fn catches_a_foreign_hang(mode: &str, classification: &str) {
     wait_ok(&watchdog);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let onset_s = origin.elapsed().as_secs_f64();
+    let onset_s = origin.elapsed_s();
     let report = runtime.block_on(run_step(
         ChaosStep {
             after: Duration::from_millis(10),
@@ -378,7 +379,7 @@ fn a_slow_target_is_degraded_never_hung() {
     });
     let addr = rx.recv().unwrap();
     let out = out_dir("slow");
-    let mut config = WatchdogConfig::new(WatchdogSettings::default(), Instant::now(), &out, "slow");
+    let mut config = WatchdogConfig::new(WatchdogSettings::default(), Origin::now(), &out, "slow");
     config.health_url = Some(format!("http://{addr}/health"));
     config.settings.ws_probe = false;
     let watchdog = Watchdog::spawn(config).unwrap();
@@ -404,7 +405,7 @@ fn a_relay_that_dies_is_reported_with_the_classification_exited() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut relay = RelayProcess::start("killed", &[]);
     let out = out_dir("killed");
-    let origin = Instant::now();
+    let origin = Origin::now();
     let watchdog = watchdog_for(&relay, "killed", &out, origin, &LastChaos::default());
     wait_ok(&watchdog);
     // Killed and not reaped: a zombie whose /proc entry remains.

@@ -7,7 +7,6 @@ use crate::exit::Failure;
 use crate::scenario::plan::Plan;
 use crate::snapshot::{ChaosEventSnap, WatchdogSnap};
 use crate::target::{Target, TargetSpec};
-use squall_chaos::LoopbackGuard;
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::report::{StepReport, StepState};
 use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource, squall_subscribe};
@@ -15,9 +14,10 @@ use squall_chaos::watchdog::probe::PingStyle;
 use squall_chaos::watchdog::{HangRecord, TargetProcess, Watchdog, WatchdogConfig};
 use squall_loadgen::auth::Minter;
 use squall_loadgen::{Auth, Placement, Protocol};
+use squall_proto::{LoopbackGuard, Origin};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Chaos sockets are users `CHAOS_CONN + i`, apart from the load's.
 const CHAOS_CONN: u64 = 1 << 40;
@@ -45,7 +45,7 @@ impl ChaosSide {
     pub async fn start(
         plan: &Plan,
         target: &Target,
-        origin: Instant,
+        origin: Origin,
         out_dir: &Path,
         run_name: &str,
         allow_remote: bool,

@@ -12,8 +12,9 @@ pub mod storm;
 use crate::Error;
 use crate::report::{Findings, Progress};
 use crate::scenario::{Action, ChaosStep};
-use crate::target::{ChaosTarget, Endpoint};
+use crate::target::ChaosTarget;
 use crate::ws::{ConnectError, ConnectOptions, WsConn, connect};
+use squall_proto::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,8 +70,6 @@ pub async fn run(ctx: Arc<FaultContext>) -> Result<Findings, Error> {
         Action::Garbage => Ok(garbage::run(ctx).await),
         Action::Badauth => Ok(badauth::run(ctx).await),
         Action::Storm => Ok(storm::run(ctx).await),
-        Action::Proxy => Err(Error::Invalid(
-            "proxy steps need the agent's fault proxy".into(),
-        )),
+        Action::Proxy => Err(Error::ProxyStepWithoutProxy),
     }
 }

@@ -41,3 +41,60 @@ where
     }
     while running.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // The schedule is pure timing logic: tokio's paused clock runs it in
+    // virtual time, exactly and instantly.
+
+    #[tokio::test(start_paused = true)]
+    async fn job_i_starts_i_over_rate_seconds_after_the_call() {
+        let start = Instant::now();
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let seen = starts.clone();
+        each(5, Some(10.0), MAX_IN_FLIGHT, move |i| {
+            seen.lock().unwrap().push((i, start.elapsed().as_millis()));
+            async {}
+        })
+        .await;
+        let starts = starts.lock().unwrap().clone();
+        let expected: Vec<(u64, u128)> = (0..5).map(|i| (i, 100 * u128::from(i))).collect();
+        assert_eq!(starts, expected);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_more_than_max_in_flight_and_waits_for_the_last() {
+        let start = Instant::now();
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (r, p) = (running.clone(), peak.clone());
+        each(6, None, 2, move |_| {
+            let (running, peak) = (r.clone(), p.clone());
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        })
+        .await;
+        assert_eq!(peak.load(Ordering::SeqCst), 2);
+        assert_eq!(running.load(Ordering::SeqCst), 0);
+        // Six one-second jobs, two at a time: three seconds, not six, not one.
+        assert_eq!(start.elapsed().as_millis(), 3000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_slower_than_the_jobs_is_the_bound() {
+        let start = Instant::now();
+        each(4, Some(2.0), 1, |_| {
+            tokio::time::sleep(Duration::from_millis(100))
+        })
+        .await;
+        // The last job starts at 3/2 s and takes 100 ms.
+        assert_eq!(start.elapsed().as_millis(), 1600);
+    }
+}

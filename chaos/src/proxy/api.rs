@@ -31,7 +31,7 @@ pub async fn serve(listener: TcpListener, toxics: ToxicSet, mut stop: watch::Rec
 async fn handle(mut stream: TcpStream, toxics: ToxicSet) {
     let (status, body) = match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
         Ok(Ok((method, path, body))) => route(&method, &path, &body, &toxics),
-        Ok(Err(why)) => (400, error_json(&why)),
+        Ok(Err(why)) => (400, error_json(&why.to_string())),
         Err(_) => (408, error_json("request timed out")),
     };
     let reason = match status {
@@ -63,20 +63,22 @@ fn route(method: &str, path: &str, body: &[u8], toxics: &ToxicSet) -> (u16, Stri
                 let json = serde_json::to_string(&spec).expect("toxics serialize");
                 match toxics.add(spec) {
                     Ok(()) => (200, json),
-                    Err(Error::Invalid(why)) if why.contains("exists") => (409, error_json(&why)),
+                    Err(Error::ToxicExists(name)) => (
+                        409,
+                        error_json(&format!("a toxic named {name:?} exists already")),
+                    ),
                     Err(e) => (400, error_json(&e.to_string())),
                 }
             }
             Err(e) => (400, error_json(&e.to_string())),
         },
-        ("DELETE", p) if p.starts_with("/toxics/") => {
-            let name = &p["/toxics/".len()..];
-            if toxics.remove(name) {
-                (204, String::new())
-            } else {
+        ("DELETE", p) if p.starts_with("/toxics/") => match toxics.remove(&p["/toxics/".len()..]) {
+            Ok(()) => (204, String::new()),
+            Err(Error::ToxicNotFound(name)) => {
                 (404, error_json(&format!("no toxic named {name:?}")))
             }
-        }
+            Err(e) => (400, error_json(&e.to_string())),
+        },
         (_, "/toxics") => (405, error_json("use GET or POST")),
         _ => (404, error_json("not found: try /toxics")),
     }
@@ -86,22 +88,42 @@ fn error_json(message: &str) -> String {
     serde_json::json!({ "error": message }).to_string()
 }
 
+/// Why a request could not be read (the API answers 400 with the message).
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    /// Reading the socket failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The client closed before the head was complete.
+    #[error("connection closed mid-request")]
+    ClosedInHead,
+    /// The client closed before the body was complete.
+    #[error("connection closed mid-body")]
+    ClosedInBody,
+    /// Head and body over [`MAX_REQUEST`].
+    #[error("request too large")]
+    TooLarge,
+    /// Not HTTP/1.x.
+    #[error("{0}")]
+    Parse(#[from] httparse::Error),
+}
+
 /// Reads one request: method, path, body (by Content-Length).
-async fn read_request(stream: &mut TcpStream) -> Result<(String, String, Vec<u8>), String> {
+async fn read_request(stream: &mut TcpStream) -> Result<(String, String, Vec<u8>), RequestError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut chunk).await?;
         if n == 0 {
-            return Err("connection closed mid-request".into());
+            return Err(RequestError::ClosedInHead);
         }
         buf.extend_from_slice(&chunk[..n]);
         if buf.len() > MAX_REQUEST {
-            return Err("request too large".into());
+            return Err(RequestError::TooLarge);
         }
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut request = httparse::Request::new(&mut headers);
-        if let httparse::Status::Complete(head) = request.parse(&buf).map_err(|e| e.to_string())? {
+        if let httparse::Status::Complete(head) = request.parse(&buf)? {
             let length: usize = request
                 .headers
                 .iter()
@@ -109,16 +131,16 @@ async fn read_request(stream: &mut TcpStream) -> Result<(String, String, Vec<u8>
                 .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                 .unwrap_or(0);
             if head + length > MAX_REQUEST {
-                return Err("request too large".into());
+                return Err(RequestError::TooLarge);
             }
             let (method, path) = (
                 request.method.unwrap_or("").to_string(),
                 request.path.unwrap_or("").to_string(),
             );
             while buf.len() < head + length {
-                let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+                let n = stream.read(&mut chunk).await?;
                 if n == 0 {
-                    return Err("connection closed mid-body".into());
+                    return Err(RequestError::ClosedInBody);
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }

@@ -6,7 +6,8 @@ pub mod api;
 pub mod link;
 pub mod toxics;
 
-use crate::{Error, LoopbackGuard};
+use crate::Error;
+use squall_proto::LoopbackGuard;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -36,8 +37,15 @@ pub struct ToxicSet {
 
 #[derive(Debug)]
 struct ToxicsInner {
-    /// Replaced whole on every change, so a connection reads it without
-    /// holding the lock (held only for the swap, never across an await).
+    /// The toxics in force. Guards the pointer only: the list is replaced
+    /// whole on every change (copy, edit, swap), so a reader clones the `Arc`
+    /// under the read lock and works on its own snapshot with no lock held.
+    /// An `RwLock` because reads (every connection's refresh, the API's GET)
+    /// far outnumber writes (an add or remove by the agent or the API), and a
+    /// `std::sync` one because every critical section is a clone or a swap
+    /// with no `.await` inside (the workspace denies
+    /// clippy::await_holding_lock). The writer drops it before bumping
+    /// `generation`, so the watch channel's own lock is never taken under it.
     list: RwLock<Arc<Vec<ActiveToxic>>>,
     /// Bumped on every change; connections wait on it.
     generation: watch::Sender<u64>,
@@ -57,15 +65,12 @@ impl Default for ToxicSet {
 }
 
 impl ToxicSet {
-    /// Adds a toxic; its name must be new.
+    /// Adds a toxic; its name must be new ([`Error::ToxicExists`]).
     pub fn add(&self, spec: ToxicSpec) -> Result<(), Error> {
-        spec.validate().map_err(Error::Invalid)?;
+        spec.validate()?;
         let mut list = self.inner.list.write().expect("toxic list lock");
         if list.iter().any(|t| t.spec.name == spec.name) {
-            return Err(Error::Invalid(format!(
-                "a toxic named {:?} exists already",
-                spec.name
-            )));
+            return Err(Error::ToxicExists(spec.name));
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut next = (**list).clone();
@@ -80,8 +85,8 @@ impl ToxicSet {
         Ok(())
     }
 
-    /// Removes the toxic named `name`; false if there is none.
-    pub fn remove(&self, name: &str) -> bool {
+    /// Removes the toxic named `name`; [`Error::ToxicNotFound`] if there is none.
+    pub fn remove(&self, name: &str) -> Result<(), Error> {
         let mut list = self.inner.list.write().expect("toxic list lock");
         let next: Vec<ActiveToxic> = list
             .iter()
@@ -91,10 +96,11 @@ impl ToxicSet {
         let removed = next.len() != list.len();
         *list = Arc::new(next);
         drop(list);
-        if removed {
-            self.inner.generation.send_modify(|g| *g += 1);
+        if !removed {
+            return Err(Error::ToxicNotFound(name.to_string()));
         }
-        removed
+        self.inner.generation.send_modify(|g| *g += 1);
+        Ok(())
     }
 
     /// The toxics in force, in the order they apply.

@@ -12,6 +12,7 @@
 //! `name`, `stream` and `toxicity` are keys too:
 //! `latency:latency=100,jitter=10,stream=downstream`.
 
+use crate::error::SpecError;
 use serde::{Deserialize, Serialize};
 
 /// Which way the bytes flow.
@@ -140,12 +141,12 @@ fn full_toxicity() -> f64 {
 }
 
 impl TryFrom<RawToxic> for ToxicSpec {
-    type Error = String;
+    type Error = SpecError;
 
-    fn try_from(raw: RawToxic) -> Result<Self, String> {
+    fn try_from(raw: RawToxic) -> Result<Self, SpecError> {
         let tagged = serde_json::json!({"type": raw.kind, "attributes": raw.attributes});
-        let toxic: Toxic =
-            serde_json::from_value(tagged).map_err(|e| format!("toxic {:?}: {e}", raw.kind))?;
+        let toxic: Toxic = serde_json::from_value(tagged)
+            .map_err(|e| SpecError::new("attributes", format!("toxic {:?}: {e}", raw.kind)))?;
         let spec = ToxicSpec {
             name: raw
                 .name
@@ -189,33 +190,44 @@ impl ToxicSpec {
     }
 
     /// Checks the bounds serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SpecError> {
         if !(0.0..=1.0).contains(&self.toxicity) {
-            return Err(format!(
-                "toxic {}: toxicity must be within 0.0..=1.0",
-                self.name
+            return Err(SpecError::new(
+                "toxicity",
+                format!("toxic {}: toxicity must be within 0.0..=1.0", self.name),
             ));
         }
         if self.name.is_empty() || self.name.contains(['/', ' ']) {
-            return Err(format!(
-                "toxic name {:?}: must be non-empty, without '/' or spaces",
-                self.name
+            return Err(SpecError::new(
+                "name",
+                format!(
+                    "toxic name {:?}: must be non-empty, without '/' or spaces",
+                    self.name
+                ),
             ));
         }
         match self.toxic {
-            Toxic::Bandwidth { rate: 0 } => {
-                Err(format!("toxic {}: rate must be more than 0", self.name))
-            }
+            Toxic::Bandwidth { rate: 0 } => Err(SpecError::new(
+                "rate",
+                format!("toxic {}: rate must be more than 0", self.name),
+            )),
             Toxic::Slicer {
                 average_size: 0, ..
-            } => Err(format!(
-                "toxic {}: average_size must be more than 0",
-                self.name
+            } => Err(SpecError::new(
+                "average_size",
+                format!("toxic {}: average_size must be more than 0", self.name),
             )),
             Toxic::Latency { latency, jitter } if latency > 3_600_000 || jitter > 3_600_000 => {
-                Err(format!(
-                    "toxic {}: latency and jitter must be at most an hour",
-                    self.name
+                Err(SpecError::new(
+                    if latency > 3_600_000 {
+                        "latency"
+                    } else {
+                        "jitter"
+                    },
+                    format!(
+                        "toxic {}: latency and jitter must be at most an hour",
+                        self.name
+                    ),
                 ))
             }
             _ => Ok(()),
@@ -224,10 +236,11 @@ impl ToxicSpec {
 
     /// Parses the command-line form `TYPE[:KEY=VALUE[,KEY=VALUE]...]`, or a
     /// JSON object.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, SpecError> {
         let text = text.trim();
         if text.starts_with('{') {
-            return serde_json::from_str(text).map_err(|e| format!("toxic {text:?}: {e}"));
+            return serde_json::from_str(text)
+                .map_err(|e| SpecError::new("toxic", format!("toxic {text:?}: {e}")));
         }
         let (kind, args) = text.split_once(':').unwrap_or((text, ""));
         let mut raw = RawToxic {
@@ -238,23 +251,36 @@ impl ToxicSpec {
             attributes: Default::default(),
         };
         for pair in args.split(',').filter(|p| !p.is_empty()) {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| format!("toxic {text:?}: {pair:?} is not KEY=VALUE"))?;
+            let (key, value) = pair.split_once('=').ok_or_else(|| {
+                SpecError::new(
+                    "toxic",
+                    format!("toxic {text:?}: {pair:?} is not KEY=VALUE"),
+                )
+            })?;
             match key {
                 "name" => raw.name = Some(value.to_string()),
                 "stream" => {
-                    raw.stream = serde_json::from_value(value.into())
-                        .map_err(|_| format!("toxic {text:?}: stream is upstream or downstream"))?
+                    raw.stream = serde_json::from_value(value.into()).map_err(|_| {
+                        SpecError::new(
+                            "stream",
+                            format!("toxic {text:?}: stream is upstream or downstream"),
+                        )
+                    })?
                 }
                 "toxicity" => {
                     raw.toxicity = value.parse().map_err(|_| {
-                        format!("toxic {text:?}: toxicity {value:?} is not a number")
+                        SpecError::new(
+                            "toxicity",
+                            format!("toxic {text:?}: toxicity {value:?} is not a number"),
+                        )
                     })?
                 }
                 _ => {
                     let number: u64 = value.parse().map_err(|_| {
-                        format!("toxic {text:?}: {key} = {value:?} is not a whole number")
+                        SpecError::new(
+                            key,
+                            format!("toxic {text:?}: {key} = {value:?} is not a whole number"),
+                        )
                     })?;
                     raw.attributes.insert(key.to_string(), number.into());
                 }
@@ -284,6 +310,10 @@ mod tests {
         );
         assert!(ToxicSpec::parse("latency:lantecy=100").is_err());
         assert!(ToxicSpec::parse("bandwidth:rate=0").is_err());
+        assert_eq!(
+            ToxicSpec::parse("bandwidth:rate=0").unwrap_err().field,
+            "rate"
+        );
         assert!(ToxicSpec::parse("warp:speed=9").is_err());
     }
 

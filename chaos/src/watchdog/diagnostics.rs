@@ -118,7 +118,7 @@ pub fn stacks(pid: u32, info: &ProcessInfo) -> (String, String) {
         match gdb_backtraces(pid) {
             Ok(text) if text.contains("Thread") => return ("gdb".into(), text),
             Ok(text) => return ("gdb (no threads printed)".into(), text),
-            Err(why) if why.contains("not installed") => {}
+            Err(GdbError::NotInstalled) => {}
             Err(why) => {
                 return (
                     format!("gdb failed: {why}; kernel stacks follow"),
@@ -133,7 +133,21 @@ pub fn stacks(pid: u32, info: &ProcessInfo) -> (String, String) {
     )
 }
 
-fn gdb_backtraces(pid: u32) -> Result<String, String> {
+/// Why gdb printed no stacks.
+#[derive(Debug, thiserror::Error)]
+enum GdbError {
+    /// No `gdb` on the PATH: the kernel's stacks are all there is.
+    #[error("gdb is not installed")]
+    NotInstalled,
+    /// Starting or waiting for gdb failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// gdb did not finish within [`GDB_TIMEOUT`] and was killed.
+    #[error("gdb took more than {}s", .0.as_secs())]
+    Timeout(Duration),
+}
+
+fn gdb_backtraces(pid: u32) -> Result<String, GdbError> {
     let child = Command::new("gdb")
         .args([
             "-batch",
@@ -151,9 +165,9 @@ fn gdb_backtraces(pid: u32) -> Result<String, String> {
         .spawn()
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
-                "gdb is not installed".to_string()
+                GdbError::NotInstalled
             } else {
-                e.to_string()
+                GdbError::Io(e)
             }
         })?;
     let gdb_pid = child.id();
@@ -162,11 +176,11 @@ fn gdb_backtraces(pid: u32) -> Result<String, String> {
         let _ = tx.send(child.wait_with_output());
     });
     let output = match rx.recv_timeout(GDB_TIMEOUT) {
-        Ok(output) => output.map_err(|e| e.to_string())?,
+        Ok(output) => output?,
         Err(_) => {
             // SAFETY: kill has no memory preconditions; gdb_pid is our own child.
             unsafe { libc::kill(gdb_pid as i32, libc::SIGKILL) };
-            return Err(format!("gdb took more than {}s", GDB_TIMEOUT.as_secs()));
+            return Err(GdbError::Timeout(GDB_TIMEOUT));
         }
     };
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -24,14 +24,16 @@ pub mod procfs;
 mod runner;
 pub mod stderr;
 
+use crate::Error;
 use crate::agent::LastChaos;
 use crate::scenario::WatchdogSettings;
-use crate::target::{Endpoint, TokenPlacement, TokenSource};
-use crate::{Error, LoopbackGuard};
+use crate::target::{self, TokenPlacement, TokenSource};
 use hdrhistogram::Histogram;
 use probe::PingStyle;
 use runner::Runner;
 use serde::{Deserialize, Serialize};
+use squall_proto::origin::monotonic_ns;
+use squall_proto::{LoopbackGuard, Origin};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 pub use stderr::StderrTail;
@@ -70,7 +72,7 @@ pub struct WatchdogConfig {
     /// The run's name: hang files are `<out_dir>/<run_name>-hang-N.txt`.
     pub run_name: String,
     /// The run's origin: every `_s` counts from here.
-    pub origin: std::time::Instant,
+    pub origin: Origin,
     /// The chaos agent's record of its actions.
     pub last_chaos: LastChaos,
     /// Refuses non-loopback URLs.
@@ -82,7 +84,7 @@ impl WatchdogConfig {
     /// loopback-only guard; fill in what the run has.
     pub fn new(
         settings: WatchdogSettings,
-        origin: std::time::Instant,
+        origin: Origin,
         out_dir: impl Into<PathBuf>,
         run_name: impl Into<String>,
     ) -> Self {
@@ -152,7 +154,8 @@ pub struct WatchdogStatus {
     pub last_chaos: Option<String>,
 }
 
-/// The watchdog's shared state.
+/// The watchdog's shared state, behind one `std::sync::Mutex` (see
+/// [`Watchdog`]).
 #[derive(Debug)]
 struct Inner {
     state: &'static str,
@@ -167,8 +170,18 @@ struct Inner {
 /// for hang files being written.
 #[derive(Debug)]
 pub struct Watchdog {
+    /// The state, the probe latencies and the hangs. Written by the probing
+    /// loop on the watchdog's thread (once per decided round, once per
+    /// metrics scrape) and by the task writing a hang file (once, to note its
+    /// path); read by [`Watchdog::status`] once a second from the CLI. A
+    /// `std::sync::Mutex`: few writers, short critical sections (a few
+    /// fields, one histogram record, one clone of the hangs), and none of
+    /// them awaits while holding it (the workspace denies
+    /// clippy::await_holding_lock); the hang file is written with it
+    /// released. Under it the loop may take [`LastChaos`]'s lock and the
+    /// [`StderrTail`]'s, which never take this one: no lock-order cycle.
     inner: Arc<Mutex<Inner>>,
-    origin: std::time::Instant,
+    origin: Origin,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -177,10 +190,10 @@ impl Watchdog {
     /// Checks the URLs with the guard and starts probing on a thread of its
     /// own. With `settings.enabled = false` it probes nothing and reports `off`.
     pub fn spawn(config: WatchdogConfig) -> Result<Self, Error> {
-        config.settings.validate().map_err(Error::Invalid)?;
+        config.settings.validate()?;
         let parse = |url: &Option<String>| {
             url.as_deref()
-                .map(|u| Endpoint::parse(u, &config.guard))
+                .map(|u| target::endpoint(u, &config.guard))
                 .transpose()
         };
         let health = parse(&config.health_url)?.filter(|_| config.settings.health_probe);
@@ -276,11 +289,6 @@ impl Drop for Watchdog {
 }
 
 /// Seconds from `origin` to now (negative before it).
-fn seconds_since(origin: std::time::Instant) -> f64 {
-    let now = std::time::Instant::now();
-    if now >= origin {
-        (now - origin).as_secs_f64()
-    } else {
-        -(origin - now).as_secs_f64()
-    }
+fn seconds_since(origin: Origin) -> f64 {
+    (i128::from(monotonic_ns()) - i128::from(origin.as_mono_ns())) as f64 / 1e9
 }

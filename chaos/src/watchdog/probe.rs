@@ -1,67 +1,43 @@
-//! The watchdog's probes: an HTTP GET on the health URL, a WebSocket
-//! Ping/Pong on the watchdog's own connection, and the `/metrics` scrape.
+//! The watchdog's probes: an HTTP GET on the health URL and a WebSocket
+//! Ping/Pong on the watchdog's own connection (the `/metrics` scrape is a
+//! plain [`crate::http::get`]).
 
-use crate::target::{Endpoint, TokenPlacement, TokenSource};
+use crate::http::{self, HttpError};
+use crate::target::{TokenPlacement, TokenSource};
 use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::{ConnectOptions, WsConn, connect};
+use squall_proto::Endpoint;
 use std::collections::HashMap;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 
-/// The largest HTTP response body read (a `/metrics` page included).
-const MAX_BODY: usize = 4 * 1024 * 1024;
-
-/// GETs `endpoint` within `limit`; returns the status and body.
-pub async fn http_get(endpoint: &Endpoint, limit: Duration) -> Result<(u16, String), String> {
-    timeout(limit, async {
-        let mut stream = TcpStream::connect(endpoint.addr).await.map_err(|e| format!("connect: {e}"))?;
-        let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: squall-watchdog\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            endpoint.path,
-            endpoint.host_header()
-        );
-        stream.write_all(request.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
-        let mut buf = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 8192];
-        loop {
-            let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
-            buf.extend_from_slice(&chunk[..n]);
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut response = httparse::Response::new(&mut headers);
-            if let Ok(httparse::Status::Complete(head)) = response.parse(&buf) {
-                let code = response.code.unwrap_or(0);
-                let length = response
-                    .headers
-                    .iter()
-                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok());
-                let complete = match length {
-                    Some(len) => buf.len() >= head + len,
-                    None => n == 0,
-                };
-                if complete || buf.len() > MAX_BODY {
-                    let end = length.map_or(buf.len(), |len| (head + len).min(buf.len()));
-                    return Ok((code, String::from_utf8_lossy(&buf[head..end]).into_owned()));
-                }
-            }
-            if n == 0 {
-                return Err("closed before a complete response".to_string());
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| Err(format!("no answer within {}ms", limit.as_millis())))
+/// Why a probe failed. The messages go into the hang file as they are.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The health GET got no complete answer.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The health GET was answered with a status that is not 2xx.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The WebSocket prober task has ended.
+    #[error("prober gone")]
+    ProberGone,
+    /// The prober's connection was lost before the pong came.
+    #[error("connection lost")]
+    ConnectionLost,
+    /// No pong within the limit.
+    #[error("no pong within {}ms", .0.as_millis())]
+    NoPong(Duration),
 }
 
 /// A health probe: GET, expecting a 2xx status, within `limit`.
-pub async fn health(endpoint: &Endpoint, limit: Duration) -> Result<Duration, String> {
+pub async fn health(endpoint: &Endpoint, limit: Duration) -> Result<Duration, ProbeError> {
     let start = Instant::now();
-    match http_get(endpoint, limit).await? {
+    match http::get(endpoint, limit).await? {
         (code, _) if (200..300).contains(&code) => Ok(start.elapsed()),
-        (code, _) => Err(format!("HTTP {code}")),
+        (code, _) => Err(ProbeError::Status(code)),
     }
 }
 
@@ -104,16 +80,16 @@ impl WsProber {
 
     /// Pings with number `n`; `Ok` with the round trip when the pong arrives
     /// within `limit`.
-    pub async fn ping(&self, n: u64, limit: Duration) -> Result<Duration, String> {
+    pub async fn ping(&self, n: u64, limit: Duration) -> Result<Duration, ProbeError> {
         let start = Instant::now();
         let (tx, rx) = oneshot::channel();
         self.requests
             .send((n, tx))
-            .map_err(|_| "prober gone".to_string())?;
+            .map_err(|_| ProbeError::ProberGone)?;
         match timeout(limit, rx).await {
             Ok(Ok(())) => Ok(start.elapsed()),
-            Ok(Err(_)) => Err("connection lost".to_string()),
-            Err(_) => Err(format!("no pong within {}ms", limit.as_millis())),
+            Ok(Err(_)) => Err(ProbeError::ConnectionLost),
+            Err(_) => Err(ProbeError::NoPong(limit)),
         }
     }
 }

@@ -3,9 +3,10 @@
 //! that becomes a hang, and the hang file written off the loop.
 
 use super::diagnostics::{self, HangFacts};
-use super::probe::{self, WsProber};
+use super::probe::{self, ProbeError, WsProber};
 use super::{HangRecord, Inner, StderrTail, WatchdogConfig, seconds_since};
-use crate::target::Endpoint;
+use crate::http;
+use squall_proto::Endpoint;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,8 +18,8 @@ use tokio::time::MissedTickBehavior;
 struct Round {
     n: u64,
     launched_s: f64,
-    health: Option<Result<Duration, String>>,
-    ws: Option<Result<Duration, String>>,
+    health: Option<Result<Duration, ProbeError>>,
+    ws: Option<Result<Duration, ProbeError>>,
 }
 
 impl Round {
@@ -96,7 +97,7 @@ impl Runner {
                 _ = scrapes.tick(), if self.metrics.is_some() => {
                     let (endpoint, tx, origin, limit) = (self.metrics.clone().expect("guarded"), scrape_tx.clone(), self.config.origin, settings.timeout);
                     tokio::spawn(async move {
-                        if let Ok((200, body)) = probe::http_get(&endpoint, limit).await {
+                        if let Ok((200, body)) = http::get(&endpoint, limit).await {
                             let _ = tx.send((seconds_since(origin), body));
                         }
                     });

@@ -8,6 +8,14 @@ use std::sync::{Arc, Mutex};
 pub const TAIL_LINES: usize = 200;
 
 /// The last [`TAIL_LINES`] lines of a stream; cheap to clone.
+///
+/// The `std::sync::Mutex` guards the ring of lines. Its writer is the
+/// capturing thread (one push per line), its readers the watchdog at a hang
+/// and the CLI when a target fails to start (one copy of at most
+/// [`TAIL_LINES`] lines): plain threads, no async code, so a blocking mutex
+/// with one-line critical sections fits; nothing awaits while holding it
+/// (the workspace denies clippy::await_holding_lock) and no other lock is
+/// taken under it.
 #[derive(Debug, Clone, Default)]
 pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
 

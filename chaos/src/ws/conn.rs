@@ -1,7 +1,7 @@
 //! An open WebSocket connection whose socket the caller owns outright:
 //! frames in and out, and the ways to end it without a closing handshake.
 
-use super::frame::{Frame, OP_CLOSE};
+use super::frame::{Frame, OP_CLOSE, TooLarge};
 use super::handshake::io_kind;
 use std::io;
 use std::time::Duration;
@@ -19,8 +19,8 @@ pub enum ReadEnd {
     Eof,
     /// The server reset the stream (RST) or another I/O error.
     Io(io::Error),
-    /// The server sent a frame this client cannot parse.
-    Malformed(String),
+    /// The server sent a frame this client cannot take.
+    Malformed(TooLarge),
 }
 
 impl ReadEnd {

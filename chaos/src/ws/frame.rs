@@ -15,6 +15,16 @@ pub const OP_PING: u8 = 0x9;
 /// Opcode of a pong frame.
 pub const OP_PONG: u8 = 0xA;
 
+/// A frame header that claims a payload over the reader's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame of {len} bytes is over the {max}-byte limit")]
+pub struct TooLarge {
+    /// The payload length the header claims.
+    pub len: u64,
+    /// The reader's limit.
+    pub max: usize,
+}
+
 /// One frame as it goes on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -76,7 +86,7 @@ impl Frame {
     /// Decodes one frame from the front of `buf`: `Ok(Some((frame, used)))`,
     /// `Ok(None)` when more bytes are needed, `Err` when the header claims
     /// more than `max_payload` bytes.
-    pub fn decode(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, String> {
+    pub fn decode(buf: &[u8], max_payload: usize) -> Result<Option<(Frame, usize)>, TooLarge> {
         if buf.len() < 2 {
             return Ok(None);
         }
@@ -92,9 +102,10 @@ impl Frame {
             n => (n as u64, 2),
         };
         if len > max_payload as u64 {
-            return Err(format!(
-                "frame of {len} bytes is over the {max_payload}-byte limit"
-            ));
+            return Err(TooLarge {
+                len,
+                max: max_payload,
+            });
         }
         let mask = if masked {
             let Some(key) = buf.get(at..at + 4) else {

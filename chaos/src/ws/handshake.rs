@@ -1,8 +1,9 @@
 //! The client side of the HTTP upgrade.
 
 use super::conn::WsConn;
-use crate::target::{Endpoint, TokenPlacement};
+use crate::target::TokenPlacement;
 use base64::Engine;
+use squall_proto::Endpoint;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -94,7 +95,7 @@ pub fn upgrade_request(
     placement: TokenPlacement,
 ) -> (String, String) {
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
-    let mut path = endpoint.path.clone();
+    let mut path = endpoint.path().to_string();
     let mut auth = String::new();
     match (token, placement) {
         (Some(token), TokenPlacement::Query) => {

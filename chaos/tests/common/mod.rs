@@ -4,12 +4,13 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
+use squall_chaos::http;
 use squall_chaos::report::StepReport;
 use squall_chaos::scenario::ChaosStep;
-use squall_chaos::target::{ChaosTarget, Endpoint, squall_subscribe};
+use squall_chaos::target::{self, ChaosTarget, squall_subscribe};
+use squall_chaos::tokens;
 use squall_chaos::watchdog::StderrTail;
-use squall_chaos::watchdog::probe::http_get;
-use squall_chaos::{LoopbackGuard, tokens};
+use squall_proto::{LoopbackGuard, Origin};
 use squall_relay::RelayConfig;
 use squall_relay::auth::AuthConfig;
 use std::net::SocketAddr;
@@ -57,7 +58,7 @@ pub async fn run_step(step: ChaosStep, target: ChaosTarget) -> StepReport {
     let config = AgentConfig {
         steps: vec![step],
         target,
-        origin: std::time::Instant::now(),
+        origin: Origin::now(),
         last_chaos: LastChaos::default(),
     };
     let mut agent = ChaosAgent::start(config).await.expect("agent starts");
@@ -72,12 +73,12 @@ pub async fn run_step(step: ChaosStep, target: ChaosTarget) -> StepReport {
 
 /// GETs `path` on `addr`.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let endpoint = Endpoint::parse(
+    let endpoint = target::endpoint(
         &format!("http://{addr}{path}"),
         &LoopbackGuard::loopback_only(),
     )
     .unwrap();
-    http_get(&endpoint, SOON).await.expect("GET answers")
+    http::get(&endpoint, SOON).await.expect("GET answers")
 }
 
 /// The value of one sample in a Prometheus text page (0 when absent).

@@ -1,13 +1,50 @@
 //! The standalone commands as the CLI calls them: `squall chaos ...` and
-//! `squall proxy ...`, parsed by clap and run to their exit code.
-
-mod common;
+//! `squall proxy ...`, parsed by clap and run to their exit code (moved here
+//! from the chaos crate, which no longer holds command-line code; issue 9).
 
 use clap::Parser;
-use common::*;
-use squall_chaos::cli::{ChaosArgs, ProxyArgs, run_chaos, run_proxy};
+use squall::cmd::chaos::ChaosArgs;
+use squall::cmd::proxy::ProxyArgs;
+use squall_relay::RelayConfig;
+use squall_relay::auth::AuthConfig;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// The HS256 secret of the test relays.
+const SECRET: &str = "chaos-test-secret";
+
+/// An in-process relay with HS256 auth.
+async fn relay() -> squall_relay::RelayHandle {
+    relay_with(RelayConfig {
+        auth: AuthConfig::hs256(SECRET.as_bytes()),
+        ..RelayConfig::default()
+    })
+    .await
+}
+
+/// An in-process relay with this config.
+async fn relay_with(config: RelayConfig) -> squall_relay::RelayHandle {
+    squall_relay::start_loopback(config)
+        .await
+        .expect("bind loopback")
+}
+
+/// A TCP echo server on the current runtime.
+async fn echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = stream.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
 
 #[derive(Debug, Parser)]
 enum Squall {
@@ -15,13 +52,17 @@ enum Squall {
     Proxy(ProxyArgs),
 }
 
+/// Parses and runs a command, and turns its outcome into the process exit
+/// code exactly as `squall`'s `main` does.
 fn run(args: &[&str]) -> ExitCode {
-    match Squall::try_parse_from(std::iter::once("squall").chain(args.iter().copied()))
-        .expect("arguments parse")
-    {
-        Squall::Chaos(args) => run_chaos(args),
-        Squall::Proxy(args) => run_proxy(args),
-    }
+    squall::exit::finish(
+        match Squall::try_parse_from(std::iter::once("squall").chain(args.iter().copied()))
+            .expect("arguments parse")
+        {
+            Squall::Chaos(args) => squall::cmd::chaos::run(args),
+            Squall::Proxy(args) => squall::cmd::proxy::run(args),
+        },
+    )
 }
 
 fn code(n: u8) -> String {
@@ -92,7 +133,7 @@ fn chaos_exits_0_when_every_check_passes_and_3_when_one_does_not() {
         "--mid-frame",
     ]);
     assert_eq!(format!("{ok:?}"), code(0));
-    let open_relay = serve(async || relay_with(squall_relay::RelayConfig::default()).await);
+    let open_relay = serve(async || relay_with(RelayConfig::default()).await);
     let open = open_relay.ws_url();
     let breached = run(&[
         "chaos", "badauth", "--target", &open, "--case", "alg_none", "--json",
