@@ -101,6 +101,32 @@ pub struct RunArgs {
     pub worker_urls: Vec<String>,
 }
 
+impl RunArgs {
+    /// What the run needs of these flags, free of clap; the TUI is on when
+    /// asked, or when stdout is a terminal and `--no-tui` was not given.
+    pub fn into_options(self) -> crate::run::RunOptions {
+        use std::io::IsTerminal;
+        let worker = match (self.worker, self.origin_ns) {
+            (true, Some(ns)) => Some(crate::run::WorkerRole {
+                origin: squall_proto::Origin::from_mono_ns(ns),
+                urls: self.worker_urls,
+            }),
+            _ => None,
+        };
+        crate::run::RunOptions {
+            tui: self.tui || (!self.no_tui && std::io::stdout().is_terminal()),
+            file: self.file,
+            sets: self.sets,
+            out: self.out,
+            junit: self.junit,
+            report: self.report,
+            shard: self.shard,
+            allow_remote: self.allow_remote,
+            worker,
+        }
+    }
+}
+
 /// `squall compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
@@ -131,7 +157,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Relay(args) => relay::run(args),
         Command::Chaos(args) => chaos::run(args),
         Command::Proxy(args) => proxy::run(args),
-        Command::Run(args) => crate::run::run(&args),
+        Command::Run(args) => crate::run::run(&args.into_options()),
         Command::Validate { file, sets } => crate::run::validate(&file, &sets),
         Command::Compare(args) => {
             crate::compare::run(&args.baseline, &args.run, args.max_regression)

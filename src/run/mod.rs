@@ -10,7 +10,6 @@ pub mod progress;
 pub mod timeline;
 pub mod worker;
 
-use crate::cmd::RunArgs;
 use crate::exit::{Exit, Failure};
 use crate::results::file::{self, RunFiles};
 use crate::results::time::Utc;
@@ -18,9 +17,8 @@ use crate::results::{Parts, Results, summary};
 use crate::scenario::plan::{self, Plan};
 use crate::target::{Target, TargetSpec};
 use live::Live;
-use squall_loadgen::{LoadReport, Origin};
-use std::io::IsTerminal;
-use std::path::Path;
+use squall_loadgen::{LoadReport, Origin, Shard};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timeline::Timeline;
 use tokio::sync::watch;
@@ -42,40 +40,65 @@ pub fn validate(file: &Path, sets: &[String]) -> Result<Exit, Failure> {
     Ok(Exit::Passed)
 }
 
+/// What `squall run` was asked beyond the scenario file: the command
+/// line's choices, as `src/cmd` hands them over (no clap type past there).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// `KEY=VALUE` overrides, applied to the file before it is parsed.
+    pub sets: Vec<String>,
+    /// Directory for the results, the timeline and hang diagnostics.
+    pub out: PathBuf,
+    /// Show the live TUI; otherwise one progress line a second on stderr.
+    pub tui: bool,
+    /// Also write the thresholds as JUnit XML to this file.
+    pub junit: Option<PathBuf>,
+    /// Also write the HTML report next to the results.
+    pub report: bool,
+    /// Run only this shard of the connections.
+    pub shard: Option<Shard>,
+    /// The user allows a remote target (the scenario must allow it too).
+    pub allow_remote: bool,
+    /// Run as a worker process of another `squall run`.
+    pub worker: Option<WorkerRole>,
+}
+
+/// A worker's part in its parent's run.
+#[derive(Debug, Clone)]
+pub struct WorkerRole {
+    /// The parent's origin.
+    pub origin: Origin,
+    /// The parent's target URLs.
+    pub urls: Vec<String>,
+}
+
 /// `squall run FILE ...`.
-pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
-    let mut plan = plan::load(&args.file, &args.sets).map_err(|e| Failure::usage(e.to_string()))?;
-    if let Some(shard) = args.shard {
-        plan.load.shard = shard;
-        if shard.count > 1 && !args.worker && !matches!(plan.target.spec, TargetSpec::Url { .. }) {
-            eprintln!(
-                "squall: warning: this shard starts a target of its own; for `squall merge` to count \
-                 deliveries between shards, point every shard at one running relay (kind = \"url\")"
-            );
-        }
-    }
-    // The engine refuses a remote target by itself unless both allowed it
-    // (workers get `--allow-remote` from their parent only in that case).
-    plan.load.allow_remote = plan.allow_remote && args.allow_remote;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("squall")
-        .build()
-        .map_err(|e| Failure::harness(format!("cannot start the runtime: {e}")))?;
-    if args.worker {
-        let origin = Origin::from_mono_ns(
-            args.origin_ns
-                .expect("clap requires --origin-ns with --worker"),
+pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
+    let plan = plan::load(&opts.file, &opts.sets)
+        .map_err(|e| Failure::usage(e.to_string()))?
+        .for_run(opts.shard, opts.allow_remote);
+    if plan.load.shard.count > 1
+        && opts.worker.is_none()
+        && !matches!(plan.target.spec, TargetSpec::Url { .. })
+    {
+        eprintln!(
+            "squall: warning: this shard starts a target of its own; for `squall merge` to count \
+             deliveries between shards, point every shard at one running relay (kind = \"url\")"
         );
-        let load = plan.load_for(args.worker_urls.clone());
+    }
+    let runtime = crate::cmd::runtime("squall")?;
+    if let Some(role) = &opts.worker {
+        let load = plan.load_for(role.urls.clone());
         return runtime
-            .block_on(worker::serve(load, origin))
+            .block_on(worker::serve(load, role.origin))
             .map(|()| Exit::Passed)
             .map_err(Failure::harness);
     }
-    check_remote(&plan, args)?;
+    plan.check_remote()
+        .map_err(|e| Failure::usage(e.to_string()))?;
     let target = Target::start(&plan.target).map_err(|e| Failure::harness(e.to_string()))?;
-    let outcome = runtime.block_on(drive(&plan, args, &target));
+    let outcome = runtime.block_on(drive(&plan, opts, &target));
     for how in target.stop() {
         if how.was_killed() {
             eprintln!("squall: the target had to be {how}");
@@ -85,29 +108,11 @@ pub fn run(args: &RunArgs) -> Result<Exit, Failure> {
     outcome
 }
 
-/// A `url` or `command` target must be loopback unless the scenario and the
-/// user both allow more.
-fn check_remote(plan: &Plan, args: &RunArgs) -> Result<(), Failure> {
-    let (TargetSpec::Url { endpoints } | TargetSpec::Command { endpoints, .. }) = &plan.target.spec
-    else {
-        return Ok(());
-    };
-    let guard = squall_proto::LoopbackGuard::new(plan.allow_remote && args.allow_remote);
-    for url in endpoints.all() {
-        let u = squall_proto::Url::parse(&url.replace("{port}", "1"))
-            .map_err(|e| Failure::usage(e.to_string()))?;
-        guard
-            .check_host(&u.host)
-            .map_err(|e| Failure::usage(format!("{url}: {e}")))?;
-    }
-    Ok(())
-}
-
 /// Runs the load against a started target and writes the results.
-async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Failure> {
+async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, Failure> {
     let started = Utc::now();
-    let files = RunFiles::reserve(&args.out, &plan.name, &started)
-        .map_err(|e| Failure::harness(format!("{}: {e}", args.out.display())))?;
+    let files = RunFiles::reserve(&opts.out, &plan.name, &started)
+        .map_err(|e| Failure::harness(format!("{}: {e}", opts.out.display())))?;
     let origin = Origin::now();
     let run_name = files
         .results
@@ -117,9 +122,9 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         plan,
         target,
         origin,
-        &args.out,
+        &opts.out,
         &run_name,
-        plan.allow_remote && args.allow_remote,
+        plan.allow_remote,
     )
     .await
     .inspect_err(|_| {
@@ -133,10 +138,10 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         eprintln!("squall: stopping early ({name}); the results will say \"complete\": false");
         let _ = on_signal.send(true);
     });
-    let mut load = start_load(plan, args, urls, origin, stop.clone()).inspect_err(|_| {
+    let mut load = start_load(plan, opts, urls, origin, stop.clone()).inspect_err(|_| {
         let _ = std::fs::remove_file(&files.timeline);
     })?;
-    let tui = args.tui || (!args.no_tui && std::io::stdout().is_terminal());
+    let tui = opts.tui;
     let (ui_tx, ui_rx) = watch::channel(None);
     let ui = tui.then(|| {
         let stop_tx = stop_tx.clone();
@@ -209,7 +214,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         started_at: started.rfc3339(),
         planned_s: plan.duration().as_secs_f64(),
         target: target.describe(),
-        settings: plan.settings_for_results(),
+        settings: plan.settings.clone(),
         thresholds: plan.thresholds.clone(),
         report: report.unwrap_or_else(|_| LoadReport::default()),
         hangs: record.hangs.into_iter().map(Into::into).collect(),
@@ -221,7 +226,7 @@ async fn drive(plan: &Plan, args: &RunArgs, target: &Target) -> Result<Exit, Fai
         worst_window_p99_ms: live.worst_window_p99_ms(),
         harness_failed: harness_error.is_some(),
     });
-    write(&results, &files.results, args)
+    write(&results, &files.results, opts)
 }
 
 /// Waits for Ctrl-C (SIGINT) or SIGTERM (a CI job's timeout) and names it:
@@ -247,7 +252,7 @@ async fn stop_signal() -> &'static str {
 /// holds more sockets than one process may open.
 fn start_load(
     plan: &Plan,
-    args: &RunArgs,
+    opts: &RunOptions,
     urls: Vec<String>,
     origin: Origin,
     stop: watch::Receiver<bool>,
@@ -263,7 +268,7 @@ fn start_load(
     let spec = worker::WorkerSpec {
         exe: crate::target::current_exe().map_err(|e| Failure::harness(e.to_string()))?,
         file: plan.file.clone(),
-        sets: args.sets.clone(),
+        sets: opts.sets.clone(),
         urls,
         shard: plan.load.shard,
         count: processes,
@@ -273,17 +278,17 @@ fn start_load(
 }
 
 /// Writes the results (and the JUnit file if asked) and prints the summary.
-fn write(results: &Results, path: &Path, args: &RunArgs) -> Result<Exit, Failure> {
+fn write(results: &Results, path: &Path, opts: &RunOptions) -> Result<Exit, Failure> {
     file::write_json_atomic(path, results)
         .map_err(|e| Failure::harness(format!("{}: {e}", path.display())))?;
     crate::output::print(&summary::render(results, Some(&path.display().to_string())));
-    if args.report {
+    if opts.report {
         let html = path.with_extension("html");
         crate::report::write_html(path, &html)
             .map_err(|e| Failure::harness(format!("{}: {e}", html.display())))?;
         crate::output::print(&format!("  report: {}\n", html.display()));
     }
-    if let Some(junit) = &args.junit {
+    if let Some(junit) = &opts.junit {
         file::write_atomic(junit, crate::junit::render(results).as_bytes())
             .map_err(|e| Failure::harness(format!("{}: {e}", junit.display())))?;
     }

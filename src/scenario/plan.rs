@@ -4,7 +4,7 @@
 
 use super::raw::{ProtocolKind, RawScenario};
 use super::source::{ScenarioError, Source};
-use crate::target::TargetSettings;
+use crate::target::{TargetSettings, TargetSpec};
 use crate::thresholds::Thresholds;
 use squall_chaos::scenario::{ChaosStep, WatchdogSettings};
 use squall_loadgen::plan::{self as lp, LoadPlan};
@@ -18,7 +18,8 @@ pub struct Plan {
     pub name: String,
     /// The file it came from.
     pub file: PathBuf,
-    /// The scenario allows a remote target (the user must also pass `--allow-remote`).
+    /// A remote target is allowed: the scenario's `allow_remote`, and after
+    /// [`Plan::for_run`] also the user's `--allow-remote`.
     pub allow_remote: bool,
     /// How to start the target.
     pub target: TargetSettings,
@@ -33,8 +34,9 @@ pub struct Plan {
     pub watchdog: WatchdogSettings,
     /// Pass/fail gates, checked.
     pub thresholds: Thresholds,
-    /// The scenario as read (defaults filled in), for the results file.
-    pub settings: RawScenario,
+    /// The scenario as it runs (defaults filled in, overrides applied, the
+    /// JWT secret redacted), for the results file.
+    pub settings: serde_json::Value,
 }
 
 /// Reads, overrides and validates a scenario file.
@@ -161,12 +163,40 @@ impl Plan {
             chaos: raw.chaos.clone(),
             watchdog: raw.watchdog.clone(),
             thresholds,
-            settings: raw,
+            settings: settings_for_results(raw),
         };
         plan.load_for(vec!["ws://127.0.0.1:1/ws".into()])
             .check()
             .map_err(|e| err(key_of_check(&e), e.to_string()))?;
         Ok(plan)
+    }
+
+    /// The plan as one `squall run` runs it: only `shard` of the connections
+    /// (when given), and remote targets allowed only if the scenario and the
+    /// user (`allow_remote`) both allow them; the engine enforces it too.
+    pub fn for_run(mut self, shard: Option<lp::Shard>, allow_remote: bool) -> Plan {
+        if let Some(shard) = shard {
+            self.load.shard = shard;
+        }
+        self.allow_remote &= allow_remote;
+        self.load.allow_remote = self.allow_remote;
+        self
+    }
+
+    /// Refuses a `url` or `command` target outside loopback unless remote
+    /// targets are allowed (see [`Plan::for_run`]). No name is looked up.
+    pub fn check_remote(&self) -> Result<(), squall_proto::EndpointError> {
+        let (TargetSpec::Url { endpoints } | TargetSpec::Command { endpoints, .. }) =
+            &self.target.spec
+        else {
+            return Ok(());
+        };
+        let guard = squall_proto::LoopbackGuard::new(self.allow_remote);
+        for url in endpoints.all() {
+            let u = squall_proto::Url::parse(&url.replace("{port}", "1"))?;
+            guard.check_host(&u.host)?;
+        }
+        Ok(())
     }
 
     /// The load plan against the target's real URLs.
@@ -185,16 +215,6 @@ impl Plan {
             .peak_connections()
             .div_ceil(u64::from(self.load.shard.count.max(1)));
         u32::try_from(per_shard.div_ceil(self.sockets_per_process).max(1)).unwrap_or(u32::MAX)
-    }
-
-    /// The scenario as it ran, for the results file, with the JWT secret
-    /// redacted (results files and reports get shared).
-    pub fn settings_for_results(&self) -> serde_json::Value {
-        let mut settings = self.settings.clone();
-        if settings.auth.secret.is_some() {
-            settings.auth.secret = Some("<redacted>".to_string());
-        }
-        serde_json::to_value(&settings).unwrap_or_default()
     }
 
     /// Planned length of the run, drain excluded.
@@ -230,4 +250,13 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
         Field::SocketsPerSource => "load.sockets_per_source",
         Field::Ramp => "load.ramp",
     }
+}
+
+/// The scenario as it runs, for the results file, with the JWT secret
+/// redacted (results files and reports get shared).
+fn settings_for_results(mut raw: RawScenario) -> serde_json::Value {
+    if raw.auth.secret.is_some() {
+        raw.auth.secret = Some("<redacted>".to_string());
+    }
+    serde_json::to_value(&raw).unwrap_or_default()
 }
