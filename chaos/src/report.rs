@@ -3,7 +3,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -118,57 +117,6 @@ impl StepReport {
     /// Checks that did not pass.
     pub fn mismatches(&self) -> usize {
         self.checks.iter().filter(|c| !c.passed).count()
-    }
-}
-
-/// A human-readable account of a step's outcome: a headline, then one
-/// indented line per error kind, check and figure; every line ends with a
-/// newline.
-impl fmt::Display for StepReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {}/{} done, {} failed, {}",
-            self.action,
-            self.done,
-            self.count,
-            self.failed,
-            self.state.as_str()
-        )?;
-        if let Some(per_s) = self.per_s {
-            write!(f, ", {per_s:.0}/s")?;
-        }
-        writeln!(f)?;
-        for (kind, n) in &self.errors {
-            writeln!(f, "  error {kind}: {n}")?;
-        }
-        for check in &self.checks {
-            let mark = if check.passed { "ok  " } else { "FAIL" };
-            writeln!(
-                f,
-                "  {mark} {:<20} expected {:<16} seen {}",
-                check.case, check.expected, check.seen
-            )?;
-        }
-        let figures = [
-            ("server closed", self.server_closed.map(|n| n.to_string())),
-            (
-                "reconnect all",
-                self.reconnect_all_ms.map(|ms| format!("{ms:.1} ms")),
-            ),
-            (
-                "not reconnected",
-                self.not_reconnected.map(|n| n.to_string()),
-            ),
-            ("missed", self.missed.map(|n| n.to_string())),
-            ("note", self.note.clone()),
-        ];
-        for (name, value) in figures {
-            if let Some(value) = value {
-                writeln!(f, "  {name}: {value}")?;
-            }
-        }
-        Ok(())
     }
 }
 

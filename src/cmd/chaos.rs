@@ -8,7 +8,6 @@
 use crate::exit::{Exit, Failure};
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
-use squall_chaos::report::StepReport;
 use squall_chaos::scenario::{Action, Backoff, ChaosStep, DEFAULT_HOLD};
 use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource, squall_subscribe};
 use squall_chaos::{Error, tokens};
@@ -165,7 +164,8 @@ pub fn run(args: ChaosArgs) -> Result<Exit, Failure> {
         }
         Ok::<_, Error>(agent.finish(Duration::ZERO).await)
     });
-    let report: StepReport = result.map_err(|e| failure("chaos", e))?.remove(0);
+    let report =
+        crate::results::ChaosResult::from(result.map_err(|e| failure("chaos", e))?.remove(0));
     if args.json {
         println!(
             "{}",

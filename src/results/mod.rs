@@ -9,7 +9,7 @@
 //! insists only on the `scenario` key that makes it a results file.
 //!
 //! The engines' own types stop at this boundary: hangs and chaos steps are
-//! mapped into [`Hang`] and [`ChaosStep`] here, so the file format is
+//! mapped into [`Hang`] and [`ChaosResult`] here, so the file format is
 //! squall's, not whatever a library happens to serialize. The one exception
 //! is `load_report`, the load engine's mergeable accounting, kept as the JSON
 //! the engine wrote: squall never reads into it except to hand it back to
@@ -70,7 +70,7 @@ pub struct Results {
     /// Hangs the watchdog detected.
     pub hangs: Vec<Hang>,
     /// Chaos steps and what they did.
-    pub chaos: Vec<ChaosStep>,
+    pub chaos: Vec<ChaosResult>,
     /// Every threshold with its outcome.
     pub thresholds: Vec<ThresholdResult>,
     /// Path of the NDJSON timeline (one snapshot per second), if written.
@@ -113,7 +113,7 @@ impl From<HangRecord> for Hang {
 /// One chaos step of the scenario and what it did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct ChaosStep {
+pub struct ChaosResult {
     /// When it was scheduled, seconds from the origin.
     pub at_s: f64,
     /// The action.
@@ -170,9 +170,9 @@ pub struct ConformanceCheck {
     pub passed: bool,
 }
 
-impl From<StepReport> for ChaosStep {
-    fn from(s: StepReport) -> ChaosStep {
-        ChaosStep {
+impl From<StepReport> for ChaosResult {
+    fn from(s: StepReport) -> ChaosResult {
+        ChaosResult {
             at_s: s.at_s,
             action: s.action,
             count: s.count,
@@ -201,7 +201,7 @@ impl From<StepReport> for ChaosStep {
     }
 }
 
-impl ChaosStep {
+impl ChaosResult {
     /// Checks that did not pass.
     pub fn mismatches(&self) -> usize {
         self.checks.iter().filter(|c| !c.passed).count()
@@ -210,7 +210,7 @@ impl ChaosStep {
 
 /// The step as `squall chaos` prints it and the run's summary lists it: a
 /// line of counts, then errors, checks and findings, one per line.
-impl fmt::Display for ChaosStep {
+impl fmt::Display for ChaosResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -432,7 +432,7 @@ pub struct Parts {
     /// Hangs detected, mapped from the watchdog's records.
     pub hangs: Vec<Hang>,
     /// Chaos steps, mapped from the agent's reports.
-    pub chaos: Vec<ChaosStep>,
+    pub chaos: Vec<ChaosResult>,
     /// The timeline's path.
     pub timeline: Option<String>,
     /// The worst windowed p99, when the scenario sets one.
