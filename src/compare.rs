@@ -4,13 +4,16 @@
 
 use crate::exit::{Exit, Failure};
 use crate::results::{Results, file};
+use serde_json::Value;
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::Path;
 
 /// One compared figure.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// `p99_ms`, `p999_ms`, `throughput_per_s` or `loss_ratio`.
+    /// `p99_ms`, `p999_ms`, `throughput_per_s`, `loss_ratio`,
+    /// `connect_error_ratio` or `hangs`.
     pub metric: &'static str,
     /// The baseline's value.
     pub baseline: f64,
@@ -59,6 +62,18 @@ pub fn compare(baseline: &Results, run: &Results, max: f64) -> Vec<Row> {
             run.messages.loss_ratio,
             Worse::Higher,
         ),
+        (
+            "connect_error_ratio",
+            baseline.connections.error_ratio,
+            run.connections.error_ratio,
+            Worse::Higher,
+        ),
+        (
+            "hangs",
+            baseline.hangs.len() as f64,
+            run.hangs.len() as f64,
+            Worse::Higher,
+        ),
     ];
     figures
         .into_iter()
@@ -76,6 +91,38 @@ pub fn compare(baseline: &Results, run: &Results, max: f64) -> Vec<Row> {
             }
         })
         .collect()
+}
+
+/// The settings, as dotted keys with both values, in which two runs differ
+/// (`load.connections: 1000 vs 5000`). The scenario's name is left out.
+pub fn settings_that_differ(a: &Value, b: &Value) -> Vec<String> {
+    fn walk(prefix: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (Value::Object(x), Value::Object(y)) => {
+                let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    if path == "name" {
+                        continue;
+                    }
+                    let (va, vb) = (
+                        x.get(k).unwrap_or(&Value::Null),
+                        y.get(k).unwrap_or(&Value::Null),
+                    );
+                    walk(&path, va, vb, out);
+                }
+            }
+            _ if a != b => out.push(format!("{prefix}: {a} vs {b}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", a, b, &mut out);
+    out
 }
 
 /// The table of a comparison.
@@ -110,6 +157,13 @@ pub fn table(rows: &[Row], max: f64) -> String {
 pub fn run(baseline: &Path, run: &Path, max: f64) -> Result<Exit, Failure> {
     let b = file::read(baseline).map_err(|e| Failure::usage(e.to_string()))?;
     let r = file::read(run).map_err(|e| Failure::usage(e.to_string()))?;
+    let differ = settings_that_differ(&b.settings, &r.settings);
+    if !differ.is_empty() {
+        eprintln!(
+            "squall: warning: the two runs were not set up alike ({}); the comparison may not be like for like",
+            differ.join(", ")
+        );
+    }
     let rows = compare(&b, &r, max);
     crate::output::print(&table(&rows, max));
     let regressed: Vec<&str> = rows
@@ -126,5 +180,37 @@ pub fn run(baseline: &Path, run: &Path, max: f64) -> Result<Exit, Failure> {
     } else {
         crate::output::print(&format!("\n  regressed: {}\n", regressed.join(", ")));
         Ok(Exit::Breached)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn names_the_settings_that_differ_but_not_the_name() {
+        let a = json!({"name": "a", "load": {"connections": 1000, "rate": 10}, "drain": "2s"});
+        let b = json!({"name": "b", "load": {"connections": 5000, "rate": 10}});
+        assert_eq!(
+            settings_that_differ(&a, &b),
+            ["drain: \"2s\" vs null", "load.connections: 1000 vs 5000"]
+        );
+        assert!(settings_that_differ(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn a_hang_and_connect_errors_are_regressions_against_a_clean_baseline() {
+        let clean = Results::default();
+        let mut bad = Results::default();
+        bad.hangs.push(Default::default());
+        bad.connections.error_ratio = 0.2;
+        let rows = compare(&clean, &bad, 0.1);
+        let regressed: Vec<&str> = rows
+            .iter()
+            .filter(|r| r.regressed)
+            .map(|r| r.metric)
+            .collect();
+        assert_eq!(regressed, ["connect_error_ratio", "hangs"]);
     }
 }

@@ -59,6 +59,9 @@ pub struct ConnectionsSnap {
     /// Failures and abnormal ends by kind (`refused`, `http_401`, `reset`, ...).
     #[serde(default)]
     pub errors: BTreeMap<String, u64>,
+    /// Sockets the target ended (not squall) so far, by cause.
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
 }
 
 /// Message counts: totals so far and rates over the interval.
@@ -82,6 +85,10 @@ pub struct MessagesSnap {
     pub loss_ratio: f64,
     /// How far the publishers are behind their schedule, in ms (0 when on time).
     pub send_lag_ms: f64,
+    /// Deliveries owed for more than 2 s that have not arrived: loss (or
+    /// lateness) as it happens.
+    #[serde(default)]
+    pub overdue: u64,
 }
 
 /// Latency percentiles in milliseconds.
@@ -101,8 +108,37 @@ pub struct LatencySnap {
     pub max: f64,
 }
 
-/// What the hang watchdog sees: the chaos watchdog's own status, as it is.
-pub use squall_chaos::watchdog::WatchdogStatus as WatchdogSnap;
+/// What the hang watchdog sees, mapped from the chaos watchdog's status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchdogSnap {
+    /// `ok`, `degraded` (slow or failing probes while the target still
+    /// delivers), `hung`, `off`.
+    pub state: String,
+    /// Latency of the last probe round, in ms; `None` when it did not answer.
+    pub probe_ms: Option<f64>,
+    /// p99 of health probe latency so far, in ms.
+    pub health_p99_ms: f64,
+    /// How long the current hang has lasted, when hung.
+    pub hang_for_s: Option<f64>,
+    /// Hangs detected so far.
+    pub hangs: u64,
+    /// The last chaos action before the current hang, if hung.
+    pub last_chaos: Option<String>,
+}
+
+impl From<squall_chaos::watchdog::WatchdogStatus> for WatchdogSnap {
+    fn from(w: squall_chaos::watchdog::WatchdogStatus) -> WatchdogSnap {
+        WatchdogSnap {
+            state: w.state,
+            probe_ms: w.probe_ms,
+            health_p99_ms: w.health_p99_ms,
+            hang_for_s: w.hang_for_s,
+            hangs: w.hangs,
+            last_chaos: w.last_chaos,
+        }
+    }
+}
 
 /// A chaos action's progress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

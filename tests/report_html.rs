@@ -49,6 +49,7 @@ fn snapshot(t: u64) -> Snapshot {
             reordered: t / 5,
             loss_ratio: if t > 20 { 40.0 / (500 * t) as f64 } else { 0.0 },
             send_lag_ms: 0.0,
+            ..Default::default()
         },
         latency_ms: LatencySnap {
             count: if hung { 0 } else { 480 },

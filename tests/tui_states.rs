@@ -26,6 +26,7 @@ fn snapshot(t: u64) -> Snapshot {
             attempted: 1000,
             failed: 13,
             errors: [("reset".to_string(), 9), ("http_401".to_string(), 4)].into(),
+            ..Default::default()
         },
         messages: MessagesSnap {
             sent: 1000 * t,
@@ -37,6 +38,7 @@ fn snapshot(t: u64) -> Snapshot {
             reordered: 5,
             loss_ratio: 0.0003,
             send_lag_ms: 0.0,
+            ..Default::default()
         },
         latency_ms: LatencySnap {
             count: 1000,

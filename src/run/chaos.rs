@@ -127,7 +127,7 @@ impl ChaosSide {
 
     /// The watchdog's state now.
     pub fn watchdog(&self) -> WatchdogSnap {
-        self.watchdog.status()
+        self.watchdog.status().into()
     }
 
     /// The chaos steps that started, moved on or ended since the last call.

@@ -76,6 +76,7 @@ impl Live {
                 attempted: c.attempted,
                 failed: c.failed,
                 errors: c.errors.clone(),
+                ..Default::default()
             },
             messages: MessagesSnap {
                 sent: m.sent,
@@ -87,6 +88,7 @@ impl Live {
                 reordered: m.reordered,
                 loss_ratio: s.loss_ratio(),
                 send_lag_ms: s.send_lag_ms,
+                ..Default::default()
             },
             latency_ms: latency(&s.latency),
             latency_total_ms: latency(&self.total),
