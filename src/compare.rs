@@ -159,10 +159,10 @@ pub fn run(baseline: &Path, run: &Path, max: f64) -> Result<Exit, Failure> {
     let r = file::read(run).map_err(|e| Failure::usage(e.to_string()))?;
     let differ = settings_that_differ(&b.settings, &r.settings);
     if !differ.is_empty() {
-        eprintln!(
+        crate::output::note(&format!(
             "squall: warning: the two runs were not set up alike ({}); the comparison may not be like for like",
             differ.join(", ")
-        );
+        ));
     }
     let rows = compare(&b, &r, max);
     crate::output::print(&table(&rows, max));

@@ -92,7 +92,7 @@ pub fn finish(outcome: Result<Exit, Failure>) -> ExitCode {
     match outcome {
         Ok(exit) => exit.into(),
         Err(failure) => {
-            eprintln!("squall: error: {failure}");
+            crate::output::note(&format!("squall: error: {failure}"));
             failure.exit.into()
         }
     }

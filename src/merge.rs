@@ -113,9 +113,9 @@ pub fn run(files: &[PathBuf], out: &Path) -> Result<Exit, Failure> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::usage(e.to_string()))?;
     if inputs.iter().any(|r| r.target != inputs[0].target) {
-        eprintln!(
+        crate::output::note(
             "squall: warning: these runs loaded different targets; a message published to one \
-             target never reached subscribers on another, so the merged loss counts those too"
+             target never reached subscribers on another, so the merged loss counts those too",
         );
     }
     let merged = merge(&inputs).map_err(|e| Failure::usage(e.to_string()))?;

@@ -10,6 +10,12 @@ pub fn print(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// Writes one line to stderr (a warning, a note), ignoring a closed pipe or
+/// a terminal that went away (`eprintln!` would panic after a SIGHUP).
+pub fn note(line: &str) {
+    progress(line);
+}
+
 /// Writes one line to stderr (the progress line), ignoring a closed pipe.
 pub fn progress(line: &str) {
     let mut err = std::io::stderr().lock();

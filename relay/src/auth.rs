@@ -117,7 +117,10 @@ impl AuthConfig {
             if header_alg(token).is_some_and(|alg| alg.eq_ignore_ascii_case("none")) {
                 unauthorized(Rejection::WrongAlgorithm, "alg none is refused")
             } else {
-                unauthorized(Rejection::Malformed, &format!("malformed token: {e}"))
+                unauthorized(
+                    Rejection::Malformed,
+                    &format!("malformed token: {}", in_words(e.kind())),
+                )
             }
         })?;
         let (alg, key) = self
@@ -179,7 +182,37 @@ fn refusal_for(kind: &ErrorKind) -> Refusal {
         ErrorKind::MissingRequiredClaim(c) => {
             unauthorized(Rejection::Malformed, &format!("missing claim {c:?}"))
         }
-        other => unauthorized(Rejection::Malformed, &format!("invalid token: {other:?}")),
+        other => unauthorized(
+            Rejection::Malformed,
+            &format!("invalid token: {}", in_words(other)),
+        ),
+    }
+}
+
+/// What is wrong with a token, in words a client's author can act on (never
+/// a parser's debug output).
+fn in_words(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::InvalidToken => "not three base64url parts separated by dots".into(),
+        ErrorKind::Base64(_) => "a part is not base64url".into(),
+        ErrorKind::Utf8(_) => "a part is not UTF-8".into(),
+        ErrorKind::Json(e) => {
+            // serde says "missing field `exp` at line 1 column 20": keep the words.
+            let text = e.to_string();
+            let words = text.split(" at line ").next().unwrap_or(&text);
+            format!("its JSON does not fit ({words})")
+        }
+        ErrorKind::ImmatureSignature => "not valid yet (nbf is in the future)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer (iss)".into(),
+        ErrorKind::InvalidAudience => "wrong audience (aud)".into(),
+        ErrorKind::InvalidSubject => "wrong subject (sub)".into(),
+        ErrorKind::ExpiredSignature => "expired".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "algorithm not accepted".into()
+        }
+        ErrorKind::MissingRequiredClaim(c) => format!("missing claim {c:?}"),
+        _ => "not a valid JWT".into(),
     }
 }
 
@@ -207,6 +240,28 @@ mod tests {
             &EncodingKey::from_secret(secret),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn refusals_say_what_is_wrong_in_words_not_parser_internals() {
+        let auth = AuthConfig::hs256(b"s3cret");
+        let no_exp = encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub": "alice"}),
+            &EncodingKey::from_secret(b"s3cret"),
+        )
+        .unwrap();
+        for token in [no_exp.as_str(), "abc", "a.b.c"] {
+            let refusal = auth.verify(Some(token)).unwrap_err();
+            assert_eq!(refusal.status, 401);
+            assert!(
+                !refusal.reason.contains("Json(") && !refusal.reason.contains("Error("),
+                "{}",
+                refusal.reason
+            );
+        }
+        let refusal = auth.verify(Some(&no_exp)).unwrap_err();
+        assert!(refusal.reason.contains("exp"), "{}", refusal.reason);
     }
 
     #[test]

@@ -30,11 +30,15 @@ pub enum Command {
     Run(RunArgs),
     /// Check a scenario file without running it.
     Validate {
-        /// The scenario file.
-        file: PathBuf,
-        /// Override a field, e.g. `load.connections=5000` (repeatable).
+        /// The scenario files.
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Override a field, e.g. `load.connections=5000` (repeatable), as `run` does.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
+        /// Allow a non-loopback target, as `run --allow-remote` does.
+        #[arg(long)]
+        allow_remote: bool,
     },
     /// Run the reference relay.
     Relay(relay::RelayArgs),
@@ -55,9 +59,9 @@ pub enum Command {
     Report {
         /// The results file.
         file: PathBuf,
-        /// The HTML file to write.
+        /// The HTML file to write (default: beside the results, `.html`).
         #[arg(short, long, value_name = "REPORT.html")]
-        out: PathBuf,
+        out: Option<PathBuf>,
     },
 }
 
@@ -158,7 +162,11 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Chaos(args) => chaos::run(args),
         Command::Proxy(args) => proxy::run(args),
         Command::Run(args) => crate::run::run(&args.into_options()),
-        Command::Validate { file, sets } => crate::run::validate(&file, &sets),
+        Command::Validate {
+            files,
+            sets,
+            allow_remote,
+        } => crate::run::validate(&files, &sets, allow_remote),
         Command::Compare(args) => {
             crate::compare::run(&args.baseline, &args.run, args.max_regression)
         }
@@ -166,9 +174,15 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Replay { file } => crate::tui::replay(&file)
             .map(|()| Exit::Passed)
             .map_err(|e| io_failure(&file, e)),
-        Command::Report { file, out } => crate::report::write_html(&file, &out)
-            .map(|()| Exit::Passed)
-            .map_err(|e| io_failure(&file, e)),
+        Command::Report { file, out } => {
+            let out = out.unwrap_or_else(|| file.with_extension("html"));
+            crate::report::write_html(&file, &out)
+                .map(|()| {
+                    crate::output::print(&format!("report: {}\n", out.display()));
+                    Exit::Passed
+                })
+                .map_err(|e| io_failure(&file, e))
+        }
     };
     exit::finish(outcome)
 }

@@ -63,13 +63,19 @@ pub fn in_workers(
                         Ok(msg) => {
                             let _ = tx.send((i, msg));
                         }
-                        Err(e) => eprintln!("squall: worker {}: unreadable line ({e})", i + 1),
+                        Err(e) => crate::output::note(&format!(
+                            "squall: worker {}: unreadable line ({e})",
+                            i + 1
+                        )),
                     }
                 }
             };
             let left = deadline.saturating_sub(Duration::from_nanos(origin.elapsed_ns()));
             if tokio::time::timeout(left, read_all).await.is_err() {
-                eprintln!("squall: worker {} missed the run's deadline; killed", i + 1);
+                crate::output::note(&format!(
+                    "squall: worker {} missed the run's deadline; killed",
+                    i + 1
+                ));
                 let _ = child.start_kill();
             }
             let _ = child.wait().await;
@@ -129,10 +135,10 @@ fn merge_reports(count: u32, reports: HashMap<u32, LoadReport>) -> Result<LoadRe
         match (reports.get(&i), &mut merged) {
             (Some(r), Some(m)) => m.merge(r),
             (Some(r), None) => merged = Some(r.clone()),
-            (None, _) => eprintln!(
+            (None, _) => crate::output::note(&format!(
                 "squall: worker {} sent no report; the results are incomplete",
                 i + 1
-            ),
+            )),
         }
     }
     let mut merged = merged.expect("at least one report");

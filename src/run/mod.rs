@@ -23,21 +23,42 @@ use std::time::Duration;
 use timeline::Timeline;
 use tokio::sync::watch;
 
-/// `squall validate FILE`: exit 0 with a one-line description, or 2 with the error.
-pub fn validate(file: &Path, sets: &[String]) -> Result<Exit, Failure> {
-    let plan = plan::load(file, sets).map_err(|e| Failure::usage(e.to_string()))?;
-    let l = &plan.load;
-    crate::output::print(&format!(
-        "{}: ok: {} connections over {:?}, {} publishers at {} msg/s for {:?}, {} threshold(s)\n",
-        file.display(),
-        l.peak_connections(),
-        l.ramp,
-        l.publishers,
-        l.rate,
-        l.duration,
-        plan.thresholds.len()
-    ));
-    Ok(Exit::Passed)
+/// `squall validate FILE...`: every check `run` makes before it starts the
+/// target (the overrides, the guard on remote targets included), one line per
+/// file; exit 0 when all are valid, else 2 with every error.
+pub fn validate(files: &[PathBuf], sets: &[String], allow_remote: bool) -> Result<Exit, Failure> {
+    let mut errors = Vec::new();
+    for file in files {
+        let checked = plan::load(file, sets)
+            .map_err(|e| e.to_string())
+            .map(|p| p.for_run(None, allow_remote))
+            .and_then(|p| {
+                p.check_remote()
+                    .map_err(|e| format!("{}: {e}", file.display()))
+                    .map(|()| p)
+            });
+        match checked {
+            Ok(plan) => {
+                let l = &plan.load;
+                crate::output::print(&format!(
+                    "{}: ok: {} connections over {:?}, {} publishers at {} msg/s for {:?}, {} threshold(s)\n",
+                    file.display(),
+                    l.peak_connections(),
+                    l.ramp,
+                    l.publishers,
+                    l.rate,
+                    l.duration,
+                    plan.thresholds.len()
+                ));
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Exit::Passed)
+    } else {
+        Err(Failure::usage(errors.join("\n")))
+    }
 }
 
 /// What `squall run` was asked beyond the scenario file: the command
@@ -82,9 +103,9 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         && opts.worker.is_none()
         && !matches!(plan.target.spec, TargetSpec::Url { .. })
     {
-        eprintln!(
+        crate::output::note(
             "squall: warning: this shard starts a target of its own; for `squall merge` to count \
-             deliveries between shards, point every shard at one running relay (kind = \"url\")"
+             deliveries between shards, point every shard at one running relay (kind = \"url\")",
         );
     }
     let runtime = crate::cmd::runtime("squall")?;
@@ -101,7 +122,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     let outcome = runtime.block_on(drive(&plan, opts, &target));
     for how in target.stop() {
         if how.was_killed() {
-            eprintln!("squall: the target had to be {how}");
+            crate::output::note(&format!("squall: the target had to be {how}"));
         }
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -135,7 +156,9 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, 
     let on_signal = stop_tx.clone();
     tokio::spawn(async move {
         let name = stop_signal().await;
-        eprintln!("squall: stopping early ({name}); the results will say \"complete\": false");
+        crate::output::note(&format!(
+            "squall: stopping early ({name}); the results will say \"complete\": false"
+        ));
         let _ = on_signal.send(true);
     });
     let mut load = start_load(plan, opts, urls, origin, stop.clone()).inspect_err(|_| {
@@ -180,7 +203,7 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, 
                 None => break,
             },
             () = &mut deadline => {
-                eprintln!("squall: the run passed its deadline ({:?}); ending it", plan.deadline());
+                crate::output::note(&format!("squall: the run passed its deadline ({:?}); ending it", plan.deadline()));
                 let _ = stop_tx.send(true);
                 break;
             }
@@ -199,14 +222,14 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, 
     if let Some(ui) = ui {
         match ui.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("squall: the TUI failed: {e}"),
-            Err(e) => eprintln!("squall: the TUI panicked: {e}"),
+            Ok(Err(e)) => crate::output::note(&format!("squall: the TUI failed: {e}")),
+            Err(e) => crate::output::note(&format!("squall: the TUI panicked: {e}")),
         }
     }
     let record = side.finish(Duration::from_secs(2)).await;
     let harness_error = report.as_ref().err().cloned();
     if let Some(e) = &harness_error {
-        eprintln!("squall: error: {e}");
+        crate::output::note(&format!("squall: error: {e}"));
     }
     let results = Results::build(Parts {
         scenario: plan.name.clone(),
@@ -229,21 +252,24 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, 
     write(&results, &files.results, opts)
 }
 
-/// Waits for Ctrl-C (SIGINT) or SIGTERM (a CI job's timeout) and names it:
-/// either one ends the run early with its results written.
+/// Waits for Ctrl-C (SIGINT), SIGTERM (a CI job's timeout) or SIGHUP (the
+/// terminal of a soak test closed) and names it: each ends the run early
+/// with its results written.
 async fn stop_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let sigterm = async {
-        match &mut term {
-            Some(t) => t.recv().await,
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    async fn recv(s: &mut Option<Signal>) -> Option<()> {
+        match s {
+            Some(s) => s.recv().await,
             None => None,
         }
-    };
+    }
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut hup = signal(SignalKind::hangup()).ok();
     // A signal whose handler cannot be installed never fires.
     tokio::select! {
         Ok(()) = tokio::signal::ctrl_c() => "Ctrl-C",
-        Some(()) = sigterm => "SIGTERM",
+        Some(()) = recv(&mut term) => "SIGTERM",
+        Some(()) = recv(&mut hup) => "SIGHUP: the terminal went away",
         else => std::future::pending().await,
     }
 }
@@ -261,10 +287,10 @@ fn start_load(
     if processes <= 1 {
         return Ok(load::in_process(plan.load_for(urls), origin, stop));
     }
-    eprintln!(
+    crate::output::note(&format!(
         "squall: {} sockets: running the load in {processes} worker processes",
         plan.load.peak_connections()
-    );
+    ));
     let spec = worker::WorkerSpec {
         exe: crate::target::current_exe().map_err(|e| Failure::harness(e.to_string()))?,
         file: plan.file.clone(),

@@ -30,7 +30,9 @@ impl Timeline {
             .and_then(|()| out.write_all(b"\n"))
             .and_then(|()| out.flush());
         if let Err(e) = result {
-            eprintln!("squall: the timeline cannot be written any more: {e}");
+            crate::output::note(&format!(
+                "squall: the timeline cannot be written any more: {e}"
+            ));
             self.error = Some(e.to_string());
             self.out = None;
         }

@@ -11,6 +11,10 @@ use squall_loadgen::plan::{self as lp, LoadPlan};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The most load processes one `squall run` starts on one machine: 32 of
+/// 18,000 sockets is past what one machine's ephemeral ports and memory carry.
+pub const MAX_PROCESSES: u32 = 32;
+
 /// A scenario that can run.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -168,6 +172,18 @@ impl Plan {
         plan.load_for(vec!["ws://127.0.0.1:1/ws".into()])
             .check()
             .map_err(|e| err(key_of_check(&e), e.to_string()))?;
+        if plan.processes() > MAX_PROCESSES {
+            return Err(err(
+                "load.connections",
+                format!(
+                    "{} sockets need {} processes of {} sockets; one machine runs at most {MAX_PROCESSES} \
+                     (shard the run over machines with --shard I/N)",
+                    plan.load.peak_connections(),
+                    plan.processes(),
+                    plan.sockets_per_process
+                ),
+            ));
+        }
         Ok(plan)
     }
 
