@@ -13,12 +13,18 @@ pub struct Tmux {
 }
 
 impl Tmux {
-    /// Whether tmux can be run here.
+    /// Whether tmux can be run here; under `CI=true` its absence fails the
+    /// test instead (a test never passes by skipping in CI).
     pub fn available() -> bool {
-        Command::new("tmux")
+        let found = Command::new("tmux")
             .arg("-V")
             .output()
-            .is_ok_and(|o| o.status.success())
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found || std::env::var("CI").as_deref() != Ok("true"),
+            "tmux is not installed and CI=true: a test never passes by skipping (scripts/test installs it)"
+        );
+        found
     }
 
     /// Starts `command` (a shell command line) in a `width`×`height` pane.
