@@ -13,8 +13,11 @@ pub enum Exit {
     Passed,
     /// 3: at least one threshold was breached (or `compare` found a regression).
     Breached,
-    /// 4: the target hung.
+    /// 4: the target hung or died during the run.
     Hung,
+    /// 5: the target could not be tested (nothing listening, every upgrade
+    /// refused, it exited before the load began).
+    Untestable,
     /// 1: the harness itself failed.
     HarnessFailed,
     /// 2: bad usage or an invalid scenario.
@@ -30,13 +33,17 @@ impl Exit {
             Exit::Usage => 2,
             Exit::Breached => 3,
             Exit::Hung => 4,
+            Exit::Untestable => 5,
         }
     }
 
-    /// The exit code of a run: a hang outranks a breached threshold (the hang
-    /// is usually why thresholds broke), and both outrank a pass.
-    pub fn of_run(hung: bool, breached: bool) -> Exit {
-        if hung {
+    /// The exit code of a run: a target that could not be tested outranks a
+    /// hang, a hang outranks a breached threshold (the hang is usually why
+    /// thresholds broke), and all outrank a pass.
+    pub fn of_run(untestable: bool, hung: bool, breached: bool) -> Exit {
+        if untestable {
+            Exit::Untestable
+        } else if hung {
             Exit::Hung
         } else if breached {
             Exit::Breached
@@ -66,6 +73,14 @@ impl Failure {
     pub fn usage(message: impl Into<String>) -> Failure {
         Failure {
             exit: Exit::Usage,
+            message: message.into(),
+        }
+    }
+
+    /// The target could not be tested: exit code 5.
+    pub fn untestable(message: impl Into<String>) -> Failure {
+        Failure {
+            exit: Exit::Untestable,
             message: message.into(),
         }
     }

@@ -10,8 +10,14 @@ use std::fmt::Write;
 pub fn render(r: &Results) -> String {
     let mut cases = Vec::new();
     for t in &r.thresholds {
-        let failure =
-            (!t.passed).then(|| format!("{} = {} is over the limit {}", t.name, t.actual, t.limit));
+        let failure = (!t.passed).then(|| {
+            let side = if t.floor {
+                "under the floor"
+            } else {
+                "over the limit"
+            };
+            format!("{} = {} is {side} {}", t.name, t.actual, t.limit)
+        });
         cases.push((t.name.clone(), failure));
     }
     let hang = (!r.hangs.is_empty()).then(|| format!("the target hung {} time(s)", r.hangs.len()));

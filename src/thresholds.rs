@@ -18,8 +18,11 @@ pub struct ThresholdResult {
     pub limit: f64,
     /// The value measured.
     pub actual: f64,
-    /// `actual <= limit`.
+    /// `actual <= limit` (`actual >= limit` for a floor).
     pub passed: bool,
+    /// The limit is a floor (`min_received`), not a ceiling.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub floor: bool,
 }
 
 /// The measured values thresholds compare against.
@@ -41,6 +44,10 @@ pub struct Measured {
     pub connect_error_ratio: f64,
     /// The largest p99 of any window so far, ms.
     pub worst_window_p99_ms: f64,
+    /// Sockets the target ended on its own.
+    pub target_disconnects: u64,
+    /// Stamped deliveries received.
+    pub received: u64,
 }
 
 /// What a threshold limits.
@@ -60,6 +67,10 @@ pub enum Metric {
     Hangs,
     /// failed / attempted connections.
     ConnectErrorRatio,
+    /// Sockets the target ended on its own.
+    TargetDisconnects,
+    /// Deliveries received (a floor, not a ceiling).
+    MinReceived,
     /// The largest p99 of any window of this many whole seconds, ms.
     P99MsWindow {
         /// The window's length in seconds (at least 1).
@@ -86,6 +97,8 @@ impl Metric {
             Metric::Duplicated => "duplicated",
             Metric::Hangs => "hangs",
             Metric::ConnectErrorRatio => "connect_error_ratio",
+            Metric::TargetDisconnects => "target_disconnects",
+            Metric::MinReceived => "min_received",
             Metric::P99MsWindow { .. } => "p99_ms_window",
         }
     }
@@ -100,8 +113,15 @@ impl Metric {
             Metric::Duplicated => m.duplicated as f64,
             Metric::Hangs => m.hangs as f64,
             Metric::ConnectErrorRatio => m.connect_error_ratio,
+            Metric::TargetDisconnects => m.target_disconnects as f64,
+            Metric::MinReceived => m.received as f64,
             Metric::P99MsWindow { .. } => m.worst_window_p99_ms,
         }
+    }
+
+    /// Whether the limit is a floor (`actual >= limit`) rather than a ceiling.
+    pub fn is_floor(self) -> bool {
+        matches!(self, Metric::MinReceived)
     }
 }
 
@@ -114,7 +134,8 @@ pub struct Threshold {
     pub limit: f64,
 }
 
-/// The scenario's thresholds, validated, in a fixed order.
+/// The scenario's thresholds, validated, in a fixed order; the defaults
+/// `target_disconnects = 0` and `min_received = 1` are always among them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Thresholds(Vec<Threshold>);
 
@@ -145,6 +166,14 @@ impl Thresholds {
             (Metric::Duplicated, t.duplicated.map(|d| d as f64)),
             (Metric::Hangs, t.hangs.map(|h| h as f64)),
             (Metric::ConnectErrorRatio, t.connect_error_ratio),
+            (
+                Metric::TargetDisconnects,
+                Some(t.target_disconnects.unwrap_or(0) as f64),
+            ),
+            (
+                Metric::MinReceived,
+                Some(t.min_received.unwrap_or(1) as f64),
+            ),
         ];
         for (metric, limit) in limits {
             let Some(limit) = limit else { continue };
@@ -204,11 +233,17 @@ impl Thresholds {
             .iter()
             .map(|t| {
                 let actual = t.metric.actual(m);
+                let floor = t.metric.is_floor();
                 ThresholdResult {
                     name: t.metric.name(),
                     limit: t.limit,
                     actual,
-                    passed: actual <= t.limit,
+                    passed: if floor {
+                        actual >= t.limit
+                    } else {
+                        actual <= t.limit
+                    },
+                    floor,
                 }
             })
             .collect()
@@ -306,8 +341,18 @@ mod tests {
         };
         let r = Thresholds::from_raw(&t).unwrap().evaluate(&m);
         let names: Vec<&str> = r.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["p99_ms", "loss_ratio", "hangs"]);
-        assert!(r[0].passed && !r[1].passed && r[2].passed);
+        assert_eq!(
+            names,
+            [
+                "p99_ms",
+                "loss_ratio",
+                "hangs",
+                "target_disconnects",
+                "min_received"
+            ]
+        );
+        assert!(r[0].passed && !r[1].passed && r[2].passed && r[3].passed);
+        assert!(!r[4].passed, "nothing received: the default floor breaks");
         assert!(!all_passed(&r));
     }
 
@@ -336,8 +381,8 @@ mod tests {
             worst_window_p99_ms: w.worst_ms(),
             ..Default::default()
         });
-        assert_eq!(r[0].name, "p99_ms_window(2s)");
-        assert!(!r[0].passed);
+        let window = r.iter().find(|r| r.name == "p99_ms_window(2s)").unwrap();
+        assert!(!window.passed);
     }
 
     fn hist(values_us: &[u64]) -> LatencyHistogram {

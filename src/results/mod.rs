@@ -19,9 +19,10 @@ pub mod file;
 pub mod recorded;
 pub mod summary;
 pub mod time;
+pub mod verdict;
 
 use crate::exit::Exit;
-use crate::thresholds::{self, Measured, ThresholdResult, Thresholds};
+use crate::thresholds::{Measured, ThresholdResult, Thresholds};
 use serde::{Deserialize, Serialize};
 use squall_chaos::report::StepReport;
 use squall_chaos::watchdog::HangRecord;
@@ -52,6 +53,9 @@ pub struct Results {
     pub passed: bool,
     /// The exit code of the run (DESIGN.md).
     pub exit_code: u8,
+    /// What happened, one sentence per outcome, worst first (see
+    /// [`verdict`]).
+    pub verdict: Vec<String>,
     /// The target's URL(s).
     pub target: String,
     /// Shards (processes or `--shard` runs) merged into these figures.
@@ -86,6 +90,16 @@ pub struct Results {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Hang {
+    /// `unresponsive`, `delivery-stall`, `accept-stall`, `exited` or
+    /// `unreachable` (DESIGN.md, "Exit codes").
+    pub kind: String,
+    /// `delivery-stall`: the topics that stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+    /// `exited`: how the process ended ("exited with status 70", "killed by
+    /// signal 9").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit: Option<String>,
     /// When the target stopped answering, seconds from the origin.
     pub started_s: f64,
     /// When the watchdog declared the hang.
@@ -101,6 +115,9 @@ pub struct Hang {
 impl From<HangRecord> for Hang {
     fn from(h: HangRecord) -> Hang {
         Hang {
+            kind: "unresponsive".to_string(),
+            topics: Vec::new(),
+            exit: None,
             started_s: h.started_s,
             detected_s: h.detected_s,
             ended_s: h.ended_s,
@@ -270,6 +287,9 @@ pub struct Connections {
     pub errors: BTreeMap<String, u64>,
     /// Handshake latency (TCP connect to upgrade done), in ms.
     pub handshake_ms: Handshake,
+    /// Sockets the target ended on its own (squall did not fault them), by
+    /// cause: `close_<code>`, `reset`, `eof`.
+    pub dropped: BTreeMap<String, u64>,
 }
 
 /// Handshake latency percentiles in ms.
@@ -368,6 +388,7 @@ pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
         failed: c.failed,
         error_ratio: ratio(c.failed, c.attempted),
         errors: c.errors.clone(),
+        dropped: BTreeMap::new(),
         handshake_ms: Handshake {
             p50: c.handshake.percentile_ms(50.0),
             p99: c.handshake.percentile_ms(99.0),
@@ -442,9 +463,10 @@ pub struct Parts {
 }
 
 impl Results {
-    /// Evaluates the thresholds and decides the exit code: 4 if the target
-    /// hung, else 3 if a threshold broke, else 1 if the run did not complete
-    /// (Ctrl-C, a missing shard) or the harness failed, else 0.
+    /// Evaluates the thresholds and judges the run ([`verdict::judge`]): 5 if
+    /// the target could not be tested, else 4 if it hung or died, else 3 if a
+    /// threshold broke, else 1 if the run did not complete (Ctrl-C, a missing
+    /// shard) or the harness failed, else 0.
     pub fn build(p: Parts) -> Results {
         let (connections, messages) = figures(&p.report, p.planned_s);
         let latency_ms = Latency::of(&p.report.latency);
@@ -457,13 +479,20 @@ impl Results {
             hangs: p.hangs.len() as u64,
             connect_error_ratio: connections.error_ratio,
             worst_window_p99_ms: p.worst_window_p99_ms,
+            target_disconnects: connections.dropped.values().sum(),
+            received: messages.received,
         };
         let thresholds = p.thresholds.evaluate(&measured);
         let complete = p.report.complete && !p.harness_failed;
-        let exit = match Exit::of_run(!p.hangs.is_empty(), !thresholds::all_passed(&thresholds)) {
-            Exit::Passed if !complete || p.harness_failed => Exit::HarnessFailed,
-            exit => exit,
-        };
+        let verdict = verdict::judge(&verdict::Evidence {
+            target: &p.target,
+            connections: &connections,
+            hangs: &p.hangs,
+            thresholds: &thresholds,
+            complete,
+            harness_failed: p.harness_failed,
+        });
+        let exit = verdict.exit;
         Results {
             scenario: p.scenario,
             file: p.file,
@@ -474,6 +503,7 @@ impl Results {
             complete,
             passed: exit == Exit::Passed,
             exit_code: exit.code(),
+            verdict: verdict.sentences,
             target: p.target,
             shards: p.report.shards,
             connections,
@@ -497,6 +527,7 @@ impl Results {
             2 => Exit::Usage,
             3 => Exit::Breached,
             4 => Exit::Hung,
+            5 => Exit::Untestable,
             _ => Exit::HarnessFailed,
         }
     }

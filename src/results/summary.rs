@@ -15,9 +15,13 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
     };
     let _ = writeln!(
         out,
-        "\n  squall · {} · {complete} · {verdict} (exit {})\n",
+        "\n  squall · {} · {complete} · {verdict} (exit {})",
         r.scenario, r.exit_code
     );
+    for sentence in &r.verdict {
+        let _ = writeln!(out, "  → {sentence}");
+    }
+    out.push('\n');
     let mut line = |name: &str, value: String| {
         let dots = ".".repeat(22usize.saturating_sub(name.len()));
         let _ = writeln!(out, "  {name} {dots} {value}");

@@ -7,7 +7,7 @@ use crate::snapshot::{
     ChaosEventSnap, ConnectionsSnap, LatencySnap, MessagesSnap, Snapshot, ThresholdSnap,
     WatchdogSnap,
 };
-use crate::thresholds::{self, Measured, Thresholds, WindowedP99};
+use crate::thresholds::{Measured, Thresholds, WindowedP99};
 use squall_loadgen::{LatencyHistogram, LoadSnapshot, Phase};
 
 /// Builds one `Snapshot` a second from the engine's snapshots.
@@ -61,9 +61,14 @@ impl Live {
             hangs: watchdog.hangs,
             connect_error_ratio: crate::results::ratio(c.failed, c.attempted),
             worst_window_p99_ms: self.worst_window_p99_ms(),
+            target_disconnects: 0,
+            received: m.received,
         };
         let checked = self.thresholds.evaluate(&measured);
-        let exit = Exit::of_run(watchdog.hangs > 0, !thresholds::all_passed(&checked));
+        // A floor (min_received) is judged at the end: no delivery in the
+        // first second is no breach yet.
+        let breached = checked.iter().any(|t| !t.passed && !t.floor);
+        let exit = Exit::of_run(false, watchdog.hangs > 0, breached);
         Snapshot {
             scenario: self.scenario.clone(),
             t_s: s.t_s,

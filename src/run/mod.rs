@@ -15,7 +15,7 @@ use crate::results::file::{self, RunFiles};
 use crate::results::time::Utc;
 use crate::results::{Parts, Results, summary};
 use crate::scenario::plan::{self, Plan};
-use crate::target::{Target, TargetSpec};
+use crate::target::{Target, TargetError, TargetSpec};
 use live::Live;
 use squall_loadgen::{LoadReport, Origin, Shard};
 use std::path::{Path, PathBuf};
@@ -118,7 +118,14 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     }
     plan.check_remote()
         .map_err(|e| Failure::usage(e.to_string()))?;
-    let target = Target::start(&plan.target).map_err(|e| Failure::harness(e.to_string()))?;
+    let target = Target::start(&plan.target).map_err(|e| match e {
+        // A target that dies or never gets ready cannot be tested (exit 5);
+        // anything else is squall's own failure (exit 1).
+        TargetError::Exited { .. } | TargetError::NotReady { .. } => {
+            Failure::untestable(format!("could not test the target: {e}"))
+        }
+        _ => Failure::harness(e.to_string()),
+    })?;
     let outcome = runtime.block_on(drive(&plan, opts, &target));
     for how in target.stop() {
         if how.was_killed() {

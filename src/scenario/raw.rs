@@ -308,6 +308,14 @@ pub struct RawThresholds {
     pub duplicated: Option<u64>,
     /// Most hangs detected.
     pub hangs: Option<u64>,
+    /// Most sockets the target may end on its own (any close code, reset or
+    /// FIN on a socket squall did not fault). Default 0: a relay that kicks
+    /// its clients fails, since it could hide loss that way.
+    pub target_disconnects: Option<u64>,
+    /// Fewest deliveries the run must receive. Default 1: a target that
+    /// accepts every socket and delivers nothing fails; set 0 when the
+    /// scenario expects no deliveries.
+    pub min_received: Option<u64>,
     /// Largest failed / attempted connections.
     pub connect_error_ratio: Option<f64>,
     /// Largest p99 of any window of the run.
