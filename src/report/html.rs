@@ -260,10 +260,13 @@ fn charts(html: &mut String, run: &RecordedRun) {
             ],
         ),
         (
-            "Loss, duplicates and reorders (totals)",
+            "Loss as it happens: overdue (owed > 2 s, not arrived), lost, duplicates, reorders",
             "messages",
             true,
             vec![
+                series(tl, "overdue", "#b71c1c", |s| {
+                    Some(s.messages.overdue as f64)
+                }),
                 series(tl, "lost", "#e53935", |s| Some(s.messages.lost as f64)),
                 series(tl, "duplicated", "#fb8c00", |s| {
                     Some(s.messages.duplicated as f64)

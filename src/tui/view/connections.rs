@@ -26,6 +26,15 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
         field("tried", 8, c.attempted.to_string(), Style::new()),
         field("failed", 8, c.failed.to_string(), failed_style),
     ];
+    let dropped: u64 = c.dropped.values().sum();
+    if dropped > 0 {
+        lines.push(field(
+            "dropped",
+            8,
+            format!("{dropped} by the target"),
+            Style::new().fg(Color::Red),
+        ));
+    }
     let mut kinds: Vec<(&String, &u64)> = c.errors.iter().collect();
     kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     lines.extend(

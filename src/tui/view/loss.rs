@@ -1,5 +1,7 @@
-//! The loss panel: lost, duplicated and reordered deliveries with their
-//! ratios (loss against what was expected, the others against deliveries).
+//! The loss panel: overdue deliveries (owed for over 2 s and not arrived:
+//! loss while it happens), lost, duplicated and reordered deliveries with
+//! their ratios (loss against what was expected, the others against
+//! deliveries).
 
 use super::{Ctx, field};
 use crate::report::format;
@@ -22,6 +24,12 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
         field(label, 9, format!("{n}  {}", format::percent(ratio)), bad(n))
     };
     let lines = vec![
+        field(
+            "overdue",
+            9,
+            format!("{}  owed > 2s", m.overdue),
+            bad(m.overdue),
+        ),
         row("lost", m.lost, m.loss_ratio),
         row("dup", m.duplicated, format::ratio(m.duplicated, m.received)),
         row(
