@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 /// Why an HTTP request was refused before any upgrade (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +126,27 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// `/health` requests answered.
     pub health_checks: AtomicU64,
+    /// Connections closed by `--bug kick-every`.
+    pub kicked: AtomicU64,
+    /// Deliveries owed to kicked connections' ghost subscriptions, not sent.
+    pub kicked_undelivered: AtomicU64,
+    /// Deliveries withheld on the stalled topic by `--bug stall-topic`.
+    pub stalled_deliveries: AtomicU64,
+    /// WebSocket upgrades left unanswered by `--bug accept-stall`.
+    pub stalled_upgrades: AtomicU64,
+    /// `/health` requests delayed by `--bug slow-health`.
+    pub health_delayed: AtomicU64,
+}
+
+/// What the bugs show in `/metrics` beyond their counters: the facts a test
+/// needs to know the true answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BugFacts<'a> {
+    /// `--bug stall-topic`: the topic that stalls, once one was subscribed
+    /// to (the `topic` label of `squall_relay_stalled_deliveries_total`).
+    pub stalled_topic: Option<&'a str>,
+    /// `--bug exit-after`: when the process exits, counted from its start.
+    pub exit_after: Option<Duration>,
 }
 
 /// Gauges read from the registry at render time.
@@ -138,6 +160,9 @@ pub struct Gauges {
     pub subscriptions: usize,
     /// Messages waiting in outbound queues.
     pub queued: usize,
+    /// Subscriptions of connections kicked by `--bug kick-every`, kept as
+    /// ghosts (not counted in `subscriptions`).
+    pub ghost_subscriptions: usize,
 }
 
 impl Metrics {
@@ -160,7 +185,7 @@ impl Metrics {
     }
 
     /// Renders everything in the Prometheus text exposition format.
-    pub fn render(&self, gauges: Gauges, uptime_s: f64) -> String {
+    pub fn render(&self, gauges: Gauges, bugs: BugFacts<'_>, uptime_s: f64) -> String {
         let mut out = String::with_capacity(4096);
         let mut gauge = |name: &str, help: &str, value: f64| {
             let _ = writeln!(
@@ -185,11 +210,23 @@ impl Metrics {
             gauges.queued as f64,
         );
         gauge(
+            "ghost_subscriptions",
+            "Subscriptions left behind by connections that --bug kick-every closed.",
+            gauges.ghost_subscriptions as f64,
+        );
+        gauge(
             "uptime_seconds",
             "Seconds since the relay started.",
             uptime_s,
         );
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        if let Some(at) = bugs.exit_after {
+            gauge(
+                "exit_after_seconds",
+                "--bug exit-after: seconds after start at which the process exits with status 70.",
+                at.as_secs_f64(),
+            );
+        }
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             (
                 "connections_accepted_total",
                 "WebSocket upgrades completed.",
@@ -240,6 +277,26 @@ impl Metrics {
                 "/health requests answered.",
                 &self.health_checks,
             ),
+            (
+                "kicked_total",
+                "Connections closed with 1008 kicked by --bug kick-every.",
+                &self.kicked,
+            ),
+            (
+                "kicked_undelivered_total",
+                "Deliveries owed to kicked connections (ghost subscriptions), not sent.",
+                &self.kicked_undelivered,
+            ),
+            (
+                "stalled_upgrades_total",
+                "WebSocket upgrades left unanswered by --bug accept-stall.",
+                &self.stalled_upgrades,
+            ),
+            (
+                "health_delayed_total",
+                "/health requests delayed by --bug slow-health.",
+                &self.health_delayed,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -272,6 +329,72 @@ impl Metrics {
                 n.load(Relaxed)
             );
         }
+        // No label until a topic was picked: in Prometheus an empty label is
+        // the same series as no label.
+        let topic = bugs
+            .stalled_topic
+            .map(|t| format!("{{topic=\"{}\"}}", escape_label(t)))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "# HELP squall_relay_stalled_deliveries_total Deliveries withheld on the topic that --bug stall-topic stalls.\n# TYPE squall_relay_stalled_deliveries_total counter\nsquall_relay_stalled_deliveries_total{topic} {}",
+            self.stalled_deliveries.load(Relaxed)
+        );
         out
+    }
+}
+
+/// A label value as the text format wants it: `\`, `"` and newlines escaped.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stalled_deliveries_carry_the_topic_label_once_known() {
+        let metrics = Metrics::default();
+        metrics.stalled_deliveries.fetch_add(3, Relaxed);
+        let text = metrics.render(Gauges::default(), BugFacts::default(), 1.0);
+        assert!(
+            text.contains("\nsquall_relay_stalled_deliveries_total 3\n"),
+            "{text}"
+        );
+        assert!(!text.contains("exit_after_seconds"), "{text}");
+        let bugs = BugFacts {
+            stalled_topic: Some("a\"b\\c\nd"),
+            exit_after: Some(Duration::from_millis(2500)),
+        };
+        let text = metrics.render(Gauges::default(), bugs, 1.0);
+        assert!(
+            text.contains("\nsquall_relay_stalled_deliveries_total{topic=\"a\\\"b\\\\c\\nd\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nsquall_relay_exit_after_seconds 2.5\n"),
+            "{text}"
+        );
+        for counter in [
+            "kicked_total",
+            "kicked_undelivered_total",
+            "stalled_upgrades_total",
+            "health_delayed_total",
+        ] {
+            assert!(
+                text.contains(&format!("\nsquall_relay_{counter} 0\n")),
+                "{counter}"
+            );
+        }
     }
 }

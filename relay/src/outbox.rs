@@ -38,10 +38,13 @@ pub enum CloseCause {
     RateLimitAbuse,
     /// Its outbound queue was full (1013).
     SlowConsumer,
+    /// Picked by `--bug kick-every` (1008 "kicked"): its subscriptions stay
+    /// behind as ghosts.
+    Kicked,
 }
 
 impl CloseCause {
-    const ALL: [CloseCause; 8] = [
+    const ALL: [CloseCause; 9] = [
         CloseCause::Done,
         CloseCause::Shutdown,
         CloseCause::InvalidUtf8,
@@ -50,6 +53,7 @@ impl CloseCause {
         CloseCause::IdleTimeout,
         CloseCause::RateLimitAbuse,
         CloseCause::SlowConsumer,
+        CloseCause::Kicked,
     ];
 
     /// The Close frame's code.
@@ -60,7 +64,9 @@ impl CloseCause {
             CloseCause::InvalidUtf8 => CLOSE_INVALID_PAYLOAD,
             CloseCause::TooBig => CLOSE_TOO_BIG,
             CloseCause::ProtocolError => CLOSE_PROTOCOL_ERROR,
-            CloseCause::IdleTimeout | CloseCause::RateLimitAbuse => CLOSE_POLICY,
+            CloseCause::IdleTimeout | CloseCause::RateLimitAbuse | CloseCause::Kicked => {
+                CLOSE_POLICY
+            }
             CloseCause::SlowConsumer => CLOSE_TRY_AGAIN_LATER,
         }
     }
@@ -76,6 +82,7 @@ impl CloseCause {
             CloseCause::IdleTimeout => "idle timeout",
             CloseCause::RateLimitAbuse => "rate limit exceeded persistently",
             CloseCause::SlowConsumer => "slow consumer",
+            CloseCause::Kicked => "kicked",
         }
     }
 }
@@ -200,6 +207,12 @@ impl Outbox {
     pub fn close_cause(&self) -> Option<CloseCause> {
         let raw = self.cause.load(Ordering::Acquire);
         CloseCause::ALL.into_iter().find(|c| *c as u8 == raw)
+    }
+
+    /// True once `--bug kick-every` picked this connection: from then on it
+    /// is a ghost, owed deliveries that are counted, not sent.
+    pub fn is_kicked(&self) -> bool {
+        self.close_cause() == Some(CloseCause::Kicked)
     }
 
     /// Waits until a close is requested and returns its cause.

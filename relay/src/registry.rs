@@ -12,20 +12,32 @@
 //! 1013 instead of delaying anyone. `/health` and `/metrics` read these same
 //! maps, so a stuck lock shows up as a failing health check.
 //!
+//! The known-answer bugs keep to the same rules. `--bug kick-every`
+//! ([`Registry::kick`]) walks the connections map one shard at a time,
+//! copies the ids and outboxes out, drops the guards, and only then asks the
+//! chosen outboxes to close (an atomic and a `Notify`, no lock). A kicked
+//! connection's subscriptions stay in their topics as ghosts: the fan-out,
+//! already inside the topic's guard, sees [`Outbox::is_kicked`] (an atomic
+//! load) and counts the delivery instead of queueing it. `--bug stall-topic`
+//! remembers its topic in a `OnceLock`, set once by the first Subscribe and
+//! read without a lock by every Broadcast.
+//!
 //! The one deliberate exception is `--bug hang-on-reset`
 //! ([`Registry::disconnect`]), which holds a connections shard guard and a
 //! topics shard guard across an await that never completes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::num::NonZeroU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::bugs::Bugs;
-use crate::metrics::{AbnormalEnd, Gauges, Metrics};
+use crate::metrics::{AbnormalEnd, BugFacts, Gauges, Metrics};
 use crate::outbox::{CloseCause, Outbox, Push, QueueRx};
 use squall_proto::wire::{BroadcastOut, DirectOut, ServerMessage};
 
@@ -49,6 +61,13 @@ pub struct Registry {
     /// Frames each outbound queue holds at most; `None` with `unbounded-queue`.
     queue_bound: Option<usize>,
     bugs: Bugs,
+    /// The relay's start, which every "S after start" of a bug counts from.
+    started: Instant,
+    /// `--bug stall-topic`: the first topic ever subscribed to. A `OnceLock`:
+    /// set once, then read by every Broadcast without any lock.
+    stalled_topic: OnceLock<String>,
+    /// `--bug stall-topic`: whether the first withheld delivery was logged.
+    stall_logged: AtomicBool,
     /// Every counter of the relay.
     pub metrics: Metrics,
 }
@@ -70,8 +89,16 @@ impl Registry {
             deliveries: AtomicU64::new(0),
             queue_bound: (!bugs.unbounded_queue).then_some(queue_size),
             bugs,
+            started: Instant::now(),
+            stalled_topic: OnceLock::new(),
+            stall_logged: AtomicBool::new(false),
             metrics: Metrics::default(),
         }
+    }
+
+    /// When this registry, and so the relay, started.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Registers a new connection of `user`; returns its id, its outbox and the
@@ -90,6 +117,14 @@ impl Registry {
 
     /// Subscribes a connection to topics.
     pub fn subscribe(&self, id: ConnId, outbox: &Arc<Outbox>, topics: &[String]) {
+        if let (Some(at), Some(first)) = (self.bugs.stall_topic, topics.first())
+            && self.stalled_topic.set(first.clone()).is_ok()
+        {
+            tracing::warn!(
+                topic = %first,
+                "--bug stall-topic: deliveries on topic {first:?} are withheld from {at:?} after start"
+            );
+        }
         for name in topics {
             self.topics
                 .entry(name.clone())
@@ -111,6 +146,7 @@ impl Registry {
     /// Publishes on a topic: assigns the next sequence number and queues one
     /// shared frame to every subscriber. Returns the number of frames queued.
     pub fn broadcast(&self, topic: &str, from: &str, payload: &RawValue) -> usize {
+        let withhold = self.is_stalled(topic);
         let mut entry = match self.topics.get_mut(topic) {
             Some(entry) => entry,
             None => self.topics.entry(topic.to_string()).or_default(),
@@ -123,26 +159,57 @@ impl Registry {
             sequence,
             from,
         }));
-        self.fan_out(entry.subscribers.values(), &frame)
+        self.fan_out(entry.subscribers.values(), &frame, withhold)
+    }
+
+    /// True when `--bug stall-topic` withholds deliveries on `topic` now.
+    fn is_stalled(&self, topic: &str) -> bool {
+        let Some(at) = self.bugs.stall_topic else {
+            return false;
+        };
+        let stalled =
+            self.stalled_topic.get().is_some_and(|t| t == topic) && self.started.elapsed() >= at;
+        if stalled && !self.stall_logged.swap(true, Relaxed) {
+            tracing::warn!(
+                topic,
+                "--bug stall-topic: withholding deliveries on {topic:?} from now on"
+            );
+        }
+        stalled
     }
 
     /// Sends to every socket of user `to`. Returns `None` if `to` has none.
     pub fn direct(&self, to: &str, from: &str, payload: &RawValue) -> Option<usize> {
         let sockets = self.users.get(to)?;
         let frame = text_frame(ServerMessage::Direct(DirectOut { from, payload }));
-        Some(self.fan_out(sockets.values(), &frame))
+        Some(self.fan_out(sockets.values(), &frame, false))
     }
 
     /// Queues `frame` into each outbox, never waiting; applies the bugs and
-    /// the slow-consumer policy, and counts it all.
+    /// the slow-consumer policy, and counts it all. A ghost (a connection
+    /// `kick-every` closed) gets nothing and is counted in
+    /// `kicked_undelivered`; with `withhold` (the stalled topic) every other
+    /// subscriber gets nothing and is counted in `stalled_deliveries`.
     fn fan_out<'a>(
         &self,
         outboxes: impl Iterator<Item = &'a Arc<Outbox>>,
         frame: &Utf8Bytes,
+        withhold: bool,
     ) -> usize {
+        let ghosts = self.bugs.kick_every.is_some();
         let mut queued = 0;
         let mut dropped = 0;
+        let mut undelivered = 0;
+        let mut withheld = 0;
         for outbox in outboxes {
+            if ghosts && outbox.is_kicked() {
+                undelivered += 1;
+                continue;
+            }
+            if withhold {
+                withheld += 1;
+                continue;
+            }
             for _ in 0..self.copies_of_next_delivery() {
                 match outbox.try_push(frame.clone()) {
                     Push::Queued => queued += 1,
@@ -162,6 +229,12 @@ impl Registry {
             .fetch_add((queued * frame.len()) as u64, Relaxed);
         if dropped > 0 {
             m.deliveries_dropped.fetch_add(dropped, Relaxed);
+        }
+        if undelivered > 0 {
+            m.kicked_undelivered.fetch_add(undelivered, Relaxed);
+        }
+        if withheld > 0 {
+            m.stalled_deliveries.fetch_add(withheld, Relaxed);
         }
         queued
     }
@@ -191,7 +264,8 @@ impl Registry {
 
     /// Removes every trace of a connection: subscriptions, user entry,
     /// connection entry. `abnormal` says how it ended if it ended without a
-    /// closing handshake (the `*-on-reset` bugs act on those).
+    /// closing handshake (the `*-on-reset` bugs act on those). A connection
+    /// that `kick-every` closed leaves its subscriptions behind as ghosts.
     pub async fn disconnect(
         &self,
         id: ConnId,
@@ -207,7 +281,14 @@ impl Registry {
                 return;
             }
         }
-        self.unsubscribe(id, topics.iter().map(String::as_str));
+        let kicked = self.bugs.kick_every.is_some()
+            && self
+                .connections
+                .get(&id)
+                .is_some_and(|outbox| outbox.is_kicked());
+        if !kicked {
+            self.unsubscribe(id, topics.iter().map(String::as_str));
+        }
         if let Some(mut sockets) = self.users.get_mut(user) {
             sockets.remove(&id);
         }
@@ -231,6 +312,36 @@ impl Registry {
         drop((connection, topic));
     }
 
+    /// `--bug kick-every`: asks every `every`th open connection (the 1st, the
+    /// N+1th, ... by ascending id, among those not already closing) to close
+    /// with 1008 "kicked". Returns how many were kicked.
+    pub fn kick(&self, every: NonZeroU64) -> u64 {
+        // Copied out first: no shard guard is held while closing.
+        let mut open: Vec<(ConnId, Arc<Outbox>)> = self
+            .connections
+            .iter()
+            .filter(|entry| entry.value().close_cause().is_none())
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        open.sort_unstable_by_key(|(id, _)| *id);
+        let step = usize::try_from(every.get()).unwrap_or(usize::MAX);
+        let mut kicked = Vec::new();
+        for (id, outbox) in open.iter().step_by(step) {
+            if outbox.close(CloseCause::Kicked) {
+                kicked.push(*id);
+            }
+        }
+        let n = kicked.len() as u64;
+        self.metrics.kicked.fetch_add(n, Relaxed);
+        tracing::warn!(
+            open = open.len(),
+            kicked = n,
+            "--bug kick-every: closed every {every}th open connection with 1008 kicked"
+        );
+        tracing::debug!(?kicked, "--bug kick-every: the kicked connection ids");
+        n
+    }
+
     /// Asks every connection to close for `cause` (shutdown).
     pub fn close_all(&self, cause: CloseCause) {
         for entry in self.connections.iter() {
@@ -245,11 +356,22 @@ impl Registry {
 
     /// The gauges, read from the maps themselves.
     pub fn gauges(&self) -> Gauges {
+        let (mut subscriptions, mut ghost_subscriptions) = (0, 0);
+        for topic in self.topics.iter() {
+            let ghosts = if self.bugs.kick_every.is_some() {
+                topic.subscribers.values().filter(|o| o.is_kicked()).count()
+            } else {
+                0
+            };
+            subscriptions += topic.subscribers.len() - ghosts;
+            ghost_subscriptions += ghosts;
+        }
         Gauges {
             connections: self.connections.len(),
             topics: self.topics.len(),
-            subscriptions: self.topics.iter().map(|t| t.subscribers.len()).sum(),
+            subscriptions,
             queued: self.connections.iter().map(|c| c.value().queued()).sum(),
+            ghost_subscriptions,
         }
     }
 
@@ -262,7 +384,11 @@ impl Registry {
 
     /// The body of `GET /metrics`.
     pub fn metrics_text(&self, uptime_s: f64) -> String {
-        self.metrics.render(self.gauges(), uptime_s)
+        let bugs = BugFacts {
+            stalled_topic: self.stalled_topic.get().map(String::as_str),
+            exit_after: self.bugs.exit_after,
+        };
+        self.metrics.render(self.gauges(), bugs, uptime_s)
     }
 }
 

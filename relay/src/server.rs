@@ -4,17 +4,23 @@
 //! Shutdown: the handle's signal stops accepting, every connection is asked to
 //! close with 1001, and the relay waits up to the drain timeout for them to
 //! finish before aborting what is left.
+//!
+//! The bugs that act at a time after start (`exit-after`, `kick-every`, the
+//! start of `accept-stall`) run in one timer task of the accept loop, ended
+//! with it; `accept-stall` and `slow-health` act in the HTTP routing here.
 
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::bugs::EXIT_AFTER_STATUS;
 use crate::config::RelayConfig;
 use crate::http::{self, HeadError, RequestHead};
 use crate::metrics::{Gauges, Rejection};
@@ -25,13 +31,22 @@ use crate::{connection, limits};
 /// The user name of every client of an open relay (no auth, no `sub`).
 pub const ANONYMOUS: &str = "anonymous";
 
+/// `--bug accept-stall`: the longest an unanswered upgrade is held, far past
+/// any client's patience, so that no held socket outlives a soak forever.
+const STALLED_UPGRADE_HOLD: Duration = Duration::from_secs(600);
+
 /// State shared by every task of one relay.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) config: RelayConfig,
     pub(crate) registry: Registry,
+    /// The relay's start (the registry's): uptime, and every "S after
+    /// start" of a bug, count from it.
     pub(crate) started: Instant,
     shutting_down: AtomicBool,
+    /// The handle's stop signal, for tasks that wait outside the connection
+    /// registry (an upgrade held by `--bug accept-stall`).
+    stop: watch::Receiver<bool>,
     /// One permit per open connection when `max_connections` is set.
     capacity: Option<Arc<Semaphore>>,
 }
@@ -82,14 +97,16 @@ pub fn start(listener: TcpListener, config: RelayConfig) -> RelayHandle {
         .local_addr()
         .expect("a bound listener has an address");
     let capacity = config.max_connections.map(|n| Arc::new(Semaphore::new(n)));
+    let (stop, stopped) = watch::channel(false);
+    let registry = Registry::new(config.queue_size, config.bugs.clone());
     let shared = Arc::new(Shared {
-        registry: Registry::new(config.queue_size, config.bugs.clone()),
+        started: registry.started(),
+        registry,
         config,
-        started: Instant::now(),
         shutting_down: AtomicBool::new(false),
+        stop: stopped.clone(),
         capacity,
     });
-    let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
     RelayHandle {
         addr,
@@ -112,6 +129,7 @@ async fn accept_loop(
 ) {
     let mut tasks = JoinSet::new();
     let mut warned_fd_limit = false;
+    let timed_bugs = tokio::spawn(timed_bugs(shared.clone()));
     loop {
         let accepted = tokio::select! {
             _ = stopped.changed() => break,
@@ -147,6 +165,7 @@ async fn accept_loop(
         }
     }
     drop(listener);
+    timed_bugs.abort();
     shared.shutting_down.store(true, Ordering::Release);
     shared.registry.close_all(CloseCause::Shutdown);
     let drained = tokio::time::timeout(shared.config.drain_timeout, async {
@@ -160,6 +179,54 @@ async fn accept_loop(
         );
     }
     tasks.abort_all();
+}
+
+/// What a bug does at its time after start.
+#[derive(Debug, Clone, Copy)]
+enum Timed {
+    /// `exit-after`: end the process.
+    Exit,
+    /// `kick-every`: kick every Nth open connection.
+    Kick(std::num::NonZeroU64),
+    /// `accept-stall`: from now on upgrades are not answered (logged here;
+    /// [`admit`] checks the time itself).
+    AcceptStall,
+}
+
+/// Acts on each bug that has a time after start, in time order (at most
+/// three events, then the task ends). Aborted when the relay stops.
+async fn timed_bugs(shared: Arc<Shared>) {
+    let bugs = &shared.config.bugs;
+    let mut events: Vec<(Duration, Timed)> = [
+        bugs.exit_after.map(|at| (at, Timed::Exit)),
+        bugs.kick_every.map(|k| (k.at, Timed::Kick(k.every))),
+        bugs.accept_stall.map(|at| (at, Timed::AcceptStall)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    events.sort_by_key(|(at, _)| *at);
+    for (at, event) in events {
+        tokio::time::sleep(at.saturating_sub(shared.started.elapsed())).await;
+        match event {
+            Timed::Exit => {
+                tracing::error!(
+                    "--bug exit-after: exiting with status {EXIT_AFTER_STATUS} {at:?} after start, \
+                     with no closing handshake and no drain"
+                );
+                // On purpose, like the hang of hang-on-reset: a crash, which
+                // only a bug may decide inside the library.
+                std::process::exit(EXIT_AFTER_STATUS);
+            }
+            Timed::Kick(every) => {
+                shared.registry.kick(every);
+            }
+            Timed::AcceptStall => tracing::warn!(
+                "--bug accept-stall: from now on ({at:?} after start) new WebSocket upgrades \
+                 are read and never answered"
+            ),
+        }
+    }
 }
 
 /// Serves one accepted socket: HTTP routing first, then, for an admitted
@@ -202,17 +269,24 @@ async fn route(stream: &mut TcpStream, shared: &Shared) -> Option<Admitted> {
             return None;
         }
     };
-    let uptime_s = shared.started.elapsed().as_secs_f64();
+    let uptime_s = || shared.started.elapsed().as_secs_f64();
     let (status, content_type, body) = match (head.method.as_str(), head.path.as_str()) {
-        ("GET", "/health") => (
-            200,
-            "application/json",
-            shared.registry.health_json(uptime_s),
-        ),
+        ("GET", "/health") => {
+            if let Some(delay) = shared.config.bugs.slow_health {
+                // No lock is held: only this request waits.
+                metrics.health_delayed.fetch_add(1, Relaxed);
+                tokio::time::sleep(delay).await;
+            }
+            (
+                200,
+                "application/json",
+                shared.registry.health_json(uptime_s()),
+            )
+        }
         ("GET", "/metrics") => (
             200,
             "text/plain; version=0.0.4; charset=utf-8",
-            shared.registry.metrics_text(uptime_s),
+            shared.registry.metrics_text(uptime_s()),
         ),
         _ => return admit(stream, &head, rest, shared).await,
     };
@@ -238,6 +312,14 @@ async fn admit(
     if shared.is_shutting_down() {
         metrics.reject(Rejection::Unavailable);
         let _ = http::refuse(stream, 503, "relay shutting down").await;
+        return None;
+    }
+    if let Some(at) = shared.config.bugs.accept_stall
+        && shared.started.elapsed() >= at
+    {
+        metrics.stalled_upgrades.fetch_add(1, Relaxed);
+        // Boxed: a rarely taken path, kept out of every routing future.
+        Box::pin(hold_unanswered(stream, shared)).await;
         return None;
     }
     let identity = match shared.config.auth.verify(head.token()) {
@@ -266,4 +348,25 @@ async fn admit(
         rest,
         _permit: permit,
     })
+}
+
+/// `--bug accept-stall`: the upgrade request was read; sends nothing and
+/// holds the socket until the client gives up (EOF or an error), the relay
+/// stops, or [`STALLED_UPGRADE_HOLD`] passes. Bytes the client sends meanwhile
+/// are read and ignored.
+async fn hold_unanswered(stream: &mut TcpStream, shared: &Shared) {
+    let mut stop = shared.stop.clone();
+    let mut buf = [0u8; 512];
+    let until_gone = async {
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        () = until_gone => {}
+        _ = stop.wait_for(|stopped| *stopped) => {}
+        () = tokio::time::sleep(STALLED_UPGRADE_HOLD) => {}
+    }
 }

@@ -1,6 +1,7 @@
-//! Each `--bug` switch, proven by the symptom it causes. The hang runs in a
-//! child process (the real binary), killed at the end, so no hung worker
-//! thread is left in the test binary.
+//! Each `--bug` switch, proven by the symptom it causes and, for the
+//! known-answer bugs of issue 8, by the count the relay shows in `/metrics`.
+//! The hang and the exit run in a child process (the real binary), so no hung
+//! worker thread is left in the test binary and no exit ends it.
 
 mod common;
 
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
+use squall_proto::wire::CLOSE_POLICY;
 use squall_relay::RelayConfig;
-use squall_relay::bugs::{Bugs, Stall};
+use squall_relay::bugs::{Bugs, EXIT_AFTER_STATUS, Kick, Stall};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -185,7 +187,8 @@ fn hang_on_reset_hangs_health_after_one_reset_and_not_without_it() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for bugged in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let mut relay = spawn_relay(dir.path(), bugged);
+        let bugs: &[&str] = if bugged { &["hang-on-reset"] } else { &[] };
+        let mut relay = spawn_relay(dir.path(), bugs);
         let outcome = runtime.block_on(async {
             let addr = wait_ready(&dir.path().join("ready"), &mut relay).await;
             assert!(health_answers(addr).await, "health before any reset");
@@ -210,15 +213,19 @@ fn hang_on_reset_hangs_health_after_one_reset_and_not_without_it() {
     }
 }
 
-fn spawn_relay(dir: &Path, hang: bool) -> Child {
+/// The real binary on a free port, open, with `bugs` (`--bug` values); its
+/// address goes to `dir/ready`, its log to `dir/stderr`.
+fn spawn_relay(dir: &Path, bugs: &[&str]) -> Child {
+    let stderr = std::fs::File::create(dir.join("stderr")).expect("stderr file");
     let mut cmd = Command::new(relay_binary());
     cmd.args(["--addr", "127.0.0.1:0", "--no-auth", "--ready-file"])
         .arg(dir.join("ready"))
         .env("RUST_LOG", "warn")
+        .env_remove("SQUALL_RELAY_BUGS")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if hang {
-        cmd.args(["--bug", "hang-on-reset"]);
+        .stderr(stderr);
+    for bug in bugs {
+        cmd.args(["--bug", bug]);
     }
     cmd.spawn().expect("spawn squall-relay")
 }
@@ -275,4 +282,287 @@ async fn never_reading_subscriber(addr: SocketAddr, topic: &str) -> Client {
     let mut ws = connect(addr, "slow").await;
     subscribe(&mut ws, &[topic]).await;
     ws
+}
+
+/// Waits until the relay has run for `at` (its own uptime, from `/metrics`),
+/// so a test acts after a bug's time without guessing the relay's clock.
+async fn until_uptime(addr: SocketAddr, at: Duration) {
+    metrics_until(addr, |m| {
+        metric(m, "squall_relay_uptime_seconds") >= at.as_secs_f64()
+    })
+    .await;
+}
+
+/// Reads up to the Close frame; returns its code and reason (then reads on,
+/// bounded, so the client's reply completes the handshake).
+async fn close_frame(ws: &mut Client) -> (u16, String) {
+    let frame = tokio::time::timeout(SOON, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a Close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a Close frame in time");
+    let _ = tokio::time::timeout(SOON, ws.next()).await;
+    frame
+}
+
+#[tokio::test]
+async fn kick_every_closes_every_nth_connection_once_and_counts_what_its_ghosts_miss() {
+    let at = Duration::from_secs(4);
+    let relay = start(with_bugs(Bugs {
+        kick_every: Some(Kick {
+            every: NonZeroU64::new(3).unwrap(),
+            at,
+        }),
+        ..Bugs::default()
+    }))
+    .await;
+    let addr = relay.local_addr();
+    // Connection ids 1..=7 are the subscribers, 8 the publisher: the 1st,
+    // 4th and 7th open connections (s0, s3, s6) are kicked.
+    let mut subs = Vec::new();
+    for i in 0..7 {
+        let mut ws = connect(addr, &format!("s{i}")).await;
+        subscribe(&mut ws, &["t"]).await;
+        subs.push(ws);
+    }
+    let mut publisher = connect(addr, "pub").await;
+    publish(&mut publisher, "t", 10).await;
+    for ws in &mut subs {
+        assert_eq!(collect_sequences(ws).await, (0..10).collect::<Vec<_>>());
+    }
+    let before = get(addr, "/metrics").await.1;
+    assert_eq!(
+        metric(&before, "squall_relay_kicked_total"),
+        0.0,
+        "the kick happens at {at:?}, not before"
+    );
+
+    let kicked = [0, 3, 6];
+    for i in kicked {
+        assert_eq!(
+            close_frame(&mut subs[i]).await,
+            (CLOSE_POLICY, "kicked".to_string()),
+            "s{i} is kicked"
+        );
+    }
+    metrics_until(addr, |m| metric(m, "squall_relay_kicked_total") == 3.0).await;
+    publish(&mut publisher, "t", 10).await;
+    for (i, ws) in subs.iter_mut().enumerate() {
+        if !kicked.contains(&i) {
+            assert_eq!(collect_sequences(ws).await, (10..20).collect::<Vec<_>>());
+        }
+    }
+    let text = metrics_until(addr, |m| metric(m, "squall_relay_connections_open") == 5.0).await;
+    assert_eq!(metric(&text, "squall_relay_kicked_total"), 3.0, "once");
+    assert_eq!(
+        metric(&text, "squall_relay_kicked_undelivered_total"),
+        30.0,
+        "3 ghosts x 10 deliveries"
+    );
+    assert_eq!(metric(&text, "squall_relay_ghost_subscriptions"), 3.0);
+    assert_eq!(metric(&text, "squall_relay_subscriptions"), 4.0);
+    assert_eq!(metric(&text, "squall_relay_deliveries_dropped_total"), 0.0);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn stall_topic_withholds_the_first_topic_only_and_counts_it_under_its_name() {
+    let at = Duration::from_secs(3);
+    let relay = start(with_bugs(Bugs {
+        stall_topic: Some(at),
+        ..Bugs::default()
+    }))
+    .await;
+    let addr = relay.local_addr();
+    let mut first = connect(addr, "first").await;
+    subscribe(&mut first, &["first"]).await;
+    let mut other = connect(addr, "other").await;
+    subscribe(&mut other, &["other"]).await;
+    let mut both = connect(addr, "both").await;
+    subscribe(&mut both, &["other", "first"]).await;
+    let mut publisher = connect(addr, "pub").await;
+    publish(&mut publisher, "first", 2).await;
+    assert_eq!(collect_sequences(&mut first).await, [0, 1]);
+    assert_eq!(collect_sequences(&mut both).await, [0, 1]);
+    let before = get(addr, "/metrics").await.1;
+    assert_eq!(
+        metric(
+            &before,
+            r#"squall_relay_stalled_deliveries_total{topic="first"}"#
+        ),
+        0.0
+    );
+
+    until_uptime(addr, at).await;
+    publish(&mut publisher, "first", 5).await;
+    publish(&mut publisher, "other", 5).await;
+    assert!(
+        collect_sequences(&mut first).await.is_empty(),
+        "Pong, nothing else"
+    );
+    assert_eq!(collect_sequences(&mut other).await, [0, 1, 2, 3, 4]);
+    send(&mut both, json!({"type": "Ping", "data": {"timestamp": 1}})).await;
+    for seq in 0..5 {
+        let frame = recv(&mut both).await;
+        assert_eq!(frame["data"]["topic"], "other", "{frame}");
+        assert_eq!(frame["data"]["sequence"], seq, "{frame}");
+    }
+    assert_eq!(recv(&mut both).await["type"], "Pong");
+    let (status, body) = get(addr, "/health").await;
+    assert_eq!(status, 200, "{body}");
+    let text = get(addr, "/metrics").await.1;
+    assert_eq!(
+        metric(
+            &text,
+            r#"squall_relay_stalled_deliveries_total{topic="first"}"#
+        ),
+        10.0,
+        "5 broadcasts x 2 subscribers of the stalled topic"
+    );
+    assert_eq!(metric(&text, "squall_relay_deliveries_dropped_total"), 0.0);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn accept_stall_leaves_new_upgrades_unanswered_and_everything_else_working() {
+    let at = Duration::from_secs(3);
+    let relay = start(with_bugs(Bugs {
+        accept_stall: Some(at),
+        ..Bugs::default()
+    }))
+    .await;
+    let addr = relay.local_addr();
+    let mut sub = connect(addr, "sub").await;
+    subscribe(&mut sub, &["t"]).await;
+    let mut publisher = connect(addr, "pub").await;
+
+    until_uptime(addr, at).await;
+    let url = format!("ws://{addr}/ws?token={}", token("late"));
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await;
+    assert!(attempt.is_err(), "the upgrade got an answer: {attempt:?}");
+    // Byte level: the request is read, and not one byte comes back.
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /ws?token={} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        token("raw")
+    );
+    raw.write_all(request.as_bytes()).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(1), raw.read(&mut byte)).await;
+    assert!(read.is_err(), "the held socket answered: {read:?}");
+
+    let text = metrics_until(addr, |m| {
+        metric(m, "squall_relay_stalled_upgrades_total") == 2.0
+    })
+    .await;
+    assert_eq!(
+        metric(&text, "squall_relay_connections_accepted_total"),
+        2.0
+    );
+    assert_eq!(get(addr, "/health").await.0, 200);
+    publish(&mut publisher, "t", 3).await;
+    assert_eq!(collect_sequences(&mut sub).await, [0, 1, 2]);
+    drop(raw);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
+async fn slow_health_delays_health_only() {
+    let delay = Duration::from_secs(3);
+    let relay = start(with_bugs(Bugs {
+        slow_health: Some(delay),
+        ..Bugs::default()
+    }))
+    .await;
+    let addr = relay.local_addr();
+    let mut sub = connect(addr, "sub").await;
+    subscribe(&mut sub, &["t"]).await;
+    let mut publisher = connect(addr, "pub").await;
+    let health = tokio::spawn(async move {
+        let asked = Instant::now();
+        let (status, body) = get(addr, "/health").await;
+        (status, body, asked.elapsed())
+    });
+    // While /health waits: /metrics answers and messages flow.
+    metrics_until(addr, |m| {
+        metric(m, "squall_relay_health_delayed_total") == 1.0
+    })
+    .await;
+    publish(&mut publisher, "t", 3).await;
+    assert_eq!(collect_sequences(&mut sub).await, [0, 1, 2]);
+    let (status, body, took) = health.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""status":"ok""#), "{body}");
+    assert!(
+        took >= delay,
+        "/health answered after {took:?}, before {delay:?}"
+    );
+    let text = get(addr, "/metrics").await.1;
+    assert_eq!(metric(&text, "squall_relay_health_delayed_total"), 1.0);
+    assert_eq!(metric(&text, "squall_relay_health_checks_total"), 1.0);
+    relay.shutdown().await;
+}
+
+#[test]
+fn exit_after_ends_the_real_process_with_status_70_and_no_close_frame() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = spawn_relay(dir.path(), &["exit-after=3s"]);
+    let (gauge, ended_with) = runtime.block_on(async {
+        let addr = wait_ready(&dir.path().join("ready"), &mut relay).await;
+        let text = get(addr, "/metrics").await.1;
+        let gauge = metric(&text, "squall_relay_exit_after_seconds");
+        let mut ws = connect(addr, "sub").await;
+        subscribe(&mut ws, &["t"]).await;
+        // The exit comes at 3 s; the socket then ends without a Close frame.
+        let ended_with = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(frame))) => return Err(frame),
+                    other => return Ok(format!("{other:?}")),
+                }
+            }
+        })
+        .await
+        .expect("the socket ends once the relay exits");
+        (gauge, ended_with)
+    });
+    let mut status = None;
+    for _ in 0..600 {
+        status = relay.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = status else {
+        let _ = relay.kill();
+        let _ = relay.wait();
+        panic!("the relay did not exit");
+    };
+    let log = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert_eq!(status.code(), Some(EXIT_AFTER_STATUS), "{status:?}\n{log}");
+    assert_eq!(gauge, 3.0);
+    assert!(
+        ended_with.is_ok(),
+        "a crash sends no Close frame: {ended_with:?}"
+    );
+    assert!(
+        log.contains("--bug exit-after"),
+        "one line before the exit:\n{log}"
+    );
 }
