@@ -134,7 +134,10 @@ impl Session<'_> {
                 biased;
                 // Boxed, like every rarely taken path here: an idle
                 // connection's task then only holds the small hot states.
-                _ = &mut closed => return Box::pin(drain(&mut stream)).await,
+                cause = &mut closed => {
+                    let kicked = (cause == CloseCause::Kicked).then_some(&*self.user);
+                    return Box::pin(drain(&mut stream, self.shared, kicked)).await;
+                }
                 next = tokio::time::timeout(idle, stream.next()) => next,
             };
             match next {
@@ -250,20 +253,54 @@ impl Session<'_> {
 }
 
 /// After the relay asked to close: waits (bounded) for the client's Close reply.
-async fn drain(stream: &mut SplitStream<Ws>) -> Ended {
+///
+/// `kicked` (the user) when `--bug kick-every` closed the connection: the
+/// relay is otherwise sound, so the Broadcasts and Directs the client sent
+/// before it saw the Close frame are still relayed. The only loss a kick
+/// causes is then what the ghosts count (`kicked_undelivered_total`), the
+/// known answer a test compares with.
+async fn drain(stream: &mut SplitStream<Ws>, shared: &Shared, kicked: Option<&str>) -> Ended {
     let _ = tokio::time::timeout(CLOSE_REPLY_TIMEOUT, async {
         let mut errors = 0;
         while let Some(next) = stream.next().await {
-            if next.is_err() {
-                errors += 1;
-                if errors >= DRAIN_MAX_ERRORS {
-                    break;
+            match next {
+                Err(_) => {
+                    errors += 1;
+                    if errors >= DRAIN_MAX_ERRORS {
+                        break;
+                    }
                 }
+                Ok(Message::Text(text)) => {
+                    if let Some(user) = kicked {
+                        relay_publication(shared, user, &text);
+                    }
+                }
+                Ok(_) => {}
             }
         }
     })
     .await;
     Ended::ByRelay
+}
+
+/// A kicked connection's last Broadcast or Direct, relayed with no reply
+/// (its outbox is closing); anything else it sends is ignored.
+fn relay_publication(shared: &Shared, user: &str, text: &str) {
+    let registry = &shared.registry;
+    registry.metrics.messages_in.fetch_add(1, Relaxed);
+    registry
+        .metrics
+        .bytes_in
+        .fetch_add(text.len() as u64, Relaxed);
+    match ClientMessage::parse(text) {
+        Ok(ClientMessage::Broadcast(b)) => {
+            registry.broadcast(&b.topic, user, b.payload);
+        }
+        Ok(ClientMessage::Direct(d)) => {
+            registry.direct(&d.to, user, d.payload);
+        }
+        _ => {}
+    }
 }
 
 /// The writer: drains the queue into the socket in batches, pings on

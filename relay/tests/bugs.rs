@@ -374,6 +374,46 @@ async fn kick_every_closes_every_nth_connection_once_and_counts_what_its_ghosts_
 }
 
 #[tokio::test]
+async fn kick_every_still_relays_what_a_kicked_publisher_sent_before_it_saw_the_close() {
+    let relay = start(with_bugs(Bugs {
+        kick_every: Some(Kick {
+            every: NonZeroU64::new(2).unwrap(),
+            at: Duration::from_secs(3),
+        }),
+        ..Bugs::default()
+    }))
+    .await;
+    let addr = relay.local_addr();
+    // Connection 1 (kicked) publishes, connection 2 listens.
+    let mut publisher = connect(addr, "pub").await;
+    let mut listener = connect(addr, "listener").await;
+    subscribe(&mut listener, &["u"]).await;
+    for i in 0..5 {
+        send(&mut publisher, broadcast("u", json!(i))).await;
+    }
+    metrics_until(addr, |m| metric(m, "squall_relay_kicked_total") == 1.0).await;
+    // Not reading, the publisher has not seen its Close frame yet: what it
+    // sends now reaches the relay after the kick, and is still relayed.
+    for i in 5..15 {
+        send(&mut publisher, broadcast("u", json!(i))).await;
+    }
+    assert_eq!(
+        close_frame(&mut publisher).await,
+        (CLOSE_POLICY, "kicked".to_string())
+    );
+    for i in 0..15u64 {
+        let frame = recv(&mut listener).await;
+        assert_eq!(frame["data"]["payload"], i, "{frame}");
+        assert_eq!(frame["data"]["sequence"], i, "{frame}");
+    }
+    assert!(collect_sequences(&mut listener).await.is_empty());
+    let text = get(addr, "/metrics").await.1;
+    assert_eq!(metric(&text, "squall_relay_kicked_total"), 1.0);
+    assert_eq!(metric(&text, "squall_relay_kicked_undelivered_total"), 0.0);
+    relay.shutdown().await;
+}
+
+#[tokio::test]
 async fn stall_topic_withholds_the_first_topic_only_and_counts_it_under_its_name() {
     let at = Duration::from_secs(3);
     let relay = start(with_bugs(Bugs {
