@@ -320,7 +320,7 @@ async fn write(
     loop {
         let first = tokio::select! {
             biased;
-            cause = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, cause)).await,
+            cause = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, cause, shared)).await,
             frame = rx.recv() => match frame {
                 Some(frame) => Message::Text(frame),
                 None => return,
@@ -342,7 +342,7 @@ async fn write(
         };
         tokio::select! {
             biased;
-            cause = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, cause)).await,
+            cause = &mut closed => return Box::pin(send_close(&mut sink, &mut rx, cause, shared)).await,
             written = batch => if written.is_err() { return },
         }
     }
@@ -350,8 +350,16 @@ async fn write(
 
 /// Sends what is already queued, then the Close frame, all within
 /// [`CLOSE_SEND_TIMEOUT`]. A slow consumer gets the Close at once: its queue
-/// is what it could not keep up with.
-async fn send_close(sink: &mut SplitSink<Ws, Message>, rx: &mut QueueRx, cause: CloseCause) {
+/// is what it could not keep up with. A kicked connection (`--bug
+/// kick-every`) then shuts its queue and counts what a fan-out still pushed
+/// into it after the flush as its ghost's (`kicked_undelivered`), so no
+/// delivery is lost uncounted.
+async fn send_close(
+    sink: &mut SplitSink<Ws, Message>,
+    rx: &mut QueueRx,
+    cause: CloseCause,
+    shared: &Shared,
+) {
     let frame = CloseFrame {
         code: cause.code().into(),
         reason: cause.reason().into(),
@@ -365,6 +373,17 @@ async fn send_close(sink: &mut SplitSink<Ws, Message>, rx: &mut QueueRx, cause: 
         sink.send(Message::Close(Some(frame))).await
     };
     let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, flush_then_close).await;
+    if cause == CloseCause::Kicked {
+        rx.close();
+        let mut left = 0;
+        while rx.try_recv().is_some() {
+            left += 1;
+        }
+        if left > 0 {
+            let metrics = &shared.registry.metrics;
+            metrics.kicked_undelivered.fetch_add(left, Relaxed);
+        }
+    }
 }
 
 fn error_msg<'a>(code: &'a str, message: &'a str) -> ServerMessage<'a> {

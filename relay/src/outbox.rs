@@ -244,6 +244,15 @@ impl QueueRx {
         }
     }
 
+    /// Refuses every further push ([`Push::Closed`]); what is queued can
+    /// still be received.
+    pub fn close(&mut self) {
+        match self {
+            QueueRx::Bounded(rx) => rx.close(),
+            QueueRx::Unbounded(rx, _) => rx.close(),
+        }
+    }
+
     /// The next frame if one is already queued.
     pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
         match self {
