@@ -373,6 +373,107 @@ async fn kick_every_closes_every_nth_connection_once_and_counts_what_its_ghosts_
     relay.shutdown().await;
 }
 
+/// The known answer under load: a kick in the middle of a stream of
+/// Broadcasts, and every delivery is either received or counted as a ghost's.
+#[tokio::test]
+async fn kick_every_mid_stream_every_delivery_is_received_or_counted() {
+    let relay = start(RelayConfig {
+        queue_size: 1 << 20,
+        ..with_bugs(Bugs {
+            kick_every: Some(Kick {
+                every: NonZeroU64::new(3).unwrap(),
+                at: Duration::from_secs(2),
+            }),
+            ..Bugs::default()
+        })
+    })
+    .await;
+    let addr = relay.local_addr();
+    let mut readers = Vec::new();
+    for i in 0..10 {
+        let mut ws = connect(addr, &format!("s{i}")).await;
+        subscribe(&mut ws, &["t"]).await;
+        // Counts deliveries until the last one (payload "end") or a Close.
+        readers.push(tokio::spawn(async move {
+            let mut got = 0u64;
+            let ended = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) => {
+                            got += 1;
+                            if t.contains(r#""payload":"end""#) {
+                                return false;
+                            }
+                        }
+                        Some(Ok(Message::Close(frame))) => {
+                            assert_eq!(frame.unwrap().reason, "kicked");
+                            return true;
+                        }
+                        Some(Ok(_)) => continue,
+                        other => panic!("s{i}: {other:?}"),
+                    }
+                }
+            })
+            .await
+            .expect("the stream ends in time");
+            (got, ended)
+        }));
+    }
+    let mut publisher = connect(addr, "pub").await;
+    let mut published = 0u64;
+    let mut after_kick = None;
+    // Bounded: at most 100,000 messages, about 5 a millisecond.
+    while published < 100_000 && after_kick.is_none_or(|n| n < 500) {
+        send(&mut publisher, broadcast("t", json!(published))).await;
+        published += 1;
+        if let Some(n) = after_kick.as_mut() {
+            *n += 1;
+        } else if published.is_multiple_of(100) {
+            let text = get(addr, "/metrics").await.1;
+            if metric(&text, "squall_relay_kicked_total") > 0.0 {
+                after_kick = Some(0);
+            }
+        }
+        if published.is_multiple_of(5) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    publish(&mut publisher, "t", 0).await;
+    send(&mut publisher, broadcast("t", json!("end"))).await;
+    published += 1;
+    send(
+        &mut publisher,
+        json!({"type": "Ping", "data": {"timestamp": 2}}),
+    )
+    .await;
+    assert_eq!(recv(&mut publisher).await["type"], "Pong");
+
+    let mut received = 0;
+    let mut kicked = 0;
+    for reader in readers {
+        let (got, was_kicked) = reader.await.unwrap();
+        received += got;
+        if was_kicked {
+            kicked += 1;
+            assert!(got < published, "kicked mid-stream: {got} of {published}");
+        } else {
+            assert_eq!(got, published);
+        }
+    }
+    assert_eq!(kicked, 4, "s0, s3, s6 and s9 of 11 connections");
+    // Every subscriber gone (a kicked writer counts its leftovers before
+    // its connection leaves): only the publisher is open.
+    let text = metrics_until(addr, |m| metric(m, "squall_relay_connections_open") == 1.0).await;
+    assert_eq!(metric(&text, "squall_relay_kicked_total"), 4.0);
+    assert_eq!(
+        received as f64 + metric(&text, "squall_relay_kicked_undelivered_total"),
+        10.0 * published as f64,
+        "received + counted as undelivered = every delivery due"
+    );
+    assert_eq!(metric(&text, "squall_relay_deliveries_dropped_total"), 0.0);
+    relay.shutdown().await;
+}
+
 #[tokio::test]
 async fn kick_every_still_relays_what_a_kicked_publisher_sent_before_it_saw_the_close() {
     let relay = start(with_bugs(Bugs {
