@@ -38,10 +38,24 @@ impl fmt::Display for Dur {
     }
 }
 
+/// A duration as written: a string with a unit, or a bare number, which is
+/// refused with the unit it probably lacks (`10` → "did you mean \"10s\"?").
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Written {
+    Text(String),
+    Number(f64),
+}
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        match Written::deserialize(d)? {
+            Written::Text(s) => s.parse().map_err(serde::de::Error::custom),
+            Written::Number(n) if n == 0.0 => Ok(Dur(Duration::ZERO)),
+            Written::Number(n) => Err(serde::de::Error::custom(
+                squall_proto::DurationError::NoUnit(n.to_string()),
+            )),
+        }
     }
 }
 
