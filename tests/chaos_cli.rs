@@ -225,3 +225,102 @@ fn proxy_runs_with_toxics_for_its_duration() {
         .is_err()
     );
 }
+
+/// A server that completes WebSocket upgrades and then only reads: it
+/// never answers a protocol violation (the violation is the server's).
+async fn silent_upgrader() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if !matches!(stream.read(&mut byte).await, Ok(1)) {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let Some(key) = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+                else {
+                    return;
+                };
+                let accept = squall_chaos::ws::handshake::accept_key(key);
+                let response = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+                );
+                if stream.write_all(response.as_bytes()).await.is_ok() {
+                    let mut sink = [0u8; 4096];
+                    let read_all =
+                        async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+                    let _ = tokio::time::timeout(Duration::from_secs(30), read_all).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Issue 8: garbage is judged by RFC 6455, and a target that does not
+/// follow it is a finding about the target: exit 0 with the finding
+/// listed, not 3; 1 only when nothing could be done.
+#[test]
+fn chaos_garbage_reports_findings_about_the_target_and_exits_0() {
+    let server = serve(async || silent_upgrader().await);
+    let url = format!("ws://{server}/ws");
+    let found = run(&[
+        "chaos",
+        "garbage",
+        "--target",
+        &url,
+        "--case",
+        "unmasked",
+        "--not-squall",
+    ]);
+    assert_eq!(format!("{found:?}"), code(0));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let nothing = run(&[
+        "chaos",
+        "garbage",
+        "--target",
+        &format!("ws://{closed}/ws"),
+        "--case",
+        "unmasked",
+    ]);
+    assert_eq!(format!("{nothing:?}"), code(1));
+}
+
+/// Issue 8: the proxy and its unauthenticated API listen on loopback only
+/// unless --allow-remote.
+#[test]
+fn proxy_refuses_to_listen_beyond_loopback_without_allow_remote() {
+    let echo = serve(async || echo().await).to_string();
+    for args in [
+        &["--listen", "0.0.0.0:0"][..],
+        &["--listen", "127.0.0.1:0", "--api", "0.0.0.0:0"][..],
+        &["--listen", "[::]:0"][..],
+    ] {
+        let mut argv = vec!["proxy", "--upstream", echo.as_str(), "--duration", "1s"];
+        argv.extend_from_slice(args);
+        assert_eq!(format!("{:?}", run(&argv)), code(2), "{args:?}");
+    }
+    let allowed = run(&[
+        "proxy",
+        "--listen",
+        "0.0.0.0:0",
+        "--upstream",
+        &echo,
+        "--duration",
+        "300ms",
+        "--allow-remote",
+    ]);
+    assert_eq!(format!("{allowed:?}"), code(0));
+}

@@ -19,20 +19,30 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// The chaos actions that started, shared by the agent (which records) and
-/// the watchdog (which names the last one before a hang). Cheap to clone.
+/// the watchdog (which names the last one before a hang, with its age).
+/// Cheap to clone.
 ///
 /// The `std::sync::Mutex` guards the ring of the last [`CHAOS_MEMORY`]
 /// actions with their start times. It is taken once per step start (by the
-/// agent) and once per hang (by the watchdog, on its own thread): two
-/// threads that never contend for long, which is what a plain blocking
-/// mutex is for. Every critical section is a push, a pop or a short scan
-/// with no `.await` inside (the workspace denies clippy::await_holding_lock)
-/// and no other lock taken.
+/// agent) and once per hang (by the watchdog, on its own thread, under the
+/// watchdog's own lock, which this one never takes): two threads that never
+/// contend for long, which is what a plain blocking mutex is for. Every
+/// critical section is a push, a pop or a short scan with no `.await`
+/// inside (the workspace denies clippy::await_holding_lock) and no other
+/// lock taken.
 #[derive(Debug, Clone, Default)]
-pub struct LastChaos(Arc<Mutex<VecDeque<(f64, String)>>>);
+pub struct LastChaos(Arc<Mutex<VecDeque<ChaosMark>>>);
 
 /// How many started actions [`LastChaos`] remembers.
 const CHAOS_MEMORY: usize = 1024;
+
+/// One chaos action that started.
+#[derive(Debug, Clone, PartialEq)]
+struct ChaosMark {
+    at_s: f64,
+    action: String,
+    count: u64,
+}
 
 impl LastChaos {
     /// Records that `action` (`count` of it) started at `at_s`, seconds
@@ -42,7 +52,11 @@ impl LastChaos {
         if seen.len() == CHAOS_MEMORY {
             seen.pop_front();
         }
-        seen.push_back((at_s, format!("{action} x{count} at {at_s:.1}s")));
+        seen.push_back(ChaosMark {
+            at_s,
+            action: action.to_string(),
+            count,
+        });
     }
 
     /// The last action that started, e.g. `"reset x200 at 10.0s"`.
@@ -51,16 +65,18 @@ impl LastChaos {
             .lock()
             .expect("last chaos lock")
             .back()
-            .map(|(_, what)| what.clone())
+            .map(|m| format!("{} x{} at {:.1}s", m.action, m.count, m.at_s))
     }
 
-    /// The last action that started at or before `t_s`.
+    /// The last action that started at or before `t_s`, with how long
+    /// before: `"reset x200, 8.0 s before"`, so that a reader can tell a
+    /// cause from a coincidence.
     pub fn before(&self, t_s: f64) -> Option<String> {
         let seen = self.0.lock().expect("last chaos lock");
         seen.iter()
             .rev()
-            .find(|(at, _)| *at <= t_s)
-            .map(|(_, what)| what.clone())
+            .find(|m| m.at_s <= t_s)
+            .map(|m| format!("{} x{}, {:.1} s before", m.action, m.count, t_s - m.at_s))
     }
 }
 

@@ -282,6 +282,11 @@ pub struct WatchdogSettings {
     /// Probe a WebSocket with Ping/Pong on the watchdog's own connection.
     #[serde(default = "default_true")]
     pub ws_probe: bool,
+    /// With `ws_probe`: also open a fresh WebSocket (upgrade, then close)
+    /// every round, so that a target whose new upgrades stall while its old
+    /// sockets work is caught (`accept-stall`).
+    #[serde(default = "default_true")]
+    pub accept_probe: bool,
     /// How often `/metrics` is scraped, to have the last scrape before a hang.
     #[serde(default = "default_metrics_interval", with = "serde_duration")]
     pub metrics_interval: Duration,
@@ -325,6 +330,7 @@ impl Default for WatchdogSettings {
             slow: default_slow(),
             health_probe: true,
             ws_probe: true,
+            accept_probe: true,
             metrics_interval: default_metrics_interval(),
             diagnostics: true,
         }

@@ -284,6 +284,25 @@ async fn slicer_slices_and_limit_data_cuts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_and_its_api_listen_on_loopback_only_unless_allowed() {
+    let echo = echo().await;
+    let guard = LoopbackGuard::loopback_only();
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let refused = FaultProxy::start(listen.parse().unwrap(), echo, &guard).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.is_refused()),
+            "{listen}: {refused:?}"
+        );
+    }
+    let proxy = proxy_to(echo, &[]).await;
+    let refused = proxy.start_api("0.0.0.0:0".parse().unwrap()).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.is_refused()),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_api_adds_lists_and_removes_toxics() {
     let echo = echo().await;
     let proxy = proxy_to(echo, &[]).await;

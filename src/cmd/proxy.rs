@@ -3,6 +3,11 @@
 //!
 //! Exit codes: 0 ran and stopped, 1 could not bind, 2 usage (bad upstream,
 //! refused address, bad toxic).
+//!
+//! The proxy and its control API (unauthenticated: anyone who reaches it
+//! can cut every connection) listen on loopback only; a non-loopback
+//! `--listen` or `--api` (`0.0.0.0`, a LAN address) needs `--allow-remote`,
+//! as a non-loopback `--upstream` does (issue 8).
 
 use super::chaos::failure;
 use crate::exit::{Exit, Failure};
@@ -32,13 +37,22 @@ pub struct ProxyArgs {
     /// Stop after this long (default: at Ctrl-C).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Allow an upstream outside 127.0.0.0/8 and ::1.
+    /// Allow addresses outside 127.0.0.0/8 and ::1: an upstream there, and
+    /// listening (--listen, --api) where other machines can connect.
     #[arg(long)]
     pub allow_remote: bool,
 }
 
 /// Runs the fault proxy until Ctrl-C or `--duration`.
 pub fn run(args: ProxyArgs) -> Result<Exit, Failure> {
+    let guard = LoopbackGuard::new(args.allow_remote);
+    for (flag, addr) in [("--listen", Some(args.listen)), ("--api", args.api)] {
+        if let Some(addr) = addr {
+            guard
+                .check(addr)
+                .map_err(|e| Failure::usage(format!("proxy: {flag}: refused: {e}")))?;
+        }
+    }
     let (host, port) = args
         .upstream
         .rsplit_once(':')
@@ -52,7 +66,6 @@ pub fn run(args: ProxyArgs) -> Result<Exit, Failure> {
     let runtime = super::runtime("squall-proxy")?;
     runtime
         .block_on(async {
-            let guard = LoopbackGuard::new(args.allow_remote);
             let upstream = guard.resolve(host, port)?;
             let proxy = FaultProxy::start(args.listen, upstream, &guard).await?;
             for toxic in &args.toxics {

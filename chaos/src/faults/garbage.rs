@@ -1,9 +1,24 @@
 //! `garbage`: protocol violations, one fresh authenticated socket per case,
-//! `count` rounds of every case. The close code the server answers with is
-//! checked against RFC 6455 and DESIGN.md: 1002 for framing violations,
-//! 1007 for invalid UTF-8, 1009 for a frame over the limit, 1008 for a
-//! client that keeps sending errors; bad JSON alone earns an `Error` reply
-//! (squall protocol) and the socket stays open.
+//! `count` rounds of every case. Each answer is judged by what RFC 6455
+//! allows for that violation, not by what squall's own relay happens to
+//! answer (issue 8: fair to servers that are not ours):
+//!
+//! | case | violates | conformant answers |
+//! |---|---|---|
+//! | `unmasked` | 5.1: client frames MUST be masked | close 1002, or the connection closed |
+//! | `reserved_opcode` | 5.2: unknown opcode | close 1002, or the connection closed |
+//! | `fragmented_control` | 5.5: control frames MUST NOT be fragmented | close 1002, or the connection closed |
+//! | `invalid_utf8` | 8.1: text MUST be UTF-8 | close 1007, or the connection closed |
+//! | `oversized` | nothing: a limit is the server's choice (7.4.1) | close 1009 or 1008, closed, or accepted |
+//! | `bad_json` | nothing in RFC 6455 | squall protocol: an `Error` reply `bad_json`; else anything but an invalid close code |
+//! | `error_flood` | nothing in RFC 6455 | squall protocol: close 1008 (DESIGN.md); else anything but an invalid close code |
+//!
+//! "The connection closed" is a FIN or a reset without a Close frame
+//! (failing the connection, RFC 6455 7.1.7). A close code a server must
+//! never send (1004 to 1006, 1015, 0 to 999, 1016 to 2999, 5000 and up) is
+//! never conformant. An answer that does not conform is a finding about the
+//! target ([`Check::passed`] false), not a failure of the step: the step
+//! still finishes, and `done` counts every case that ran.
 
 use super::FaultContext;
 use crate::report::{Check, Findings};
@@ -68,21 +83,75 @@ pub async fn run(ctx: Arc<FaultContext>) -> Findings {
     }
 }
 
-/// What the server is expected to answer to `case`.
-fn expected(case: &str, squall: bool) -> &'static str {
+/// What the server answered to a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    /// A Close frame with this code (1005 when it carried none).
+    Close(u16),
+    /// The connection ended without a Close frame: `eof`, `reset`, a failed
+    /// write, ...
+    Closed(String),
+    /// Nothing ended within the wait (the server kept the connection).
+    Open,
+    /// The squall protocol's `Error` reply, with its code.
+    ErrorReply(String),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Close(code) => write!(f, "close {code}"),
+            Answer::Closed(how) => f.write_str(how),
+            Answer::Open => write!(f, "no answer in {}s (open)", ANSWER_WAIT.as_secs()),
+            Answer::ErrorReply(code) => write!(f, "error {code}"),
+        }
+    }
+}
+
+/// Whether RFC 6455 (7.4) lets an endpoint send `code` in a Close frame:
+/// the defined codes, the IANA-registered 1012 to 1014, and 3000 to 4999.
+fn sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+/// What RFC 6455 (and, for the squall protocol's own cases, DESIGN.md)
+/// allows as the answer to `case`, in words, and whether `answer` is one.
+fn judge(case: &str, answer: &Answer, squall: bool) -> (&'static str, bool) {
+    let closed = matches!(answer, Answer::Closed(_));
+    let close_is = |codes: &[u16]| matches!(answer, Answer::Close(c) if codes.contains(c));
+    let anything_valid = !matches!(answer, Answer::Close(c) if !sendable(*c));
     match case {
-        "invalid_utf8" => "close 1007",
-        "oversized" => "close 1009",
-        "bad_json" if squall => "error bad_json",
-        "bad_json" => "open",
-        "error_flood" => "close 1008",
-        _ => "close 1002",
+        "unmasked" => (
+            "close 1002 or closed (RFC 6455 5.1)",
+            close_is(&[1002]) || closed,
+        ),
+        "reserved_opcode" => (
+            "close 1002 or closed (RFC 6455 5.2)",
+            close_is(&[1002]) || closed,
+        ),
+        "fragmented_control" => (
+            "close 1002 or closed (RFC 6455 5.5)",
+            close_is(&[1002]) || closed,
+        ),
+        "invalid_utf8" => (
+            "close 1007 or closed (RFC 6455 8.1)",
+            close_is(&[1007]) || closed,
+        ),
+        "oversized" => (
+            "close 1009/1008, closed or accepted (RFC 6455 7.4.1)",
+            close_is(&[1008, 1009]) || closed || *answer == Answer::Open,
+        ),
+        "bad_json" if squall => (
+            "error bad_json (squall protocol)",
+            *answer == Answer::ErrorReply("bad_json".into()),
+        ),
+        "error_flood" if squall => ("close 1008 (squall protocol)", close_is(&[1008])),
+        _ => ("any valid answer (RFC 6455 7.4)", anything_valid),
     }
 }
 
 async fn run_case(case: &str, mut ws: WsConn, squall: bool) -> Check {
-    let expected = expected(case, squall);
-    let seen = match case {
+    let answer = match case {
         "oversized" => oversized(&mut ws).await,
         "bad_json" => bad_json(&mut ws, squall).await,
         "error_flood" => error_flood(&mut ws).await,
@@ -90,16 +159,17 @@ async fn run_case(case: &str, mut ws: WsConn, squall: bool) -> Check {
             let frame = violation(case);
             match ws.send_raw(&frame).await {
                 Ok(()) => answer(&mut ws).await,
-                Err(e) => format!("write failed: {e}"),
+                Err(e) => Answer::Closed(format!("write failed: {e}")),
             }
         }
     };
     let _ = ws.reset();
+    let (expected, passed) = judge(case, &answer, squall);
     Check {
         case: case.to_string(),
-        passed: seen == expected,
+        passed,
         expected: expected.to_string(),
-        seen,
+        seen: answer.to_string(),
     }
 }
 
@@ -123,21 +193,21 @@ fn violation(case: &str) -> Vec<u8> {
 }
 
 /// Waits for the server's answer: a close code, or how the stream ended.
-async fn answer(ws: &mut WsConn) -> String {
+async fn answer(ws: &mut WsConn) -> Answer {
     describe(ws.read_close(ANSWER_WAIT, |_| {}).await)
 }
 
-fn describe(result: Result<Option<u16>, ReadEnd>) -> String {
+fn describe(result: Result<Option<u16>, ReadEnd>) -> Answer {
     match result {
-        Ok(Some(code)) => format!("close {code}"),
-        Ok(None) => format!("no answer in {}s", ANSWER_WAIT.as_secs()),
-        Err(end) => format!("{} without a close frame", end.kind()),
+        Ok(Some(code)) => Answer::Close(code),
+        Ok(None) => Answer::Open,
+        Err(end) => Answer::Closed(format!("{} without a close frame", end.kind())),
     }
 }
 
 /// Sends a frame four times over the limit while reading the answer: a
 /// server that stops reading must not stall the client's write forever.
-async fn oversized(ws: &mut WsConn) -> String {
+async fn oversized(ws: &mut WsConn) -> Answer {
     let bytes = Frame::client(OP_TEXT, vec![b'a'; OVERSIZED]).encode();
     let stream = ws.stream();
     let mut written = 0;
@@ -154,17 +224,17 @@ async fn oversized(ws: &mut WsConn) -> String {
     };
     let wrote = tokio::time::timeout(ANSWER_WAIT, write).await;
     if !matches!(wrote, Ok(Some(()))) && written == 0 {
-        return "write failed".into();
+        return Answer::Closed("write failed".into());
     }
     answer(ws).await
 }
 
 /// Sends one frame of bad JSON. The squall protocol answers with an `Error`
-/// frame of code `bad_json` and keeps the socket open; another target is
-/// expected to keep it open (or close it: that is reported as seen).
-async fn bad_json(ws: &mut WsConn, squall: bool) -> String {
+/// frame of code `bad_json` and keeps the socket open; another target may
+/// do as it likes (short of an invalid close code).
+async fn bad_json(ws: &mut WsConn, squall: bool) -> Answer {
     if let Err(e) = ws.send_text("{not json").await {
-        return format!("write failed: {e}");
+        return Answer::Closed(format!("write failed: {e}"));
     }
     let deadline = Instant::now()
         + if squall {
@@ -174,20 +244,19 @@ async fn bad_json(ws: &mut WsConn, squall: bool) -> String {
         };
     loop {
         match timeout_at(deadline, ws.read_frame()).await {
-            Err(_) if squall => {
-                return format!("open, no Error reply in {}s", ANSWER_WAIT.as_secs());
-            }
-            Err(_) => return "open".into(),
+            Err(_) => return Answer::Open,
             Ok(Ok(frame)) if frame.opcode == OP_CLOSE => {
-                return format!("close {}", frame.close_code().unwrap_or(1005));
+                return Answer::Close(frame.close_code().unwrap_or(1005));
             }
             Ok(Ok(frame)) if squall && frame.opcode == OP_TEXT => {
                 if let Some(code) = error_reply_code(&frame.payload) {
-                    return format!("error {code}");
+                    return Answer::ErrorReply(code);
                 }
             }
             Ok(Ok(_)) => {}
-            Ok(Err(end)) => return format!("{} without a close frame", end.kind()),
+            Ok(Err(end)) => {
+                return Answer::Closed(format!("{} without a close frame", end.kind()));
+            }
         }
     }
 }
@@ -212,7 +281,7 @@ fn error_reply_code(payload: &[u8]) -> Option<String> {
 /// `FLOOD` are out), reading the replies meanwhile so that it is not closed
 /// as a slow consumer instead, then waits for the close: DESIGN.md closes a
 /// client with too many errors with 1008.
-async fn error_flood(ws: &mut WsConn) -> String {
+async fn error_flood(ws: &mut WsConn) -> Answer {
     for i in 0..FLOOD {
         if ws.send_text("{not json").await.is_err() {
             break;
@@ -220,8 +289,54 @@ async fn error_flood(ws: &mut WsConn) -> String {
         if i % FLOOD_CHECK_EVERY == 0
             && let Some(end) = ws.closed_by_server()
         {
-            return end;
+            return match end.strip_prefix("close ").and_then(|c| c.parse().ok()) {
+                Some(code) => Answer::Close(code),
+                None => Answer::Closed(format!("{end} without a close frame")),
+            };
         }
     }
     answer(ws).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_by_rfc_6455_and_the_squall_protocol_only_for_its_own_cases() {
+        let closed = Answer::Closed("eof without a close frame".into());
+        for case in ["unmasked", "reserved_opcode", "fragmented_control"] {
+            assert!(judge(case, &Answer::Close(1002), false).1);
+            assert!(judge(case, &closed, true).1);
+            assert!(!judge(case, &Answer::Close(1000), false).1);
+            assert!(!judge(case, &Answer::Open, false).1, "{case}: MUST close");
+        }
+        assert!(judge("invalid_utf8", &Answer::Close(1007), true).1);
+        assert!(!judge("invalid_utf8", &Answer::Close(1002), true).1);
+        for seen in [
+            Answer::Close(1009),
+            Answer::Close(1008),
+            Answer::Open,
+            closed.clone(),
+        ] {
+            assert!(judge("oversized", &seen, true).1, "{seen}");
+        }
+        assert!(!judge("oversized", &Answer::Close(1006), false).1);
+        // Not RFC violations: anything but an invalid code, unless the
+        // target speaks the squall protocol.
+        for seen in [
+            Answer::Open,
+            Answer::Close(1000),
+            Answer::Close(4000),
+            closed,
+        ] {
+            assert!(judge("bad_json", &seen, false).1, "{seen}");
+            assert!(judge("error_flood", &seen, false).1, "{seen}");
+        }
+        assert!(!judge("error_flood", &Answer::Close(1005), false).1);
+        assert!(judge("error_flood", &Answer::Close(1008), true).1);
+        assert!(!judge("error_flood", &Answer::Open, true).1);
+        assert!(judge("bad_json", &Answer::ErrorReply("bad_json".into()), true).1);
+        assert!(!judge("bad_json", &Answer::Open, true).1);
+    }
 }

@@ -125,6 +125,8 @@ pub struct FaultProxy {
     local_addr: SocketAddr,
     upstream: SocketAddr,
     toxics: ToxicSet,
+    /// The guard `start` was given: the control API's address passes it too.
+    guard: LoopbackGuard,
     shutdown: watch::Sender<bool>,
     /// The proxy's own runtime, alive until `shutdown` fires.
     runtime: tokio::runtime::Handle,
@@ -152,8 +154,10 @@ fn own_runtime(mut stop: watch::Receiver<bool>) -> Result<tokio::runtime::Handle
 }
 
 impl FaultProxy {
-    /// Binds `listen` and forwards every connection to `upstream`, which
-    /// must pass the guard. The proxy runs on a thread and single-threaded
+    /// Binds `listen` and forwards every connection to `upstream`; both
+    /// must pass the guard (a proxy listening on a non-loopback address
+    /// lets other machines in: only with remote traffic allowed). The proxy
+    /// runs on a thread and single-threaded
     /// runtime of its own, so that its hops are not queued behind the load
     /// engine's tasks (and it works from any caller, runtime or not).
     pub async fn start(
@@ -162,6 +166,7 @@ impl FaultProxy {
         guard: &LoopbackGuard,
     ) -> Result<Self, Error> {
         let upstream = guard.check(upstream)?;
+        let listen = guard.check(listen)?;
         let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let local_addr = listener.local_addr()?;
@@ -179,13 +184,17 @@ impl FaultProxy {
             local_addr,
             upstream,
             toxics,
+            guard: *guard,
             shutdown,
             runtime,
         })
     }
 
-    /// Serves the control API on `addr`; returns the bound address.
+    /// Serves the control API on `addr`, which must pass the guard the
+    /// proxy was started with (the API is unauthenticated); returns the
+    /// bound address.
     pub async fn start_api(&self, addr: SocketAddr) -> Result<SocketAddr, Error> {
+        let addr = self.guard.check(addr)?;
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let bound = listener.local_addr()?;

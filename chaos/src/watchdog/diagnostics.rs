@@ -31,14 +31,21 @@ pub struct HangFacts {
     pub run_name: String,
     /// 1 for the run's first hang.
     pub number: usize,
-    /// The first failed probe, seconds from the origin.
+    /// The hang's kind (`unresponsive`, `delivery-stall`, ...).
+    pub kind: String,
+    /// When it began, seconds from the origin (see
+    /// [`super::HangRecord::started_s`]).
     pub started_s: f64,
     /// Detection, seconds from the origin.
     pub detected_s: f64,
     /// The last chaos action before the hang.
     pub last_chaos: Option<String>,
-    /// Why the probes failed.
+    /// What the watchdog saw: why the probes failed, what stalled topics
+    /// owe, how the process ended.
     pub probe_errors: Vec<String>,
+    /// How the target process ended, when it did (`"exited with status
+    /// 70"`): the classification then says so, and /proc is not read.
+    pub exited: Option<String>,
     /// The last `/metrics` scrape before the hang, with its time in seconds.
     pub last_metrics: Option<(f64, String)>,
     /// The target's stderr, last lines.
@@ -226,13 +233,18 @@ pub fn write(out_dir: &Path, facts: &HangFacts, pid: Option<u32>) -> std::io::Re
 /// The file's text.
 pub fn render(facts: &HangFacts, pid: Option<u32>) -> String {
     let mut out = String::new();
-    let info = pid.map(|pid| procfs::inspect(pid, CPU_WINDOW));
-    match &info {
-        Some(info) => {
+    let info = pid
+        .filter(|_| facts.exited.is_none())
+        .map(|pid| procfs::inspect(pid, CPU_WINDOW));
+    match (&facts.exited, &info) {
+        (Some(how), _) => {
+            let _ = writeln!(out, "classification: exited: the process {how}");
+        }
+        (None, Some(info)) => {
             let (label, why) = classify(info);
             let _ = writeln!(out, "classification: {label}: {why}");
         }
-        None => {
+        (None, None) => {
             let _ = writeln!(
                 out,
                 "classification: unknown: squall does not own the target process, so /proc cannot be read"
@@ -244,11 +256,8 @@ pub fn render(facts: &HangFacts, pid: Option<u32>) -> String {
         "\nsquall hang #{} of run {}",
         facts.number, facts.run_name
     );
-    let _ = writeln!(
-        out,
-        "started_s:  {:.3} (first failed probe)",
-        facts.started_s
-    );
+    let _ = writeln!(out, "kind:       {}", facts.kind);
+    let _ = writeln!(out, "started_s:  {:.3}", facts.started_s);
     let _ = writeln!(out, "detected_s: {:.3}", facts.detected_s);
     let _ = writeln!(
         out,

@@ -1,11 +1,12 @@
-//! The watchdog's probes: an HTTP GET on the health URL and a WebSocket
-//! Ping/Pong on the watchdog's own connection (the `/metrics` scrape is a
-//! plain [`crate::http::get`]).
+//! The watchdog's probes: an HTTP GET on the health URL, a WebSocket
+//! Ping/Pong on the watchdog's own connection, and a fresh WebSocket upgrade
+//! (the accept probe) every round (the `/metrics` scrape is a plain
+//! [`crate::http::get`]).
 
 use crate::http::{self, HttpError};
 use crate::target::{TokenPlacement, TokenSource};
 use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
-use crate::ws::{ConnectOptions, WsConn, connect};
+use crate::ws::{ConnectError, ConnectOptions, WsConn, connect};
 use squall_proto::Endpoint;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,6 +31,57 @@ pub enum ProbeError {
     /// No pong within the limit.
     #[error("no pong within {}ms", .0.as_millis())]
     NoPong(Duration),
+    /// The WebSocket upgrade failed (the accept probe, or the ping's
+    /// connection when it had to connect).
+    #[error("upgrade: {0}")]
+    Upgrade(ConnectError),
+}
+
+impl ProbeError {
+    /// Whether the target refused the connection (nothing listens): what
+    /// makes a hang `unreachable` rather than `unresponsive`.
+    pub fn is_refused(&self) -> bool {
+        let refused = |e: &std::io::Error| e.kind() == std::io::ErrorKind::ConnectionRefused;
+        match self {
+            ProbeError::Http(HttpError::Connect(e)) => refused(e),
+            ProbeError::Upgrade(ConnectError::Io(e)) => refused(e),
+            _ => false,
+        }
+    }
+}
+
+/// How long a closed accept probe's socket waits for the server's side of
+/// the close, off the probe's clock.
+const ACCEPT_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// An accept probe: a fresh WebSocket upgrade (TCP connect and HTTP upgrade,
+/// with the token) within `limit`; `Ok` with how long it took. The socket
+/// is then closed politely (a Close 1000 and a FIN) by a task of its own,
+/// bounded by [`ACCEPT_CLOSE_WAIT`], so the round does not wait for it.
+pub async fn accept(
+    endpoint: &Endpoint,
+    token: Option<String>,
+    placement: TokenPlacement,
+    limit: Duration,
+) -> Result<Duration, ProbeError> {
+    let start = Instant::now();
+    let options = ConnectOptions {
+        timeout: limit,
+        recv_buffer: None,
+        token,
+        placement,
+    };
+    let mut ws = connect(endpoint, &options)
+        .await
+        .map_err(ProbeError::Upgrade)?;
+    let took = start.elapsed();
+    tokio::spawn(async move {
+        let close = Frame::client(OP_CLOSE, 1000u16.to_be_bytes().to_vec());
+        if timeout(ACCEPT_CLOSE_WAIT, ws.send(&close)).await.is_ok() {
+            ws.drop_with_fin(ACCEPT_CLOSE_WAIT).await;
+        }
+    });
+    Ok(took)
 }
 
 /// A health probe: GET, expecting a 2xx status, within `limit`.
@@ -54,8 +106,8 @@ pub enum PingStyle {
 }
 
 /// A request to the WebSocket prober: ping with this number, answer when
-/// the pong arrives.
-type PingRequest = (u64, oneshot::Sender<()>);
+/// the pong arrives (or with why the connection could not be opened).
+type PingRequest = (u64, oneshot::Sender<Result<(), ProbeError>>);
 
 /// A handle on the task that owns the watchdog's WebSocket.
 #[derive(Debug, Clone)]
@@ -87,7 +139,8 @@ impl WsProber {
             .send((n, tx))
             .map_err(|_| ProbeError::ProberGone)?;
         match timeout(limit, rx).await {
-            Ok(Ok(())) => Ok(start.elapsed()),
+            Ok(Ok(Ok(()))) => Ok(start.elapsed()),
+            Ok(Ok(Err(e))) => Err(e),
             Ok(Err(_)) => Err(ProbeError::ConnectionLost),
             Err(_) => Err(ProbeError::NoPong(limit)),
         }
@@ -103,7 +156,7 @@ async fn prober(
     mut requests: mpsc::UnboundedReceiver<PingRequest>,
 ) {
     let mut conn: Option<WsConn> = None;
-    let mut waiting: HashMap<u64, oneshot::Sender<()>> = HashMap::new();
+    let mut waiting: HashMap<u64, oneshot::Sender<Result<(), ProbeError>>> = HashMap::new();
     loop {
         let Some(ws) = conn.as_mut() else {
             // No connection: wait for a request, then connect for it.
@@ -119,12 +172,17 @@ async fn prober(
                 token: tokens.as_ref().and_then(|t| t(u64::MAX)),
                 placement,
             };
-            if let Ok(ws) = connect(&endpoint, &options).await {
-                conn = Some(ws);
-                waiting.insert(n, tx);
-                if !send_ping(conn.as_mut().expect("just set"), style, n).await {
-                    conn = None;
-                    waiting.clear();
+            match connect(&endpoint, &options).await {
+                Ok(ws) => {
+                    conn = Some(ws);
+                    waiting.insert(n, tx);
+                    if !send_ping(conn.as_mut().expect("just set"), style, n).await {
+                        conn = None;
+                        waiting.clear();
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(ProbeError::Upgrade(e)));
                 }
             }
             continue;
@@ -150,7 +208,7 @@ async fn prober(
                             waiting.clear();
                         }
                     } else if let Some(tx) = pong_number(&frame, style).and_then(|n| waiting.remove(&n)) {
-                        let _ = tx.send(());
+                        let _ = tx.send(Ok(()));
                     }
                     // Forget pings long past any probe's timeout.
                     waiting.retain(|_, tx| !tx.is_closed());

@@ -1,39 +1,19 @@
 //! The probing loop on the watchdog's own thread: a round of probes every
-//! `interval`, rounds decided in the order they started, the failing streak
-//! that becomes a hang, and the hang file written off the loop.
+//! `interval`, rounds decided in the order they started, the load's
+//! progress samples and the CLI's `exited` word handed to the verdict
+//! ([`super::judge`]), and each new hang's file written off the loop.
 
 use super::diagnostics::{self, HangFacts};
-use super::probe::{self, ProbeError, WsProber};
-use super::{HangRecord, Inner, StderrTail, WatchdogConfig, seconds_since};
+use super::judge::{Declared, Round};
+use super::probe::{self, WsProber};
+use super::{Inner, Progress, StderrTail, WatchdogConfig, seconds_since};
 use crate::http;
 use squall_proto::Endpoint;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
-
-/// One probe round's results.
-#[derive(Debug)]
-struct Round {
-    n: u64,
-    launched_s: f64,
-    health: Option<Result<Duration, ProbeError>>,
-    ws: Option<Result<Duration, ProbeError>>,
-}
-
-impl Round {
-    fn errors(&self) -> Vec<String> {
-        let mut errors = Vec::new();
-        if let Some(Err(e)) = &self.health {
-            errors.push(format!("health: {e}"));
-        }
-        if let Some(Err(e)) = &self.ws {
-            errors.push(format!("ws ping: {e}"));
-        }
-        errors
-    }
-}
 
 /// The probing loop, on the watchdog's thread.
 pub(super) struct Runner {
@@ -49,16 +29,13 @@ pub(super) struct Runner {
     pub(super) inner: Arc<Mutex<Inner>>,
 }
 
-/// The failing streak that may become a hang.
-#[derive(Debug, Default)]
-struct Streak {
-    failures: u32,
-    started_s: f64,
-    errors: Vec<String>,
-}
-
 impl Runner {
-    pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn run(
+        self,
+        mut stop: watch::Receiver<bool>,
+        mut feed: watch::Receiver<Option<Progress>>,
+        mut exits: mpsc::UnboundedReceiver<Declared>,
+    ) {
         let settings = self.config.settings.clone();
         let prober = self.ws.clone().map(|endpoint| {
             WsProber::spawn(
@@ -69,6 +46,7 @@ impl Runner {
                 settings.timeout,
             )
         });
+        let accept = self.ws.clone().filter(|_| settings.accept_probe);
         let mut ticks = tokio::time::interval(settings.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut scrapes = tokio::time::interval(settings.metrics_interval);
@@ -78,7 +56,6 @@ impl Runner {
         let mut next_round = 0;
         let mut next_decided = 0;
         let mut early: BTreeMap<u64, Round> = BTreeMap::new();
-        let mut streak = Streak::default();
         let mut writers = Vec::new();
         loop {
             tokio::select! {
@@ -86,12 +63,23 @@ impl Runner {
                 _ = ticks.tick() => {
                     let (health, prober, tx) = (self.health.clone(), prober.clone(), round_tx.clone());
                     let (n, launched_s, limit) = (next_round, seconds_since(self.config.origin), settings.timeout);
+                    let fresh = accept.clone().map(|endpoint| {
+                        (endpoint, self.config.tokens.as_ref().and_then(|t| t(u64::MAX)))
+                    });
+                    let placement = self.config.placement;
                     next_round += 1;
+                    // Each probe is bounded by `limit`: the task ends.
                     tokio::spawn(async move {
                         let health = async { match &health { Some(e) => Some(probe::health(e, limit).await), None => None } };
-                        let ws = async { match &prober { Some(p) => Some(p.ping(n, limit).await), None => None } };
-                        let (health, ws) = tokio::join!(health, ws);
-                        let _ = tx.send(Round { n, launched_s, health, ws });
+                        let ping = async { match &prober { Some(p) => Some(p.ping(n, limit).await), None => None } };
+                        let accept = async {
+                            match fresh {
+                                Some((endpoint, token)) => Some(probe::accept(&endpoint, token, placement, limit).await),
+                                None => None,
+                            }
+                        };
+                        let (health, ping, accept) = tokio::join!(health, ping, accept);
+                        let _ = tx.send(Round { n, launched_s, health, ping, accept });
                     });
                 }
                 _ = scrapes.tick(), if self.metrics.is_some() => {
@@ -108,12 +96,25 @@ impl Runner {
                     // Decide rounds in the order they started.
                     while let Some(round) = early.remove(&next_decided) {
                         next_decided += 1;
-                        if let Some(writer) = self.decide(round, &mut streak) {
-                            writers.push(writer);
-                        }
+                        writers.extend(self.decide(round));
                     }
                 }
+                Ok(()) = feed.changed() => {
+                    let sample = feed.borrow_and_update().clone();
+                    if let Some(sample) = sample {
+                        let mut inner = self.inner.lock().expect("watchdog lock");
+                        let now_s = seconds_since(self.config.origin);
+                        let declared = inner.judge.progress(&sample, now_s, &self.config.last_chaos);
+                        writers.extend(declared.and_then(|d| self.hang_file(&inner, d)));
+                    }
+                }
+                Some(declared) = exits.recv() => {
+                    let inner = self.inner.lock().expect("watchdog lock");
+                    writers.extend(self.hang_file(&inner, declared));
+                }
             }
+            // Hang files written: let go of their handles (bounded list).
+            writers.retain(|w: &JoinHandle<()>| !w.is_finished());
         }
         for writer in writers {
             let _ = writer.await;
@@ -122,54 +123,43 @@ impl Runner {
 
     /// Applies one round; returns the task writing the hang file when this
     /// round makes a hang.
-    fn decide(&self, round: Round, streak: &mut Streak) -> Option<tokio::task::JoinHandle<()>> {
-        let settings = &self.config.settings;
-        let errors = round.errors();
+    fn decide(&self, round: Round) -> Option<JoinHandle<()>> {
+        let ms = |r: &Option<Result<std::time::Duration, probe::ProbeError>>| {
+            r.as_ref()?.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0)
+        };
         let mut inner = self.inner.lock().expect("watchdog lock");
-        if errors.is_empty() {
-            let health = round.health.as_ref().and_then(|r| r.as_ref().ok()).copied();
-            let latency =
-                health.or_else(|| round.ws.as_ref().and_then(|r| r.as_ref().ok()).copied());
-            if let Some(h) = health {
-                let _ = inner.health_us.record((h.as_micros() as u64).max(1));
-            }
-            inner.probe_ms = latency.map(|l| l.as_secs_f64() * 1000.0);
-            if inner.hung {
-                inner.hung = false;
-                let now_s = seconds_since(self.config.origin);
-                if let Some(hang) = inner.hangs.last_mut() {
-                    hang.ended_s = Some(now_s);
-                }
-            }
-            *streak = Streak::default();
-            inner.state = if latency.is_some_and(|l| l > settings.slow) {
-                "degraded"
-            } else {
-                "ok"
-            };
-            return None;
+        if let Some(Ok(h)) = &round.health {
+            let _ = inner.health_us.record((h.as_micros() as u64).max(1));
         }
+        inner.health_ms = ms(&round.health);
+        inner.ping_ms = ms(&round.ping);
+        inner.accept_ms = ms(&round.accept);
         // A round that did not answer has no latency to show: keeping the
         // last answered one would show a stale figure during a hang.
-        inner.probe_ms = None;
-        streak.failures += 1;
-        if streak.failures == 1 {
-            streak.started_s = round.launched_s;
-            streak.errors = errors;
-        }
-        if inner.hung || streak.failures < settings.failures_before_hang {
-            inner.state = if inner.hung { "hung" } else { "degraded" };
-            return None;
-        }
-        inner.hung = true;
-        inner.state = "hung";
+        let failed = matches!(round.health, Some(Err(_))) || matches!(round.ping, Some(Err(_)));
+        inner.probe_ms = if failed {
+            None
+        } else {
+            round.latency().map(|l| l.as_secs_f64() * 1000.0)
+        };
+        let now_s = seconds_since(self.config.origin);
+        let declared = inner.judge.round(&round, now_s, &self.config.last_chaos)?;
+        self.hang_file(&inner, declared)
+    }
+
+    /// Logs a new hang and starts writing its hang file (when diagnostics
+    /// are on); the task notes the file's path in the hang.
+    fn hang_file(&self, inner: &Inner, declared: Declared) -> Option<JoinHandle<()>> {
+        let hang = inner.judge.hangs().get(declared.index)?;
         let facts = HangFacts {
             run_name: self.config.run_name.clone(),
-            number: inner.hangs.len() + 1,
-            started_s: streak.started_s,
-            detected_s: seconds_since(self.config.origin),
-            last_chaos: self.config.last_chaos.before(streak.started_s),
-            probe_errors: streak.errors.clone(),
+            number: declared.index + 1,
+            kind: hang.kind.as_str().to_string(),
+            started_s: hang.started_s,
+            detected_s: hang.detected_s,
+            last_chaos: hang.last_chaos.clone(),
+            probe_errors: declared.evidence,
+            exited: declared.exited,
             last_metrics: inner.last_metrics.clone(),
             stderr_tail: self
                 .config
@@ -179,33 +169,34 @@ impl Runner {
                 .map(StderrTail::lines)
                 .unwrap_or_default(),
         };
-        inner.hangs.push(HangRecord {
-            started_s: facts.started_s,
-            detected_s: facts.detected_s,
-            ended_s: None,
-            last_chaos: facts.last_chaos.clone(),
-            diagnostics: None,
-        });
         tracing::warn!(
+            kind = facts.kind,
             started_s = facts.started_s,
             detected_s = facts.detected_s,
             "target hung: {}",
             facts.probe_errors.join("; ")
         );
-        if !settings.diagnostics {
+        if !self.config.settings.diagnostics {
             return None;
         }
-        let (inner, out_dir, pid) = (
-            self.inner.clone(),
-            self.config.out_dir.clone(),
-            self.config.target.as_ref().map(|t| t.pid),
-        );
+        // An exited process has no /proc to read, and its PID may be reused.
+        let pid = self
+            .config
+            .target
+            .as_ref()
+            .map(|t| t.pid)
+            .filter(|_| facts.exited.is_none());
+        let (inner, out_dir) = (self.inner.clone(), self.config.out_dir.clone());
         Some(tokio::task::spawn_blocking(move || {
             let index = facts.number - 1;
             let path = diagnostics::write(&out_dir, &facts, pid);
             let mut inner = inner.lock().expect("watchdog lock");
             match path {
-                Ok(path) => inner.hangs[index].diagnostics = Some(path.display().to_string()),
+                Ok(path) => {
+                    if let Some(hang) = inner.judge.hang_mut(index) {
+                        hang.diagnostics = Some(path.display().to_string());
+                    }
+                }
                 Err(e) => tracing::error!("writing the hang file: {e}"),
             }
         }))

@@ -116,6 +116,12 @@ pub fn upgrade_request(
     (request, key)
 }
 
+/// The `Sec-WebSocket-Accept` a server answers to `key` (RFC 6455 4.2.2),
+/// for test servers that upgrade by hand.
+pub fn accept_key(key: &str) -> String {
+    tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes())
+}
+
 /// Opens a TCP socket to `endpoint` (with the options' receive buffer).
 pub async fn open_tcp(endpoint: &Endpoint, recv_buffer: Option<u32>) -> io::Result<TcpStream> {
     let socket = if endpoint.addr.is_ipv4() {
@@ -177,9 +183,7 @@ pub async fn read_response(
             Ok(httparse::Status::Complete(len)) => {
                 let code = response.code.unwrap_or(0);
                 if code == 101 {
-                    let expected = tokio_tungstenite::tungstenite::handshake::derive_accept_key(
-                        key.as_bytes(),
-                    );
+                    let expected = accept_key(key);
                     let accept = response
                         .headers
                         .iter()
