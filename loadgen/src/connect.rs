@@ -167,6 +167,20 @@ pub fn ws_kind(e: &WsError) -> SocketError {
     }
 }
 
+/// The cause of a drop (`connections.dropped`) when a read or write on an
+/// established socket failed: `reset` for a TCP reset, `eof` for a stream
+/// that ended without a closing handshake (a FIN), else the error's kind.
+/// (`errors` keeps [`ws_kind`]'s key, which calls both `reset`.)
+pub fn drop_cause(e: &WsError) -> String {
+    match e {
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake)
+        | WsError::ConnectionClosed
+        | WsError::AlreadyClosed => "eof".to_string(),
+        WsError::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => "eof".to_string(),
+        other => ws_kind(other).to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,5 +207,17 @@ mod tests {
                 "too_many_open_files"
             ]
         );
+    }
+
+    #[test]
+    fn a_fin_is_eof_and_a_reset_is_reset() {
+        let fin = WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        let rst = WsError::Io(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert_eq!(
+            (drop_cause(&fin), ws_kind(&fin).to_string()),
+            ("eof".into(), "reset".into())
+        );
+        assert_eq!(drop_cause(&rst), "reset");
+        assert_eq!(drop_cause(&WsError::ConnectionClosed), "eof");
     }
 }

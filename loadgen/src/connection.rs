@@ -1,24 +1,39 @@
 //! One connection's life, in one task: connect, subscribe, publish on
-//! schedule, receive, close, hand in its accounting.
+//! schedule, receive, close, hand in its accounting; and, when the target
+//! ends its socket, count the drop, keep owing, and reconnect if the plan
+//! says so.
 //!
 //! The task waits on three things at once: the next frame, the next timer
-//! (a message due, the subscription's acknowledgement deadline, the planned
-//! end) and a change of the run's deadlines (Ctrl-C). Sends happen between
-//! waits, each batch under the send timeout; reading keeps answering the
-//! server's pings (tungstenite queues the pong and flushes it on the next read).
+//! (a message due, the subscription's acknowledgement deadline, the next
+//! update of its share of `due` and `overdue`, the planned end) and a change
+//! of the run's deadlines (Ctrl-C, the end of the drain). Sends happen
+//! between waits, each batch under the send timeout; reading keeps answering
+//! the server's pings (tungstenite queues the pong and flushes it on the
+//! next read).
+//!
+//! A socket that the target ends (a close frame, a reset, an end of stream,
+//! a broken frame) is counted in `connections.dropped` by cause, and the
+//! task goes on without it: its subscriptions keep their duty (what was sent
+//! after the drop is owed and, not arriving, lost), its share of `due` and
+//! `overdue` keeps growing, and with [`crate::LoadPlan::reconnect`] it
+//! connects again after a jittered backoff, subscribes again and carries on
+//! (its publisher sends what fell due meanwhile). It hands in at the end of
+//! the run like any other.
 
 use crate::connect::{self, Socket, SocketError};
 use crate::engine::Ctx;
 use crate::frames::{Control, PublishTemplate};
-use crate::plan::{Auth, Protocol};
-use crate::receive::Inbox;
+use crate::plan::{Auth, Protocol, Reconnect};
+use crate::receive::{Inbox, Progress};
 use crate::report::PublisherCount;
 use crate::stamp::Stamp;
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use rand::RngExt;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
@@ -30,15 +45,27 @@ const MAX_BATCH: usize = 64;
 /// as evidence that the target does not echo to the sender.
 const MIN_ECHO_EVIDENCE: u64 = 10;
 
+/// During publishing, a connection notes the time of its deliveries for
+/// the drain's quiet test at most this often (in the drain, every time).
+const NOTE_DELIVERY_NS: u64 = 10_000_000;
+
+const SECOND_NS: u64 = 1_000_000_000;
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
     /// At the end of the run (drain over): its subscriptions count for loss.
     Completed,
-    /// Earlier, as planned (the wanted connection count fell).
+    /// Earlier, as planned (the wanted connection count fell): excluded.
     Planned,
-    /// Earlier, because something went wrong (counted in `errors`).
-    Abnormal,
+    /// Earlier, because squall gave up on it (a send timeout; counted in
+    /// `errors`): excluded, unless the target had dropped it before.
+    Stopped,
+    /// Never established (counted in `failed` and `errors`).
+    Failed,
+    /// The target ended it (counted in `dropped`) and it did not come back
+    /// (or, mid-run, before a reconnect): it still owes.
+    Dropped,
 }
 
 /// The subscription's acknowledgement.
@@ -57,6 +84,7 @@ enum Ack {
 /// The publishing side of a connection.
 struct Publisher {
     j: u64,
+    topic: u64,
     template: PublishTemplate,
     next_seq: u64,
     sent: u64,
@@ -71,32 +99,54 @@ enum Event {
 
 /// Runs connection `c` from its opening to its end. `close_ns` is its
 /// planned close, if the plan wants it gone before the end of the run.
-/// `wake` completes (its sender dropped) when the run's deadlines move.
+/// `wake` changes when the run's deadlines move.
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     c: u64,
     close_ns: Option<u64>,
     permit: OwnedSemaphorePermit,
-    wake: oneshot::Receiver<()>,
+    wake: watch::Receiver<()>,
 ) {
-    let publisher = ctx.layout.publisher_of_connection(c).map(|j| Publisher {
-        j,
-        template: ctx.frames.publish(c, ctx.layout.topic_of_publisher(j)),
-        next_seq: 0,
-        sent: 0,
+    let publisher = ctx.layout.publisher_of_connection(c).map(|j| {
+        let topic = ctx.layout.topic_of_publisher(j);
+        Publisher {
+            j,
+            topic,
+            template: ctx.frames.publish(c, topic),
+            next_seq: 0,
+            sent: 0,
+        }
     });
     let mut conn = Conn {
         ctx: &ctx,
         c,
         close_ns,
-        wake: Some(wake),
+        wake,
+        wake_open: true,
         inbox: Inbox::default(),
         ack: Ack::NotNeeded,
+        duty_started: false,
+        listed: false,
+        dropped_ns: None,
+        ever_dropped: false,
+        reported: Progress::default(),
+        next_progress_ns: 0,
+        noted_ns: 0,
         publisher,
     };
-    let end = match conn.open(permit).await {
-        Some(ws) => conn.live(ws).await,
-        None => End::Abnormal,
+    let mut attempt = conn.open(permit).await;
+    let end = loop {
+        let end = match attempt {
+            Ok(ws) => conn.live(ws).await,
+            Err(end) => end,
+        };
+        if end != End::Dropped {
+            break end;
+        }
+        match conn.reconnect().await {
+            Some(again) => attempt = again,
+            None => break conn.stay_down().await,
+        }
     };
     conn.hand_in(end);
 }
@@ -105,16 +155,32 @@ struct Conn<'a> {
     ctx: &'a Ctx,
     c: u64,
     close_ns: Option<u64>,
-    /// Completes when the run's deadlines move; `None` once it has.
-    wake: Option<oneshot::Receiver<()>>,
+    /// Changes when the run's deadlines move.
+    wake: watch::Receiver<()>,
+    /// False once the engine dropped the sending half (nothing moves any more).
+    wake_open: bool,
     inbox: Inbox,
     ack: Ack,
+    /// Whether the subscriptions' duty has started (first acknowledgement).
+    duty_started: bool,
+    /// Whether it counts now among its topics' acknowledged subscribers.
+    listed: bool,
+    /// When the target ended its socket, until it is back (acknowledged).
+    dropped_ns: Option<u64>,
+    /// Whether the target ever ended its socket.
+    ever_dropped: bool,
+    /// Its share of `due` and `overdue` as last added to the tally.
+    reported: Progress,
+    /// When to update that share next.
+    next_progress_ns: u64,
+    /// When it last noted a delivery for the drain's quiet test.
+    noted_ns: u64,
     publisher: Option<Publisher>,
 }
 
 impl Conn<'_> {
     /// Hands in the publisher's count and the subscriptions' pairs.
-    fn hand_in(&self, end: End) {
+    fn hand_in(&mut self, end: End) {
         let ctx = self.ctx;
         if let Some(p) = &self.publisher {
             let scheduled = ctx.schedule.count(p.j);
@@ -128,6 +194,17 @@ impl Conn<'_> {
         }
         if !self.inbox.is_tracking() {
             return;
+        }
+        // A socket the target ended still owes; one squall ended does not.
+        let counted = match end {
+            End::Completed | End::Dropped => true,
+            End::Stopped | End::Failed => self.ever_dropped,
+            End::Planned => false,
+        };
+        if counted {
+            self.update_progress(self.now_ns());
+        } else {
+            self.report_progress(Progress::default());
         }
         let own = self.publisher.as_ref().map(|p| (p.j, p.sent));
         let is_own = |j: u64| own.is_some_and(|(o, _)| o == j);
@@ -152,8 +229,7 @@ impl Conn<'_> {
                 !silent_self
             })
             .collect();
-        ctx.stats
-            .subscriber_done(pairs, end == End::Completed, echo_absent);
+        ctx.stats.subscriber_done(pairs, counted, echo_absent);
     }
 
     fn now_ns(&self) -> u64 {
@@ -166,34 +242,109 @@ impl Conn<'_> {
         self.close_ns.map_or(run_end, |c| c.min(run_end))
     }
 
-    /// Connects and subscribes; `None` (counted) if it failed.
-    async fn open(&mut self, permit: OwnedSemaphorePermit) -> Option<Socket> {
+    /// The last moment a dropped socket may reconnect: the end of the drain
+    /// (a relay does not replay what a socket missed) or its planned close.
+    fn reconnect_end_ns(&self) -> u64 {
+        self.end_ns().min(self.ctx.deadlines.drain_end_ns())
+    }
+
+    /// Completes when the run's deadlines move (never, once nothing can
+    /// move them any more).
+    async fn moved(wake: &mut watch::Receiver<()>, open: &mut bool) {
+        if *open && wake.changed().await.is_ok() {
+            return;
+        }
+        *open = false;
+        std::future::pending::<()>().await;
+    }
+
+    /// Runs `fut` until it completes or `until(self)` passes (`None`),
+    /// rereading the limit whenever the deadlines move.
+    async fn bounded<F: Future>(&mut self, fut: F, until: fn(&Self) -> u64) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            let until_ns = until(self);
+            if self.now_ns() >= until_ns {
+                return None;
+            }
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                _ = tokio::time::sleep_until(self.ctx.origin.instant_at(until_ns)) => {}
+                _ = Self::moved(&mut self.wake, &mut self.wake_open) => {}
+            }
+        }
+    }
+
+    /// Waits without a socket until `at_ns` or the connection's end,
+    /// keeping its share of `due` and `overdue` up to date.
+    async fn wait_until(&mut self, at_ns: u64) {
+        loop {
+            let now = self.now_ns();
+            if now >= self.next_progress_ns {
+                self.update_progress(now);
+            }
+            let until = at_ns.min(self.end_ns());
+            if now >= until {
+                return;
+            }
+            let wake = if self.inbox.is_tracking() {
+                until.min(self.next_progress_ns)
+            } else {
+                until
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(self.ctx.origin.instant_at(wake)) => {}
+                _ = Self::moved(&mut self.wake, &mut self.wake_open) => {}
+            }
+        }
+    }
+
+    /// A socket the target dropped and that does not come back: waits for
+    /// the end of the run (or its planned close), still owing.
+    async fn stay_down(&mut self) -> End {
+        self.wait_until(u64::MAX).await;
+        if self.end_ns() < self.ctx.deadlines.run_end_ns() {
+            End::Planned
+        } else {
+            End::Dropped
+        }
+    }
+
+    /// Counts a socket the target ended, by `cause`; the subscriptions keep
+    /// their duty.
+    fn dropped_by_target(&mut self, cause: &str) -> End {
+        self.ctx.stats.dropped(cause);
+        self.ever_dropped = true;
+        self.dropped_ns = Some(self.now_ns());
+        End::Dropped
+    }
+
+    /// Takes its subscriptions off (`false`) or puts them on its topics'
+    /// count of acknowledged subscribers.
+    fn list(&mut self, on: bool) {
+        if self.listed != on {
+            self.listed = on;
+            let topics = self.ctx.layout.subscriptions_of(self.c);
+            self.ctx.stats.subscribed(&topics, on);
+        }
+    }
+
+    /// Opens the socket and subscribes: the first time, counted in
+    /// `attempted`, `established`, `failed` and the handshake latency.
+    async fn open(&mut self, permit: OwnedSemaphorePermit) -> Result<Socket, End> {
         let ctx = self.ctx;
-        let plan = &ctx.plan;
         ctx.stats.with_connections(|s| s.attempted += 1);
-        let token = match (&plan.auth, &ctx.minter) {
-            (Auth::Jwt(jwt), Some(minter)) => match minter.mint(self.c) {
-                Ok(token) => Some((token, jwt.placement)),
-                Err(_) => return self.failed("jwt"),
-            },
-            _ => None,
-        };
-        let target = &ctx.targets[ctx.layout.target_of(self.c)];
-        let source = self.source_addr();
         let start = self.now_ns();
-        let limit =
-            Duration::from_nanos(self.end_ns().saturating_sub(start)).min(plan.timeouts.connect);
-        let result = connect::connect(
-            target,
-            source,
-            token.as_ref().map(|(t, p)| (t.as_str(), *p)),
-            limit,
-        )
-        .await;
-        drop(permit);
+        let result = self.dial(permit, self.end_ns()).await;
         let mut ws = match result {
             Ok(ws) => ws,
-            Err(e) => return self.failed(&e.to_string()),
+            Err(kind) => {
+                ctx.stats.with_connections(|s| {
+                    s.failed += 1;
+                    *s.errors.entry(kind).or_default() += 1;
+                });
+                return Err(End::Failed);
+            }
         };
         let took_us = (self.now_ns() - start) / 1000;
         ctx.stats.with_connections(|s| {
@@ -201,20 +352,86 @@ impl Conn<'_> {
             s.handshake.record_us(took_us);
         });
         ctx.stats.set_open(true);
-        if self.subscribe(&mut ws).await {
-            Some(ws)
-        } else {
-            ctx.stats.set_open(false);
-            None
+        match self.subscribe(&mut ws).await {
+            Ok(()) => Ok(ws),
+            Err(end) => {
+                ctx.stats.set_open(false);
+                Err(end)
+            }
         }
     }
 
-    fn failed(&self, kind: &str) -> Option<Socket> {
-        self.ctx.stats.with_connections(|s| {
-            s.failed += 1;
-            *s.errors.entry(kind.to_string()).or_default() += 1;
-        });
+    /// After a drop: waits a jittered backoff and connects again, until it
+    /// is back or may no longer try (`None`: no reconnect planned, or the
+    /// drain is over). Failed attempts count as `reconnect_<kind>`.
+    async fn reconnect(&mut self) -> Option<Result<Socket, End>> {
+        let policy = self.ctx.plan.reconnect.clone()?;
+        for attempt in 0u32.. {
+            let at = self.now_ns() + backoff(&policy, attempt).as_nanos() as u64;
+            self.wait_until(at).await;
+            if self.now_ns() >= self.reconnect_end_ns() {
+                return None;
+            }
+            let pending = self.ctx.pending[self.ctx.layout.target_of(self.c)].clone();
+            let permit = self
+                .bounded(pending.acquire_owned(), Self::reconnect_end_ns)
+                .await?
+                .ok()?;
+            let until = self.reconnect_end_ns();
+            let dialed = self.bounded(self.dial(permit, until), Self::reconnect_end_ns);
+            match dialed.await {
+                None => return None,
+                Some(Ok(mut ws)) => {
+                    self.ctx.stats.set_open(true);
+                    return Some(match self.subscribe(&mut ws).await {
+                        Ok(()) => Ok(ws),
+                        Err(end) => {
+                            self.ctx.stats.set_open(false);
+                            Err(end)
+                        }
+                    });
+                }
+                Some(Err(kind)) => {
+                    self.ctx.stats.error(&format!("reconnect_{kind}"));
+                }
+            }
+        }
         None
+    }
+
+    /// Mints the token and connects (TCP and upgrade) under the connect
+    /// timeout, at most until `until_ns`; the error kind if it failed. The
+    /// future does not borrow the connection.
+    fn dial(
+        &self,
+        permit: OwnedSemaphorePermit,
+        until_ns: u64,
+    ) -> impl Future<Output = Result<Socket, String>> + use<> {
+        let ctx = self.ctx;
+        let plan = &ctx.plan;
+        let token = match (&plan.auth, &ctx.minter) {
+            (Auth::Jwt(jwt), Some(minter)) => minter
+                .mint(self.c)
+                .map(|token| Some((token, jwt.placement)))
+                .map_err(|_| "jwt".to_string()),
+            _ => Ok(None),
+        };
+        let target = ctx.targets[ctx.layout.target_of(self.c)].clone();
+        let source = self.source_addr();
+        let limit =
+            Duration::from_nanos(until_ns.saturating_sub(self.now_ns())).min(plan.timeouts.connect);
+        async move {
+            let token = token?;
+            let result = connect::connect(
+                &target,
+                source,
+                token.as_ref().map(|(t, p)| (t.as_str(), *p)),
+                limit,
+            )
+            .await;
+            drop(permit);
+            result.map_err(|e| e.to_string())
+        }
     }
 
     /// The local address to connect from: the default for the first
@@ -240,11 +457,13 @@ impl Conn<'_> {
         }
     }
 
-    /// Sends the subscribe frames; false (counted) if that failed.
-    async fn subscribe(&mut self, ws: &mut Socket) -> bool {
+    /// Sends the subscribe frames (the first time, or again after a
+    /// reconnect); the end (counted) if that failed.
+    async fn subscribe(&mut self, ws: &mut Socket) -> Result<(), End> {
         let topics = self.ctx.layout.subscriptions_of(self.c);
         if topics.is_empty() {
-            return true;
+            self.back(self.now_ns());
+            return Ok(());
         }
         let frames = self.ctx.frames.subscribe(self.c, &topics);
         let sent = tokio::time::timeout(self.ctx.plan.timeouts.send, async {
@@ -258,16 +477,18 @@ impl Conn<'_> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 self.ctx.stats.error(&connect::ws_kind(&e).to_string());
-                return false;
+                return Err(self.dropped_by_target(&connect::drop_cause(&e)));
             }
             Err(_) => {
                 self.ctx.stats.error("send_timeout");
-                return false;
+                return Err(End::Stopped);
             }
         }
         let now = self.now_ns();
-        for &topic in &topics {
-            self.inbox.track(topic, &self.ctx.layout);
+        if !self.inbox.is_tracking() {
+            for &topic in &topics {
+                self.inbox.track(topic, &self.ctx.layout);
+            }
         }
         match &self.ctx.plan.protocol {
             Protocol::Squall => {
@@ -280,26 +501,75 @@ impl Conn<'_> {
                 self.acknowledged(now + settle.as_nanos() as u64);
             }
         }
-        true
+        Ok(())
     }
 
-    /// The subscriptions count from `ack_ns` on. A connection's own messages
-    /// are owed to it only if the target echoes to the sender (`plan.echo`).
+    /// The subscriptions count from `ack_ns` on: the first time, each pair's
+    /// duty starts (a connection's own messages are owed to it only if the
+    /// target echoes to the sender, `plan.echo`); after a reconnect, the
+    /// duty goes on from where it started.
     fn acknowledged(&mut self, ack_ns: u64) {
-        let schedule = &self.ctx.schedule;
-        let own = self
-            .publisher
-            .as_ref()
-            .filter(|_| !self.ctx.plan.echo)
-            .map(|p| p.j);
-        self.inbox.acknowledge(&self.ctx.layout, |j| {
-            if Some(j) == own {
-                u64::MAX
-            } else {
-                schedule.first_after(j, ack_ns)
-            }
-        });
+        if !self.duty_started {
+            let schedule = &self.ctx.schedule;
+            let own = self
+                .publisher
+                .as_ref()
+                .filter(|_| !self.ctx.plan.echo)
+                .map(|p| p.j);
+            self.inbox.acknowledge(&self.ctx.layout, |j| {
+                if Some(j) == own {
+                    u64::MAX
+                } else {
+                    schedule.first_after(j, ack_ns)
+                }
+            });
+            self.duty_started = true;
+        }
         self.ack = Ack::Done;
+        self.list(true);
+        self.back(ack_ns);
+    }
+
+    /// The socket is back (acknowledged again) at `at_ns` after a drop:
+    /// counted in `reconnects`, with the time since the drop.
+    fn back(&mut self, at_ns: u64) {
+        if let Some(dropped) = self.dropped_ns.take() {
+            let us = at_ns.saturating_sub(dropped) / 1000;
+            self.ctx.stats.with_connections(|s| {
+                s.reconnects += 1;
+                s.reconnect.record_us(us);
+            });
+        }
+    }
+
+    /// Updates its share of `due` and `overdue` from the publishers' table.
+    fn update_progress(&mut self, now_ns: u64) {
+        let offset = 100_000_000 + (self.c.wrapping_mul(7919) % 800) * 1_000_000;
+        let mut next = now_ns / SECOND_NS * SECOND_NS + offset;
+        if next <= now_ns {
+            next += SECOND_NS;
+        }
+        self.next_progress_ns = next;
+        if !self.inbox.is_tracking() {
+            return;
+        }
+        let due = &self.ctx.stats.due;
+        let progress = self
+            .inbox
+            .progress(&self.ctx.layout, now_ns, |j, n| due.limits(j, n));
+        self.report_progress(progress);
+    }
+
+    /// Adds the change of its share to its stripe.
+    fn report_progress(&mut self, now: Progress) {
+        let was = self.reported;
+        if now != was {
+            self.ctx.stats.with_tally(self.c, |tally| {
+                tally.due += now.due as i64 - was.due as i64;
+                tally.overdue += now.overdue as i64 - was.overdue as i64;
+            });
+            self.reported = now;
+        }
     }
 
     /// When the next message of this connection is due, if it still publishes.
@@ -312,7 +582,7 @@ impl Conn<'_> {
     /// Publishes, receives and waits until the end; then closes.
     async fn live(&mut self, mut ws: Socket) -> End {
         let end = self.serve(&mut ws).await;
-        if end != End::Abnormal {
+        if matches!(end, End::Completed | End::Planned) {
             let close = CloseFrame {
                 code: 1000.into(),
                 reason: "squall run over".into(),
@@ -320,6 +590,7 @@ impl Conn<'_> {
             let _ = tokio::time::timeout(self.ctx.plan.timeouts.close, ws.close(Some(close))).await;
         }
         self.ctx.stats.set_open(false);
+        self.list(false);
         end
     }
 
@@ -336,8 +607,16 @@ impl Conn<'_> {
                 // Everything due goes out, even at the planned end: the
                 // schedule only holds messages due before it.
                 if let Err(e) = self.publish(ws).await {
-                    self.ctx.stats.error(&e.to_string());
-                    return End::Abnormal;
+                    return match e {
+                        None => {
+                            self.ctx.stats.error(&SocketError::SendTimeout.to_string());
+                            End::Stopped
+                        }
+                        Some(e) => {
+                            self.ctx.stats.error(&connect::ws_kind(&e).to_string());
+                            self.dropped_by_target(&connect::drop_cause(&e))
+                        }
+                    };
                 }
                 continue;
             }
@@ -356,6 +635,9 @@ impl Conn<'_> {
                 self.ctx.stats.error("subscribe_timeout");
                 self.ack = Ack::TimedOut;
             }
+            if now >= self.next_progress_ns {
+                self.update_progress(now);
+            }
             let mut wake = end_ns;
             if let Some(d) = due {
                 wake = wake.min(d);
@@ -363,28 +645,20 @@ impl Conn<'_> {
             if let Ack::Waiting { deadline_ns, .. } = self.ack {
                 wake = wake.min(deadline_ns);
             }
+            if self.inbox.is_tracking() {
+                wake = wake.min(self.next_progress_ns);
+            }
             if armed != Some(wake) {
                 timer.as_mut().reset(self.ctx.origin.instant_at(wake));
                 armed = Some(wake);
             }
-            let deadlines_moved = async {
-                match self.wake.as_mut() {
-                    Some(wake) => {
-                        let _ = wake.await;
-                    }
-                    None => std::future::pending().await,
-                }
-            };
             let event = tokio::select! {
                 frame = ws.next() => Event::Frame(frame),
                 _ = &mut timer => {
                     armed = None;
                     Event::Timer
                 }
-                _ = deadlines_moved => {
-                    self.wake = None;
-                    Event::Deadlines
-                }
+                _ = Self::moved(&mut self.wake, &mut self.wake_open) => Event::Deadlines,
             };
             match event {
                 Event::Frame(frame) => {
@@ -408,7 +682,8 @@ impl Conn<'_> {
         }
     }
 
-    /// Handles one read; `Some` when the connection is over.
+    /// Handles one read; `Some` when the connection is over (the target
+    /// ended it: counted in `errors` and `dropped`).
     fn on_frame(
         &mut self,
         frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
@@ -420,24 +695,30 @@ impl Conn<'_> {
             Some(Ok(Message::Close(close))) => {
                 let code = close.as_ref().map_or(1005, |f| u16::from(f.code));
                 self.ctx.stats.error(&format!("closed_by_server_{code}"));
-                return Some(End::Abnormal);
+                return Some(self.dropped_by_target(&format!("close_{code}")));
             }
             Some(Ok(_)) => return None,
             Some(Err(e)) => {
                 self.ctx.stats.error(&connect::ws_kind(e).to_string());
-                return Some(End::Abnormal);
+                return Some(self.dropped_by_target(&connect::drop_cause(e)));
             }
             None => {
                 self.ctx.stats.error("eof");
-                return Some(End::Abnormal);
+                return Some(self.dropped_by_target("eof"));
             }
         };
+        let late_from = self.ctx.deadlines.drain_end_ns();
         let (inbox, layout) = (&mut self.inbox, &self.ctx.layout);
-        let stamps = self
-            .ctx
-            .stats
-            .with_tally(self.c, |tally| inbox.receive(bytes, now, layout, tally));
+        let stamps = self.ctx.stats.with_tally(self.c, |tally| {
+            inbox.receive_at(bytes, now, late_from, layout, tally)
+        });
         if stamps > 0 {
+            if now >= self.ctx.deadlines.publish_end_ns()
+                || now.saturating_sub(self.noted_ns) >= NOTE_DELIVERY_NS
+            {
+                self.noted_ns = now;
+                self.ctx.stats.delivered(now);
+            }
             return None;
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
@@ -457,8 +738,13 @@ impl Conn<'_> {
         None
     }
 
-    /// Sends every message due now (at most [`MAX_BATCH`]), under the send timeout.
-    async fn publish(&mut self, ws: &mut Socket) -> Result<(), SocketError> {
+    /// Sends every message due now (at most [`MAX_BATCH`]), under the send
+    /// timeout: `Err(None)` when that passed, `Err(Some(e))` when the socket
+    /// failed.
+    async fn publish(
+        &mut self,
+        ws: &mut Socket,
+    ) -> Result<(), Option<tokio_tungstenite::tungstenite::Error>> {
         let ctx = self.ctx;
         let publish_end = self.ctx.deadlines.publish_end_ns();
         let Some(p) = self.publisher.as_mut() else {
@@ -492,16 +778,52 @@ impl Conn<'_> {
         .await;
         ctx.stats.with_tally(self.c, |tally| {
             tally.sent += batch as u64;
+            if let Some(topic) = tally.topic(p.topic) {
+                topic.sent += batch as u64;
+            }
             for &lag in &lags[..batch] {
                 if tally.send_lag.record_us(lag) {
                     tally.clamped += 1;
                 }
             }
         });
+        ctx.stats.due.sent(p.j, p.sent);
         match result {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(connect::ws_kind(&e)),
-            Err(_) => Err(SocketError::SendTimeout),
+            Ok(Err(e)) => Err(Some(e)),
+            Err(_) => Err(None),
+        }
+    }
+}
+
+/// The wait before reconnect attempt `attempt` (0 for the first): a random
+/// time between half and all of `min(max, initial * 2^attempt)`, so that
+/// sockets dropped together do not all come back at once.
+fn backoff(policy: &Reconnect, attempt: u32) -> Duration {
+    let full = policy
+        .initial
+        .saturating_mul(1u32 << attempt.min(20))
+        .min(policy.max);
+    rand::rng().random_range(full / 2..=full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_max_with_jitter() {
+        let policy = Reconnect {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+        };
+        for _ in 0..100 {
+            let first = backoff(&policy, 0);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = backoff(&policy, 2);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            let late = backoff(&policy, 40);
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1));
         }
     }
 }

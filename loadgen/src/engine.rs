@@ -1,12 +1,12 @@
 //! The engine: opens the connections on schedule, collects a snapshot a
-//! second, honours Ctrl-C, enforces the run's hard deadline, and builds the
-//! report.
+//! second, ends the drain when deliveries stop (or at `drain_max`), honours
+//! Ctrl-C, enforces the run's hard deadline, and builds the report.
 
 use crate::auth::Minter;
 use crate::frames::Frames;
 use crate::layout::Layout;
 use crate::limits::raise_open_file_limit;
-use crate::plan::{Auth, LoadPlan};
+use crate::plan::{Auth, HARD_SLACK, LoadPlan};
 use crate::report::{LoadReport, PublisherCount};
 use crate::schedule::Schedule;
 use crate::snapshot::{LoadSnapshot, Phase};
@@ -15,8 +15,7 @@ use crate::{Origin, connection};
 use squall_proto::Endpoint;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// Connection attempts in flight at once per target (TCP connect + upgrade):
@@ -24,26 +23,29 @@ use tokio::task::JoinSet;
 /// target's accept queue (overflows become 1 s SYN retransmits, which would
 /// show as handshake latency the target did not cause).
 const MAX_PENDING_CONNECTS_PER_TARGET: usize = 100;
-/// The run returns at most this long after `duration + drain`.
-const HARD_SLACK: Duration = Duration::from_secs(10);
 
-/// When publishing ends and when the run ends (ns from the origin); Ctrl-C
-/// moves both earlier, once. Atomics, because every connection reads them on
-/// every turn of its loop: no lock shared by thousands of tasks, and so
-/// nothing that could be held across an `.await`. Each is a single value
-/// that only ever moves earlier (`fetch_min`); `Acquire`/`Release` is enough,
-/// since a connection that reads a stale value is woken by its `wake`
-/// channel right after and reads again.
+/// When publishing ends, when the drain ends (what arrives later is `late`)
+/// and when the run ends (ns from the origin). The run's end starts at
+/// `duration + max(drain, drain_max)` and moves earlier once deliveries
+/// have stopped; Ctrl-C moves all three earlier. Atomics, because every
+/// connection reads them on every turn of its loop: no lock shared by
+/// thousands of tasks, and so nothing that could be held across an
+/// `.await`. Each is a single value that only ever moves earlier
+/// (`fetch_min`); `Acquire`/`Release` is enough, since a connection that
+/// reads a stale value is woken by its `wake` channel right after and reads
+/// again.
 #[derive(Debug)]
 pub(crate) struct Deadlines {
     publish_end_ns: AtomicU64,
+    drain_end_ns: AtomicU64,
     run_end_ns: AtomicU64,
 }
 
 impl Deadlines {
-    fn new(publish_end_ns: u64, run_end_ns: u64) -> Self {
+    fn new(publish_end_ns: u64, drain_end_ns: u64, run_end_ns: u64) -> Self {
         Self {
             publish_end_ns: AtomicU64::new(publish_end_ns),
+            drain_end_ns: AtomicU64::new(drain_end_ns),
             run_end_ns: AtomicU64::new(run_end_ns),
         }
     }
@@ -53,17 +55,30 @@ impl Deadlines {
         self.publish_end_ns.load(Ordering::Acquire)
     }
 
+    /// Deliveries at or after this time are `late`; no socket reconnects
+    /// after it.
+    pub fn drain_end_ns(&self) -> u64 {
+        self.drain_end_ns.load(Ordering::Acquire)
+    }
+
     /// Every connection ends at this time.
     pub fn run_end_ns(&self) -> u64 {
         self.run_end_ns.load(Ordering::Acquire)
     }
 
-    /// Ends publishing at `now_ns` and the run `drain_ns` later (never later
-    /// than planned).
+    /// Ends publishing at `now_ns` and the drain and the run `drain_ns`
+    /// later (never later than planned).
     fn stop_at(&self, now_ns: u64, drain_ns: u64) {
         self.run_end_ns
             .fetch_min(now_ns + drain_ns, Ordering::AcqRel);
+        self.drain_end_ns
+            .fetch_min(now_ns + drain_ns, Ordering::AcqRel);
         self.publish_end_ns.fetch_min(now_ns, Ordering::AcqRel);
+    }
+
+    /// Ends the run at `now_ns` (the drain is over and quiet).
+    fn end_at(&self, now_ns: u64) {
+        self.run_end_ns.fetch_min(now_ns, Ordering::AcqRel);
     }
 }
 
@@ -79,6 +94,13 @@ pub(crate) struct Ctx {
     pub minter: Option<Minter>,
     pub stats: Stats,
     pub deadlines: Deadlines,
+    /// Per target, the connection attempts (first connects and reconnects)
+    /// in flight. A tokio `Semaphore`: unlike the std mutexes of `Stats`,
+    /// its permit *is* held across awaits on purpose (the connect and
+    /// upgrade), which an async semaphore allows: a task waiting for a
+    /// permit yields instead of blocking a worker thread, and the
+    /// connection drops the permit as soon as the upgrade ends.
+    pub pending: Vec<Arc<Semaphore>>,
 }
 
 /// Runs a checked plan against its `targets`, which
@@ -101,10 +123,16 @@ pub(crate) async fn run(
     let schedule = Schedule::new(&plan, &layout);
     let publish_end_ns = plan.duration.as_nanos() as u64;
     let drain_ns = plan.drain.as_nanos() as u64;
-    let hard_end_ns = publish_end_ns + drain_ns + HARD_SLACK.as_nanos() as u64;
-    // Tells the launcher that the deadlines moved; it wakes every connection.
+    let drain_limit_ns = plan.drain_limit().as_nanos() as u64;
+    let hard_end_ns = publish_end_ns + drain_limit_ns + HARD_SLACK.as_nanos() as u64;
+    // Tells the launcher and every connection that the deadlines moved.
     let (moved_tx, moved_rx) = watch::channel(());
+    let stats = Stats::new(layout.publishers(), u64::from(plan.topics));
     let ctx = Arc::new(Ctx {
+        pending: targets
+            .iter()
+            .map(|_| Arc::new(Semaphore::new(MAX_PENDING_CONNECTS_PER_TARGET)))
+            .collect(),
         targets,
         minter: match &plan.auth {
             Auth::Jwt(jwt) => Some(Minter::new(jwt).expect("checked plan")),
@@ -114,8 +142,12 @@ pub(crate) async fn run(
         layout,
         schedule,
         origin,
-        stats: Stats::default(),
-        deadlines: Deadlines::new(publish_end_ns, publish_end_ns + drain_ns),
+        stats,
+        deadlines: Deadlines::new(
+            publish_end_ns,
+            publish_end_ns + drain_ns,
+            publish_end_ns + drain_limit_ns,
+        ),
         plan,
     });
     let mut launcher = tokio::spawn(launch(ctx.clone(), moved_rx, hard_end_ns));
@@ -128,14 +160,34 @@ pub(crate) async fn run(
     let mut stoppable = true;
     let mut next_tick =
         1_000_000_000u64.max(origin.elapsed_ns().div_ceil(1_000_000_000) * 1_000_000_000);
+    // What is due is known in full once publishing is over: the tables are
+    // refreshed then too, not only on the next tick.
+    let mut refreshed_at_publish_end = false;
+    let mut drained = false;
     loop {
+        let publish_end = ctx.deadlines.publish_end_ns();
+        let drain_check = if drained { None } else { drain_check_ns(&ctx) };
         tokio::select! {
             _ = &mut launcher => break,
             _ = tokio::time::sleep_until(origin.instant_at(next_tick)) => {
                 let now = origin.elapsed_ns();
+                ctx.stats.due.refresh(&ctx.schedule, now);
                 let snap = collector.snapshot(&ctx.stats, now, phase(&ctx, now, stopped), wanted(&ctx, now));
                 let _ = snapshots.send(snap);
                 next_tick = (now / 1_000_000_000 + 1) * 1_000_000_000;
+            }
+            _ = tokio::time::sleep_until(origin.instant_at(publish_end)), if !refreshed_at_publish_end => {
+                refreshed_at_publish_end = true;
+                ctx.stats.due.refresh(&ctx.schedule, origin.elapsed_ns());
+            }
+            _ = tokio::time::sleep_until(origin.instant_at(drain_check.unwrap_or(0))), if drain_check.is_some() => {
+                let now = origin.elapsed_ns();
+                if drain_check_ns(&ctx).is_some_and(|at| at <= now) {
+                    drained = true;
+                    ctx.stats.due.refresh(&ctx.schedule, now);
+                    ctx.deadlines.end_at(now);
+                    moved_tx.send_replace(());
+                }
             }
             changed = stop.changed(), if stoppable && !stopped => {
                 if changed.is_err() {
@@ -165,6 +217,20 @@ pub(crate) async fn run(
     collector.report(&ctx.stats, now, !stopped_early)
 }
 
+/// When the drain may end early: once `drain` has passed since the end of
+/// publishing and no delivery has arrived for `drain` (quiet). `None` when
+/// the run's end cannot move earlier than it is.
+fn drain_check_ns(ctx: &Ctx) -> Option<u64> {
+    let drain_end = ctx.deadlines.drain_end_ns();
+    let run_end = ctx.deadlines.run_end_ns();
+    if run_end <= drain_end {
+        return None;
+    }
+    let quiet = ctx.plan.drain.as_nanos() as u64;
+    let at = drain_end.max(ctx.stats.last_delivery_ns() + quiet);
+    (at < run_end).then_some(at)
+}
+
 /// Ends publishing now and the run after the drain, and says so.
 fn stop_now(ctx: &Ctx, moved: &watch::Sender<()>) {
     let drain = ctx.plan.drain.as_nanos() as u64;
@@ -192,27 +258,16 @@ fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
 
 /// Opens this shard's connections on schedule, then waits for them all, at
 /// most until the hard deadline (then aborts the rest, counted `abandoned`).
-/// When the deadlines move (`moved`), it wakes every connection by dropping
-/// the sending half of its `wake` channel.
+/// Every connection gets a clone of `moved`, which says when the deadlines
+/// moved.
 async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64) {
-    // One tokio `Semaphore` per target bounds the attempts in flight. Unlike
-    // the std mutexes of `Stats`, its permit *is* held across awaits on
-    // purpose (the connect and upgrade), which an async semaphore allows: a
-    // task waiting for a permit yields instead of blocking a worker thread,
-    // and `connection::run` drops the permit as soon as the upgrade ends.
-    let pending: Vec<Arc<Semaphore>> = ctx
-        .targets
-        .iter()
-        .map(|_| Arc::new(Semaphore::new(MAX_PENDING_CONNECTS_PER_TARGET)))
-        .collect();
     let mut tasks = JoinSet::new();
-    let mut wakes: Vec<oneshot::Sender<()>> = Vec::new();
     let mut listening = true;
     for c in ctx.plan.shard_connections() {
         let Some(open_ns) = ctx.schedule.open_ns(c) else {
             break;
         };
-        let pending = &pending[ctx.layout.target_of(c)];
+        let pending = &ctx.pending[ctx.layout.target_of(c)];
         let wait = tokio::time::sleep_until(ctx.origin.instant_at(open_ns));
         tokio::pin!(wait);
         // Wait for the connection's time and a free slot, but never past the
@@ -231,15 +286,14 @@ async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64)
                 _ = tokio::time::sleep_until(ctx.origin.instant_at(publish_end)) => {}
                 changed = moved.changed(), if listening => {
                     listening = changed.is_ok();
-                    wakes.clear();
                 }
             }
         };
         let Some(permit) = permit else { break };
         let close_ns = ctx.schedule.close_ns(c, open_ns);
-        let (wake_tx, wake_rx) = oneshot::channel();
-        wakes.push(wake_tx);
-        tasks.spawn(connection::run(ctx.clone(), c, close_ns, permit, wake_rx));
+        let mut wake = moved.clone();
+        wake.mark_unchanged();
+        tasks.spawn(connection::run(ctx.clone(), c, close_ns, permit, wake));
     }
     let close_ns = ctx.plan.timeouts.close.as_nanos() as u64;
     loop {
@@ -253,7 +307,6 @@ async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64)
             _ = tokio::time::sleep_until(ctx.origin.instant_at(end)) => break,
             changed = moved.changed(), if listening => {
                 listening = changed.is_ok();
-                wakes.clear();
             }
         }
     }

@@ -72,8 +72,35 @@
 //!   connect to the end of the upgrade). At most 100 upgrades are in flight
 //!   per target, below the usual listen backlog, so that a ramp never
 //!   overflows the target's accept queue.
+//! - **Dropped**: established sockets that the *target* ended (a close frame,
+//!   `close_<code>`; a reset, `reset`; the end of the stream, `eof`; a broken
+//!   frame) while squall did not end them, by cause, in
+//!   `connections.dropped`. The end of the drain, Ctrl-C, a planned close
+//!   and a send timeout are squall's own doing and are not drops. With
+//!   [`LoadPlan::reconnect`], a dropped socket reconnects after a jittered
+//!   exponential backoff and subscribes again (`connections.reconnects`,
+//!   and the time from drop to the new acknowledgement in
+//!   `connections.reconnect`).
+//! - **Drain and late**: after the last publish the engine listens at least
+//!   `drain`, then on while deliveries still arrive, until none has arrived
+//!   for `drain` or `drain_max` has passed. What arrives after `drain` is
+//!   `late` (received, not lost; its latency in
+//!   [`LoadReport::late_latency`]): the summary can say how far behind the
+//!   target was instead of calling its backlog loss.
+//! - **Live loss**: each snapshot carries `due` (owed deliveries whose
+//!   scheduled time has passed), `overdue` (owed deliveries more than 2 s
+//!   past their schedule that have not arrived, a lower bound) and per-topic
+//!   progress ([`snapshot::TopicProgress`]: sent, received, subscribers), so
+//!   that loss and a stalled topic show while they happen
+//!   ([`snapshot::MessagesNow`] says exactly what each counts).
 //! - **Never hangs**: every connect, send and close has a timeout; reads end
-//!   at the connection's end; the run returns by `duration + drain + 10 s`.
+//!   at the connection's end; every wait of a dropped socket ends with the
+//!   run; the run returns by [`LoadPlan::deadline`],
+//!   `duration + max(drain, drain_max) + 10 s`.
+//! - **Bounds**: [`LoadPlan::check`] refuses what no machine carries (more
+//!   than 10 million connections or msg/s, 1 million topics, runs over 30
+//!   days, ...: the `MAX_*` constants of [`plan`]) with a [`PlanError`]
+//!   naming the [`Field`].
 //! - **Memory**: one task per connection, 4 KiB read buffers, no write
 //!   buffering, 1 MiB message limit: about 9 KiB of RSS per idle socket.
 //!
@@ -87,11 +114,21 @@
 //! `from..sent`. Each (subscriber, publisher) pair remembers the newest
 //! sequence number seen and a 64-deep window below it: a number seen again is
 //! a duplicate, one below the newest is reordered, one further back than the
-//! window is `late` (counted as received).
+//! window is `out_of_window` (counted as received).
 //!
-//! Left out of the loss figures, and counted: subscribers not connected from
-//! their acknowledgement until the end of the drain
-//! (`messages.subscribers_excluded`); publishers that stopped before a
+//! **A relay cannot hide loss by disconnecting.** A subscriber whose socket
+//! the target ended still owes every message scheduled after its
+//! acknowledgement, to the end: it hands in its pairs like one that stayed,
+//! and what was sent after the drop, not arriving, is lost (and counted in
+//! `overdue` as it happens). With [`LoadPlan::reconnect`] the pairs go on
+//! after the new acknowledgement, so only the messages sent while it was
+//! away are lost; a reconnected publisher sends what fell due meanwhile, so
+//! its `0..sent` stay whole and the accounting stays exact and mergeable.
+//!
+//! Left out of the loss figures, and counted: subscribers whose socket
+//! squall itself ended before the end of the drain (a planned close when a
+//! stage lowers the connections, a send timeout:
+//! `messages.subscribers_excluded`); publishers that stopped before a
 //! subscriber's duty began, whose debt cannot be known exactly (their socket
 //! failed, or Ctrl-C: [`Loss::publishers_excluded`]). A connection's own
 //! messages are owed to it only when the target echoes to the sender
@@ -120,10 +157,11 @@ pub mod tracker;
 
 pub use histogram::LatencyHistogram;
 pub use plan::{
-    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Shard, Stage, Timeouts,
+    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Reconnect, Shard,
+    Stage, Timeouts,
 };
 pub use report::{LoadReport, Loss};
-pub use snapshot::{LoadSnapshot, Phase};
+pub use snapshot::{LoadSnapshot, Phase, TopicProgress};
 pub use squall_proto::Origin;
 
 use tokio::sync::{mpsc, watch};
@@ -133,13 +171,14 @@ use tokio::sync::{mpsc, watch};
 /// - `origin`: the run's origin; every `_s`/`_ns` figure counts from it. The
 ///   first connection is due at the origin.
 /// - `stop`: set it to `true` to end early (Ctrl-C): publishing stops at once,
-///   the drain still runs, and the report says `complete: false`. Dropping
-///   the sender does not stop the run.
+///   the drain still runs (`drain`, without the extension up to
+///   `drain_max`), and the report says `complete: false`. Sockets squall
+///   closes then are not `dropped`. Dropping the sender does not stop the run.
 /// - `snapshots`: one [`LoadSnapshot`] a second, and a last one at the end.
 ///   Measurement never waits for the consumer.
 ///
-/// Returns by `duration + drain + 10 s` at the latest, whatever the target
-/// does. Fails only on a plan that [`LoadPlan::check`] refuses, a target
+/// Returns by [`LoadPlan::deadline`], `duration + max(drain, drain_max) +
+/// 10 s`, at the latest, whatever the target does. Fails only on a plan that [`LoadPlan::check`] refuses, a target
 /// that is not loopback without [`LoadPlan::allow_remote`] among them; it
 /// then fails at once, before any connection is attempted or any snapshot
 /// sent.

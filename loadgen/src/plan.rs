@@ -70,8 +70,22 @@ pub struct LoadPlan {
     /// Length of the run: nothing is published at or after it.
     pub duration: Duration,
     /// Time after `duration` during which sockets stay open to receive what is
-    /// still in flight; only subscribers connected until its end count for loss.
+    /// still in flight. Deliveries that arrive later (see `drain_max`) are
+    /// `late`, not lost.
     pub drain: Duration,
+    /// The longest the drain may last. After `drain`, the engine keeps
+    /// listening while deliveries still arrive, until none has arrived for
+    /// `drain` (quiet) or `drain_max` after the end of publishing has passed;
+    /// what arrives in that extension counts as `late`, with its latency, not
+    /// as lost. A value below `drain` counts as `drain` (no extension).
+    /// Default 10 s (a plan from before the field existed gets it too).
+    #[serde(default = "default_drain_max")]
+    pub drain_max: Duration,
+    /// Whether and how a socket that the target ended reconnects
+    /// (`None`, the default: it stays down, and what it was owed from then
+    /// on is lost). See [`Reconnect`].
+    #[serde(default)]
+    pub reconnect: Option<Reconnect>,
     /// Which part of the connections this process runs.
     pub shard: Shard,
     /// Extra local source addresses used, in turn, once one address holds
@@ -192,6 +206,32 @@ pub struct Stage {
     pub connections: Option<u64>,
 }
 
+/// Reconnecting a socket that the target ended, as real clients do: after
+/// a jittered exponential backoff (attempt `k` waits a random time between
+/// half and all of `min(max, initial * 2^k)`), connect again, resubscribe,
+/// and carry on: its (subscriber, publisher) pairs keep their duty, so only
+/// the messages sent while it was away count as lost, and a publisher sends
+/// what fell due meanwhile as soon as it is back (late, so its latency shows
+/// the gap). Attempts stop at the end of the drain (the run's deadline
+/// bounds every wait).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reconnect {
+    /// The first backoff (more than zero).
+    pub initial: Duration,
+    /// The longest backoff (at least `initial`).
+    pub max: Duration,
+}
+
+impl Default for Reconnect {
+    /// 100 ms, doubling up to 5 s.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A part of the connections: shard `index` of `count` runs the connections
 /// `index * peak / count .. (index + 1) * peak / count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,7 +296,43 @@ pub enum Field {
     SocketsPerSource,
     /// [`LoadPlan::ramp`] (with the stages): longer than the duration.
     Ramp,
+    /// [`LoadPlan::connections`], or a stage's connections: over
+    /// [`MAX_CONNECTIONS`].
+    Connections,
+    /// [`LoadPlan::subscriptions_per_connection`]: over [`MAX_SUBSCRIPTIONS`].
+    Subscriptions,
+    /// [`LoadPlan::duration`]: over [`MAX_DURATION`].
+    Duration,
+    /// [`LoadPlan::drain`]: over [`MAX_DRAIN`].
+    Drain,
+    /// [`LoadPlan::drain_max`]: over [`MAX_DRAIN`].
+    DrainMax,
+    /// [`LoadPlan::reconnect`]: a zero or inverted backoff, or one over
+    /// [`MAX_DRAIN`].
+    Reconnect,
+    /// One of [`LoadPlan::timeouts`]: over [`MAX_TIMEOUT`].
+    Timeouts,
 }
+
+/// Most connections a plan may hold at once (all shards together): past
+/// this, no machine or fleet of worker processes squall spawns carries it.
+pub const MAX_CONNECTIONS: u64 = 10_000_000;
+/// Highest rate in messages per second (all publishers together).
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// Most topics.
+pub const MAX_TOPICS: u32 = 1_000_000;
+/// Most topics one connection subscribes to.
+pub const MAX_SUBSCRIPTIONS: u32 = 10_000;
+/// Longest run (30 days).
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Longest drain, `drain_max` and reconnect backoff (1 hour).
+pub const MAX_DRAIN: Duration = Duration::from_secs(3600);
+/// Longest timeout of a network step (1 hour).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// How long after `duration + max(drain, drain_max)` the run may still take
+/// at most (closing handshakes, tasks that do not end): see
+/// [`LoadPlan::deadline`].
+pub const HARD_SLACK: Duration = Duration::from_secs(10);
 
 /// Why a plan cannot run: one variant per check of [`LoadPlan::check`].
 #[derive(Debug, thiserror::Error)]
@@ -352,6 +428,115 @@ pub enum PlanError {
         /// [`LoadPlan::duration`].
         duration: Duration,
     },
+    /// More connections (the plan's or a stage's) than [`MAX_CONNECTIONS`].
+    #[error("{} {connections} is over the limit of {max}", stage_label(*stage, "connections"))]
+    TooManyConnections {
+        /// The count asked for.
+        connections: u64,
+        /// `None` for [`LoadPlan::connections`], `Some(i)` for stage `i`'s.
+        stage: Option<usize>,
+        /// [`MAX_CONNECTIONS`].
+        max: u64,
+    },
+    /// A rate (the plan's or a stage's) over [`MAX_RATE`].
+    #[error("{} {} msg/s is over the limit of {max} msg/s", stage_label(*stage, "rate"), readable(*rate))]
+    RateTooHigh {
+        /// The rate asked for.
+        rate: f64,
+        /// `None` for [`LoadPlan::rate`], `Some(i)` for stage `i`'s.
+        stage: Option<usize>,
+        /// [`MAX_RATE`].
+        max: f64,
+    },
+    /// More topics than [`MAX_TOPICS`].
+    #[error("topics {topics} is over the limit of {max}")]
+    TooManyTopics {
+        /// Topics asked for.
+        topics: u32,
+        /// [`MAX_TOPICS`].
+        max: u32,
+    },
+    /// More subscriptions per connection than [`MAX_SUBSCRIPTIONS`].
+    #[error("subscriptions per connection {subscriptions} is over the limit of {max}")]
+    TooManySubscriptions {
+        /// Subscriptions asked for.
+        subscriptions: u32,
+        /// [`MAX_SUBSCRIPTIONS`].
+        max: u32,
+    },
+    /// A duration of the plan (`field`: [`Field::Duration`],
+    /// [`Field::Drain`], [`Field::DrainMax`], [`Field::Reconnect`] or
+    /// [`Field::Timeouts`]) over its limit.
+    #[error("{} {value:?} is over the limit of {max:?}", field.name())]
+    DurationOverLimit {
+        /// The plan field.
+        field: Field,
+        /// The value asked for.
+        value: Duration,
+        /// The limit.
+        max: Duration,
+    },
+    /// A reconnect backoff that starts at zero (reconnecting in a busy
+    /// loop) or whose `max` is below its `initial`.
+    #[error(
+        "reconnect backoff {initial:?} up to {max:?}: initial must be above zero and at most max"
+    )]
+    Backoff {
+        /// [`Reconnect::initial`].
+        initial: Duration,
+        /// [`Reconnect::max`].
+        max: Duration,
+    },
+}
+
+/// A number as a person reads it: `1e308`, not 309 digits.
+fn readable(x: f64) -> String {
+    if x.abs() >= 1e12 {
+        format!("{x:e}")
+    } else {
+        x.to_string()
+    }
+}
+
+/// `"connections"` or `"stage 2 connections"` (1-based, as a user counts).
+fn stage_label(stage: Option<usize>, what: &str) -> String {
+    match stage {
+        None => what.to_string(),
+        Some(i) => format!("stage {} {what}", i + 1),
+    }
+}
+
+impl Field {
+    /// The plan field's name, as [`LoadPlan`] spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Targets => "targets",
+            Field::AllowRemote => "allow_remote",
+            Field::Shard => "shard",
+            Field::Publishers => "publishers",
+            Field::Topics => "topics",
+            Field::Rate => "rate",
+            Field::PayloadBytes => "payload_bytes",
+            Field::PublishTemplate => "protocol.publish",
+            Field::SubscribeTemplate => "protocol.subscribe",
+            Field::AuthKey => "auth.key",
+            Field::SocketsPerSource => "sockets_per_source",
+            Field::Ramp => "ramp",
+            Field::Connections => "connections",
+            Field::Subscriptions => "subscriptions_per_connection",
+            Field::Duration => "duration",
+            Field::Drain => "drain",
+            Field::DrainMax => "drain_max",
+            Field::Reconnect => "reconnect",
+            Field::Timeouts => "timeouts",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl PlanError {
@@ -372,6 +557,12 @@ impl PlanError {
             PlanError::Auth(_) => Field::AuthKey,
             PlanError::SocketsPerSource => Field::SocketsPerSource,
             PlanError::TooLong { .. } => Field::Ramp,
+            PlanError::TooManyConnections { .. } => Field::Connections,
+            PlanError::RateTooHigh { .. } => Field::Rate,
+            PlanError::TooManyTopics { .. } => Field::Topics,
+            PlanError::TooManySubscriptions { .. } => Field::Subscriptions,
+            PlanError::DurationOverLimit { field, .. } => *field,
+            PlanError::Backoff { .. } => Field::Reconnect,
         }
     }
 }
@@ -379,7 +570,8 @@ impl PlanError {
 impl LoadPlan {
     /// A plan against `targets` with the defaults of a scenario file:
     /// 1,000 connections over 5 s, 10 topics, 1 subscription each,
-    /// 100 publishers, 1,000 msg/s, 256-byte payloads, 30 s, drain 2 s;
+    /// 100 publishers, 1,000 msg/s, 256-byte payloads, 30 s, drain 2 s
+    /// (extended up to 10 s while deliveries still arrive), no reconnect;
     /// 10,000 connections per source address (the kernel's ephemeral port
     /// search slows down markedly past about 12,000 to one destination).
     pub fn new(targets: Vec<String>) -> Self {
@@ -398,6 +590,8 @@ impl LoadPlan {
             stages: Vec::new(),
             duration: Duration::from_secs(30),
             drain: Duration::from_secs(2),
+            drain_max: default_drain_max(),
+            reconnect: None,
             shard: Shard { index: 0, count: 1 },
             source_addrs: Vec::new(),
             sockets_per_source: 10_000,
@@ -422,6 +616,24 @@ impl LoadPlan {
             .iter()
             .filter_map(|s| s.connections)
             .fold(self.connections, u64::max)
+    }
+
+    /// The name of topic `k` (`{topic_prefix}{k}`), as the engine sends it
+    /// and as [`crate::snapshot::LoadSnapshot::topics`] is indexed.
+    pub fn topic_name(&self, k: u64) -> String {
+        format!("{}{k}", self.topic_prefix)
+    }
+
+    /// The longest the drain may last: `max(drain, drain_max)`.
+    pub fn drain_limit(&self) -> Duration {
+        self.drain.max(self.drain_max)
+    }
+
+    /// The latest time, from the origin, by which [`crate::run`] returns,
+    /// whatever the target does: `duration + max(drain, drain_max) + 10 s`
+    /// ([`HARD_SLACK`]).
+    pub fn deadline(&self) -> Duration {
+        self.duration + self.drain_limit() + HARD_SLACK
     }
 
     /// The global connection numbers this shard runs.
@@ -504,7 +716,15 @@ impl LoadPlan {
             if !rate.is_finite() || rate < 0.0 {
                 return Err(PlanError::Rate { rate, stage });
             }
+            if rate > MAX_RATE {
+                return Err(PlanError::RateTooHigh {
+                    rate,
+                    stage,
+                    max: MAX_RATE,
+                });
+            }
         }
+        self.check_bounds()?;
         if self.payload_bytes < crate::stamp::MIN_PAYLOAD_BYTES {
             return Err(PlanError::PayloadTooSmall {
                 bytes: self.payload_bytes,
@@ -545,8 +765,72 @@ impl LoadPlan {
     }
 }
 
+impl LoadPlan {
+    /// The upper bounds: what no machine (or fleet of worker processes)
+    /// carries, or what would keep a run from ending in reasonable time.
+    fn check_bounds(&self) -> Result<(), PlanError> {
+        let connections = std::iter::once((None, self.connections)).chain(
+            self.stages
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| Some((Some(i), s.connections?))),
+        );
+        for (stage, connections) in connections {
+            if connections > MAX_CONNECTIONS {
+                return Err(PlanError::TooManyConnections {
+                    connections,
+                    stage,
+                    max: MAX_CONNECTIONS,
+                });
+            }
+        }
+        if self.topics > MAX_TOPICS {
+            return Err(PlanError::TooManyTopics {
+                topics: self.topics,
+                max: MAX_TOPICS,
+            });
+        }
+        if self.subscriptions_per_connection > MAX_SUBSCRIPTIONS {
+            return Err(PlanError::TooManySubscriptions {
+                subscriptions: self.subscriptions_per_connection,
+                max: MAX_SUBSCRIPTIONS,
+            });
+        }
+        let t = &self.timeouts;
+        let mut durations = vec![
+            (Field::Duration, self.duration, MAX_DURATION),
+            (Field::Drain, self.drain, MAX_DRAIN),
+            (Field::DrainMax, self.drain_max, MAX_DRAIN),
+        ];
+        for timeout in [t.connect, t.send, t.subscribe_ack, t.close] {
+            durations.push((Field::Timeouts, timeout, MAX_TIMEOUT));
+        }
+        if let Some(r) = &self.reconnect {
+            durations.push((Field::Reconnect, r.max, MAX_DRAIN));
+        }
+        for (field, value, max) in durations {
+            if value > max {
+                return Err(PlanError::DurationOverLimit { field, value, max });
+            }
+        }
+        if let Some(r) = &self.reconnect
+            && (r.initial.is_zero() || r.initial > r.max)
+        {
+            return Err(PlanError::Backoff {
+                initial: r.initial,
+                max: r.max,
+            });
+        }
+        Ok(())
+    }
+}
+
 fn default_echo() -> bool {
     true
+}
+
+fn default_drain_max() -> Duration {
+    Duration::from_secs(10)
 }
 
 /// Largest payload the engine publishes (the reference relay's frame limit is 64 KiB).
@@ -610,6 +894,81 @@ mod tests {
             ttl: Duration::from_secs(1),
         });
         assert_eq!(field(&|p| p.auth = bad_key.clone()), Field::AuthKey);
+    }
+
+    #[test]
+    fn upper_bounds_name_their_field_and_limit() {
+        let ok = LoadPlan::new(vec!["ws://127.0.0.1:9/ws".into()]);
+        let refused = |change: &dyn Fn(&mut LoadPlan)| {
+            let mut plan = ok.clone();
+            change(&mut plan);
+            plan.check().unwrap_err()
+        };
+        let e = refused(&|p| p.rate = 1e308);
+        assert_eq!(e.field(), Field::Rate);
+        assert_eq!(
+            e.to_string(),
+            "rate 1e308 msg/s is over the limit of 10000000 msg/s"
+        );
+        assert_eq!(refused(&|p| p.rate = f64::INFINITY).field(), Field::Rate);
+        let e = refused(&|p| p.connections = MAX_CONNECTIONS + 1);
+        assert_eq!(e.field(), Field::Connections);
+        assert!(e.to_string().contains("over the limit of 10000000"), "{e}");
+        assert_eq!(
+            refused(&|p| p.topics = MAX_TOPICS + 1).field(),
+            Field::Topics
+        );
+        assert_eq!(
+            refused(&|p| p.subscriptions_per_connection = MAX_SUBSCRIPTIONS + 1).field(),
+            Field::Subscriptions
+        );
+        let long = MAX_DURATION + Duration::from_secs(1);
+        assert_eq!(refused(&|p| p.duration = long).field(), Field::Duration);
+        let hour = MAX_DRAIN + Duration::from_secs(1);
+        assert_eq!(refused(&|p| p.drain = hour).field(), Field::Drain);
+        let e = refused(&|p| p.drain_max = hour);
+        assert_eq!(e.field(), Field::DrainMax);
+        assert!(e.to_string().starts_with("drain_max "), "{e}");
+        assert_eq!(
+            refused(&|p| p.timeouts.connect = MAX_TIMEOUT * 2).field(),
+            Field::Timeouts
+        );
+        let backoff = |initial, max| {
+            move |p: &mut LoadPlan| {
+                p.reconnect = Some(Reconnect {
+                    initial: Duration::from_millis(initial),
+                    max: Duration::from_millis(max),
+                })
+            }
+        };
+        assert_eq!(refused(&backoff(0, 100)).field(), Field::Reconnect);
+        assert_eq!(refused(&backoff(200, 100)).field(), Field::Reconnect);
+        assert_eq!(refused(&backoff(100, 4_000_000)).field(), Field::Reconnect);
+        let mut plan = ok.clone();
+        backoff(100, 100)(&mut plan);
+        plan.connections = MAX_CONNECTIONS;
+        plan.rate = MAX_RATE;
+        plan.check().unwrap();
+    }
+
+    #[test]
+    fn the_deadline_covers_the_longest_drain() {
+        let mut plan = LoadPlan::new(vec!["ws://127.0.0.1:9/ws".into()]);
+        plan.duration = Duration::from_secs(30);
+        plan.drain = Duration::from_secs(2);
+        assert_eq!(plan.drain_max, Duration::from_secs(10));
+        assert_eq!(plan.deadline(), Duration::from_secs(30 + 10 + 10));
+        plan.drain = Duration::from_secs(15);
+        assert_eq!(plan.drain_limit(), Duration::from_secs(15));
+        assert_eq!(plan.deadline(), Duration::from_secs(30 + 15 + 10));
+        assert_eq!(plan.topic_name(7), "topic-7");
+        // A plan from before issue 8: drain_max 10 s, no reconnect.
+        let mut json = serde_json::to_value(&plan).unwrap();
+        json.as_object_mut().unwrap().remove("drain_max");
+        json.as_object_mut().unwrap().remove("reconnect");
+        let old: LoadPlan = serde_json::from_value(json).unwrap();
+        assert_eq!(old.drain_max, Duration::from_secs(10));
+        assert_eq!(old.reconnect, None);
     }
 
     #[test]

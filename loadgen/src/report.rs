@@ -28,6 +28,10 @@ pub struct LoadReport {
     pub latency: LatencyHistogram,
     /// How late each message left compared with its schedule, in µs.
     pub send_lag: LatencyHistogram,
+    /// Latency of the `late` deliveries (those that arrived after the drain;
+    /// they are in `latency` too), in µs: how far behind the target was.
+    #[serde(default)]
+    pub late_latency: LatencyHistogram,
     /// The raw loss accounting, merged exactly; read it through [`LoadReport::loss`].
     pub accounting: Accounting,
 }
@@ -43,10 +47,29 @@ pub struct ConnectionStats {
     pub failed: u64,
     /// Failed attempts and abnormal ends by kind: `refused`, `timeout`,
     /// `http_401`, `http_403`, `http_503`, `http_<status>`, `reset`,
-    /// `closed_by_server_<code>`, `protocol`, `io`, `subscribe_timeout`.
+    /// `closed_by_server_<code>`, `protocol`, `io`, `subscribe_timeout`;
+    /// failed reconnect attempts as `reconnect_<kind>`.
     pub errors: BTreeMap<String, u64>,
     /// Time from the TCP connect to the end of the upgrade, in µs.
     pub handshake: LatencyHistogram,
+    /// Established sockets that the TARGET ended while squall did not end
+    /// them (not a planned close, not the end of the drain, not a send
+    /// timeout), by cause: `close_<code>` (a close frame; 1005 when it had
+    /// no code), `reset`, `eof` (the stream ended without a closing
+    /// handshake), or the error kind of a broken stream (`protocol`,
+    /// `too_big`, `io`). A reconnected socket that is dropped again counts
+    /// again. Their subscribers keep owing what was sent after (see the
+    /// crate docs).
+    #[serde(default)]
+    pub dropped: BTreeMap<String, u64>,
+    /// Dropped sockets that reconnected and (if they subscribe) were
+    /// acknowledged again ([`crate::LoadPlan::reconnect`]).
+    #[serde(default)]
+    pub reconnects: u64,
+    /// Time from each drop to the reconnected socket's new acknowledgement
+    /// (to the upgrade for a socket without subscriptions), in µs.
+    #[serde(default)]
+    pub reconnect: LatencyHistogram,
 }
 
 /// Message counts (every figure summed over shards).
@@ -62,15 +85,25 @@ pub struct MessageStats {
     pub duplicated: u64,
     /// Deliveries that arrived after a later message of the same publisher.
     pub reordered: u64,
-    /// Deliveries too far behind to tell a duplicate from a late arrival
-    /// (beyond the tracking window); counted as distinct.
+    /// Deliveries that arrived after the drain (`drain` after the end of
+    /// publishing, or after Ctrl-C) but before `drain_max`: received, not
+    /// lost; their latency is `LoadReport::late_latency`. Duplicates are
+    /// not counted. (Before issue 8 this name counted what is now
+    /// `out_of_window`.)
     pub late: u64,
+    /// Deliveries too far behind the newest of the same pair to tell a
+    /// duplicate from a reordered arrival (beyond the 64-deep tracking
+    /// window); counted as distinct.
+    #[serde(default)]
+    pub out_of_window: u64,
     /// Stamped deliveries from a publisher the subscriber did not subscribe to.
     pub unexpected: u64,
     /// Latencies over 60 s, recorded as 60 s.
     pub clamped: u64,
-    /// Subscribers left out of the loss accounting because they were not
-    /// connected from their acknowledgement to the end of the drain.
+    /// Subscribers left out of the loss accounting because squall itself
+    /// ended their socket before the end of the drain (a planned close when
+    /// a stage lowers the connections, a send timeout). A socket the target
+    /// ended is not excluded: it still owes what was sent after.
     pub subscribers_excluded: u64,
     /// Publishers subscribed to their own topic that got not one of their
     /// own messages back (of at least 10 owed) while they did hear others:
@@ -142,6 +175,7 @@ impl LoadReport {
         self.messages.merge(&other.messages);
         self.latency.merge(&other.latency);
         self.send_lag.merge(&other.send_lag);
+        self.late_latency.merge(&other.late_latency);
         self.accounting.merge(&other.accounting);
     }
 
@@ -159,6 +193,9 @@ impl ConnectionStats {
         self.failed += other.failed;
         merge_counts(&mut self.errors, &other.errors);
         self.handshake.merge(&other.handshake);
+        merge_counts(&mut self.dropped, &other.dropped);
+        self.reconnects += other.reconnects;
+        self.reconnect.merge(&other.reconnect);
     }
 }
 
@@ -171,6 +208,7 @@ impl MessageStats {
         self.duplicated += other.duplicated;
         self.reordered += other.reordered;
         self.late += other.late;
+        self.out_of_window += other.out_of_window;
         self.unexpected += other.unexpected;
         self.clamped += other.clamped;
         self.subscribers_excluded += other.subscribers_excluded;
@@ -285,6 +323,41 @@ mod tests {
         assert_eq!(loss.lost, 2);
         assert_eq!(loss.publishers_excluded, 0);
         assert_eq!(merged.shards, 2);
+    }
+
+    #[test]
+    fn drops_reconnects_and_late_deliveries_merge_and_old_reports_load() {
+        let mut a = shard(&[(0, 100, 100)], &[(0, 1, 0, 0, 100)]);
+        a.connections.dropped.insert("close_1008".into(), 2);
+        a.connections.reconnects = 1;
+        a.connections.reconnect.record_us(150_000);
+        a.messages.late = 3;
+        a.late_latency.record_us(2_000_000);
+        let mut b = a.clone();
+        b.connections.dropped = BTreeMap::from([("reset".into(), 1)]);
+        b.messages.out_of_window = 4;
+        a.merge(&b);
+        let c = &a.connections;
+        assert_eq!(
+            c.dropped,
+            BTreeMap::from([("close_1008".into(), 2), ("reset".into(), 1)])
+        );
+        assert_eq!((c.reconnects, c.reconnect.count()), (2, 2));
+        assert_eq!((a.messages.late, a.messages.out_of_window), (6, 4));
+        assert_eq!(a.late_latency.count(), 2);
+        // A worker line or results file from before issue 8 still loads.
+        let mut old = serde_json::to_value(shard(&[(0, 1, 1)], &[])).unwrap();
+        old.as_object_mut().unwrap().remove("late_latency");
+        for key in ["dropped", "reconnects", "reconnect"] {
+            old["connections"].as_object_mut().unwrap().remove(key);
+        }
+        old["messages"]
+            .as_object_mut()
+            .unwrap()
+            .remove("out_of_window");
+        let old: LoadReport = serde_json::from_value(old).unwrap();
+        assert!(old.connections.dropped.is_empty());
+        assert_eq!(old.messages.out_of_window, 0);
     }
 
     #[test]

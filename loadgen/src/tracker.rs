@@ -5,9 +5,9 @@
 //! It remembers the highest number seen and a 64-deep bitset of the numbers
 //! just below it; a number seen again inside the window is a duplicate; a
 //! number below the highest seen arrived out of order. A number further back
-//! than the window is `late`: it cannot be told from a duplicate, so it counts
-//! as received (relays that reorder by more than 64 messages are rare and it
-//! is reported).
+//! than the window is `out_of_window`: it cannot be told from a duplicate, so
+//! it counts as received (relays that reorder by more than 64 messages are
+//! rare and it is reported).
 
 /// Depth of the duplicate-detection window.
 pub const WINDOW: u64 = 64;
@@ -22,7 +22,7 @@ pub enum Outcome {
     /// Seen before.
     Duplicate,
     /// Older than the window: counted as received, duplicate or not.
-    Late,
+    OutOfWindow,
 }
 
 /// One pair's state.
@@ -71,6 +71,11 @@ impl PairTracker {
         self.distinct
     }
 
+    /// The highest sequence number seen, plus one (0: none yet).
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
     /// Messages owed up to the newest seen: `received + known gaps`.
     pub fn owed_so_far(&self) -> u64 {
         self.next.saturating_sub(self.from)
@@ -93,7 +98,7 @@ impl PairTracker {
         } else {
             let back = self.next - 1 - seq;
             if back >= WINDOW {
-                Outcome::Late
+                Outcome::OutOfWindow
             } else if self.window & (1 << back) != 0 {
                 return (Outcome::Duplicate, 0);
             } else {
@@ -129,7 +134,7 @@ mod tests {
         assert_eq!(t.owed_so_far(), 4); // 2, 3, 4, 5
         assert_eq!(t.distinct(), 3); // 3 is missing
         assert_eq!(t.observe(5 + WINDOW), (Outcome::InOrder, WINDOW));
-        assert_eq!(t.observe(3), (Outcome::Late, 0));
+        assert_eq!(t.observe(3), (Outcome::OutOfWindow, 0));
         assert_eq!(t.distinct(), 5);
         assert_eq!(std::mem::size_of::<PairTracker>(), 32);
         let mut p = PairTracker::pending();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod fake;
+
 use squall_loadgen::{LoadPlan, LoadReport, LoadSnapshot, Origin};
 use squall_relay::config::RelayConfig;
 use std::time::Duration;
