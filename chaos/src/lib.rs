@@ -27,9 +27,15 @@
 //! * Watchdog: [`watchdog::Watchdog::spawn`] with a
 //!   [`watchdog::WatchdogConfig`] (health URL, ws URL + token, the target's
 //!   PID and stderr tail, metrics URL, out dir + run name, the run's origin,
-//!   the same `LastChaos`); [`watchdog::Watchdog::status`] once a second,
-//!   [`watchdog::Watchdog::hangs`] for the results file (the CLI's exit code
-//!   4 when that is not empty).
+//!   the same `LastChaos`); once a second [`watchdog::Watchdog::note_progress`]
+//!   with the load's [`watchdog::Progress`] (so that failing probes while
+//!   deliveries flow are `degraded`, not a hang, and stalled topics are
+//!   seen) and [`watchdog::Watchdog::status`] for the snapshot;
+//!   [`watchdog::Watchdog::target_exited`] as soon as the owned process
+//!   ends; [`watchdog::Watchdog::stop`] at the end of the drain, before
+//!   squall closes its own sockets, for the hangs of the results file (the
+//!   CLI's exit code 4 when that is not empty; each
+//!   [`watchdog::HangRecord`] has its [`watchdog::HangKind`]).
 //! * Standalone: [`proxy::FaultProxy::start`] and
 //!   [`proxy::FaultProxy::start_api`] for `squall proxy`; an agent with one
 //!   step starting at once for `squall chaos`.
@@ -53,8 +59,9 @@
 //!
 //! [`faults`] holds one module per client fault over the raw WebSocket
 //! client of [`ws`]; [`proxy`] the fault proxy, its [`proxy::toxics`] and
-//! control [`proxy::api`]; [`watchdog`] the probes, the `/proc` reading, the
-//! gdb summary and the hang file; [`report`] what steps report; [`tokens`]
+//! control [`proxy::api`]; [`watchdog`] the probes, the verdict
+//! ([`watchdog::judge`]: what is a hang, of which kind), the `/proc`
+//! reading, the gdb summary and the hang file; [`report`] what steps report; [`tokens`]
 //! the HS256 and deliberately broken tokens; [`error`] the error types.
 
 #[macro_use]

@@ -12,12 +12,18 @@
 //!   `delivery-stall` naming it, ended when it delivers again;
 //! * the CLI's word that the process ended: `exited` at once;
 //! * probes that fail, answer once and fail again: one hang, not two;
-//! * a closed port: `unreachable`.
+//! * a closed port: `unreachable`;
+//! * and the reference relay's known-answer bugs of issue 8
+//!   (`slow-health`, `accept-stall`, `exit-after`) as a real child process.
 //!
 //! Bounds are generous for a loaded 2-core box ([`LOADED_MARGIN`] on top of
 //! each); the measured figures are printed.
 
+mod common;
+
+use common::{RelayProcess, SECRET};
 use squall_chaos::scenario::WatchdogSettings;
+use squall_chaos::tokens;
 use squall_chaos::watchdog::probe::PingStyle;
 use squall_chaos::watchdog::{
     HangKind, HangRecord, Progress, StderrTail, TargetProcess, TopicProgress, Watchdog,
@@ -606,4 +612,110 @@ fn a_closed_port_is_unreachable() {
         "{hangs:?}"
     );
     assert!(hangs[0].detected_s <= bound.as_secs_f64(), "{hangs:?}");
+}
+
+/// A watchdog on a relay process as `squall run` sets one up for the
+/// builtin target: health, the squall Ping, a fresh upgrade with a token,
+/// the process for diagnostics.
+fn relay_watchdog(relay: &RelayProcess, name: &str, origin: Origin) -> Watchdog {
+    let mut config = WatchdogConfig::new(WatchdogSettings::default(), origin, out_dir(name), name);
+    config.health_url = Some(relay.http("/health"));
+    config.ws_url = Some(relay.ws_url());
+    config.tokens = Some(tokens::hs256_source(SECRET.to_string()));
+    config.target = Some(TargetProcess {
+        pid: relay.child.id(),
+        stderr_tail: Some(relay.stderr.clone()),
+    });
+    Watchdog::spawn(config).expect("watchdog starts")
+}
+
+#[test]
+fn the_relay_with_a_slow_health_that_still_delivers_is_degraded_not_hung() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let relay = RelayProcess::start("verdict-slow-health", &["--bug", "slow-health=3000"]);
+    let origin = Origin::now();
+    let watchdog = relay_watchdog(&relay, "slow-health", origin);
+    let mut feeder = Feeder::new(origin, &["a", "b"]);
+    let mut states = std::collections::BTreeSet::new();
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        feeder.tick(&watchdog, false, &[]);
+        let status = watchdog.status();
+        assert_ne!(status.state, "hung", "{status:?}");
+        states.insert(status.state);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = watchdog.status();
+    let hangs = watchdog.stop();
+    eprintln!("slow-health: states {states:?}, last {status:?}");
+    assert!(hangs.is_empty(), "{hangs:?}");
+    assert_eq!(status.state, "degraded", "{status:?}");
+    assert!(
+        status.ping_ms.is_some() && status.health_ms.is_none(),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn the_relay_whose_upgrades_stall_is_an_accept_stall() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let relay = RelayProcess::start("verdict-accept", &["--bug", "accept-stall=3s"]);
+    let origin = Origin::now();
+    let watchdog = relay_watchdog(&relay, "accept-stall", origin);
+    let mut feeder = Feeder::new(origin, &["a", "b"]);
+    wait_ok(&watchdog);
+    let within = Duration::from_secs(3)
+        + WatchdogSettings::default().detection_bound()
+        + LOADED_MARGIN
+        + Duration::from_secs(5);
+    let hung = poll(
+        &watchdog,
+        || feeder.tick(&watchdog, false, &[]),
+        within,
+        |_, h| !h.is_empty(),
+    );
+    assert!(hung.is_some(), "{:?}", watchdog.status());
+    let status = watchdog.status();
+    let hangs = watchdog.stop();
+    eprintln!("accept-stall relay: {hangs:?}");
+    assert_eq!(hangs.len(), 1, "{hangs:?}");
+    assert_eq!(hangs[0].kind, HangKind::AcceptStall, "{hangs:?}");
+    assert!(
+        status.ping_ms.is_some() && status.health_ms.is_some(),
+        "{status:?}"
+    );
+}
+
+#[test]
+fn the_relay_that_exits_is_one_exited_hang_at_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut relay = RelayProcess::start("verdict-exit", &["--bug", "exit-after=2s"]);
+    let origin = Origin::now();
+    let watchdog = relay_watchdog(&relay, "exit-after", origin);
+    let mut feeder = Feeder::new(origin, &["a", "b"]);
+    wait_ok(&watchdog);
+    // As the CLI does: notice the exit within ~50 ms and say how.
+    let mut status = None;
+    for _ in 0..400 {
+        feeder.tick(&watchdog, false, &[]);
+        status = relay.child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let status = status.expect("the relay exits after 2 s");
+    watchdog.target_exited(format!("exited with status {}", status.code().unwrap()));
+    let hangs = watchdog.hangs();
+    assert_eq!(hangs.len(), 1, "{hangs:?}");
+    assert_eq!(hangs[0].kind, HangKind::Exited, "{hangs:?}");
+    assert!(
+        hangs[0].reason.ends_with("exited with status 70"),
+        "{hangs:?}"
+    );
+    // The refused probes that follow are the same hang.
+    std::thread::sleep(WatchdogSettings::default().detection_bound() * 2);
+    let hangs = watchdog.stop();
+    assert_eq!(hangs.len(), 1, "{hangs:?}");
+    assert_eq!(hangs[0].ended_s, None);
 }

@@ -23,10 +23,15 @@
 //! * **accept-stall**: the fresh upgrade of each round failed in
 //!   `failures_before_hang` rounds in a row while the watchdog's existing
 //!   socket answered its ping.
-//! * **delivery-stall**: a topic with subscribers whose messages, published
-//!   before the previous sample, have not arrived for [`STALL_AFTER_S`]
-//!   since its last delivery, while another topic received in the latest
-//!   sample. It names the topics and ends when none of them is stalled.
+//! * **delivery-stall**: a topic with subscribers on which nothing arrived
+//!   for [`STALL_AFTER_S`] (two samples of the once-a-second feed: about
+//!   2 s) although messages published since its last delivery are owed,
+//!   while another topic received in the latest sample. The owed messages
+//!   must be old enough: seen two samples ago, or seen a sample ago with
+//!   the topic still publishing (a stream that goes on and nothing comes),
+//!   so that a topic publishing less than once a second whose deliveries
+//!   take more than a second is not taken for a stalled one. It names the
+//!   topics and ends when none of them is stalled.
 //! * **exited**: recorded at once when the CLI says so, and never ends.
 //!
 //! One stall is one hang: while a hang is open no second one is recorded (a
@@ -44,8 +49,7 @@ use std::time::Duration;
 /// verdict falls back on probes alone.
 pub const FEED_STALE_S: f64 = 3.0;
 /// A topic is stalled when nothing arrived on it for this long (with the
-/// once-a-second feed: two samples) although messages published before the
-/// previous sample are owed.
+/// once-a-second feed: two samples) although messages are owed.
 pub const STALL_AFTER_S: f64 = 1.5;
 /// A hang of the same kind that begins (by its `started_s`) within this long
 /// after the last one ended is the same stall: it reopens that record.
@@ -166,6 +170,9 @@ struct Topic {
     mark_s: f64,
     /// Its `sent` at `mark_s`.
     mark_sent: u64,
+    /// The feed time of the first sample after `mark_s` that showed more
+    /// published than `mark_sent`: the owed messages are at least this old.
+    owed_since: Option<f64>,
     /// Received in the latest sample.
     fresh: bool,
     /// Stalled as of the latest sample.
@@ -205,6 +212,7 @@ impl Feed {
                     sent: t.sent,
                     mark_s: p.at_s,
                     mark_sent: t.sent,
+                    owed_since: None,
                     fresh: false,
                     stalled: false,
                 })
@@ -212,18 +220,21 @@ impl Feed {
             return;
         }
         for (topic, now) in self.topics.iter_mut().zip(&p.topics) {
-            // Published by the previous sample, after the last delivery:
-            // those had a whole feed interval to arrive.
-            let owed = topic.sent > topic.mark_sent;
+            let publishing = now.sent > topic.sent;
             topic.fresh = now.received > topic.received;
             if topic.fresh || now.subscribers == 0 {
+                // A delivery, or no one to deliver to: the clock restarts.
                 topic.mark_s = p.at_s;
                 topic.mark_sent = now.sent;
+                topic.owed_since = None;
+            } else if topic.owed_since.is_none() && now.sent > topic.mark_sent {
+                topic.owed_since = Some(p.at_s);
             }
-            topic.stalled = !topic.fresh
-                && now.subscribers > 0
-                && owed
-                && p.at_s - topic.mark_s >= STALL_AFTER_S;
+            let old_enough = topic.owed_since.is_some_and(|since| {
+                let age = p.at_s - since;
+                age >= STALL_AFTER_S || (age >= STALL_AFTER_S / 3.0 && publishing)
+            });
+            topic.stalled = old_enough && p.at_s - topic.mark_s >= STALL_AFTER_S;
             topic.received = now.received;
             topic.sent = now.sent;
         }
@@ -626,6 +637,24 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_named_as_design_md_and_the_results_file_name_them() {
+        assert_eq!(
+            HangKind::NAMES,
+            [
+                "unresponsive",
+                "delivery-stall",
+                "accept-stall",
+                "exited",
+                "unreachable"
+            ]
+        );
+        for kind in HangKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+            assert_eq!(kind.as_str().parse::<HangKind>(), Ok(*kind));
+        }
+    }
+
+    #[test]
     fn without_a_feed_failed_rounds_make_a_hang_and_a_good_round_ends_it() {
         let (mut j, chaos) = (judge(), LastChaos::default());
         chaos.record(0.1, "reset", 200);
@@ -794,6 +823,41 @@ mod tests {
             );
         }
         assert!(j.hangs().is_empty(), "{:?}", j.hangs());
+    }
+
+    #[test]
+    fn a_sparse_topic_whose_deliveries_take_over_a_second_is_not_stalled() {
+        let (mut j, chaos) = (judge(), LastChaos::default());
+        // x: one message every 3 s, each arriving 1.3 s later (two samples
+        // on); y: busy.
+        let (mut x_sent, mut x_received) = (0, 0);
+        for k in 1..=15u64 {
+            if k % 3 == 0 {
+                x_sent += 1;
+            }
+            if k > 3 && (k - 2) % 3 == 0 {
+                x_received += 1;
+            }
+            j.progress(
+                &feed(k as f64, 0, 0, &[(x_sent, x_received), (k * 100, k * 100)]),
+                k as f64,
+                &chaos,
+            );
+            assert!(j.hangs().is_empty(), "at {k}: {:?}", j.hangs());
+        }
+        // The same topic once its messages stop arriving: stalled.
+        for k in 16..=20u64 {
+            if k % 3 == 0 {
+                x_sent += 1;
+            }
+            j.progress(
+                &feed(k as f64, 0, 0, &[(x_sent, x_received), (k * 100, k * 100)]),
+                k as f64,
+                &chaos,
+            );
+        }
+        assert_eq!(j.hangs().len(), 1, "{:?}", j.hangs());
+        assert_eq!(j.hangs()[0].topics, vec!["t0".to_string()]);
     }
 
     #[test]

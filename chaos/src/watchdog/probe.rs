@@ -57,7 +57,7 @@ const ACCEPT_CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// An accept probe: a fresh WebSocket upgrade (TCP connect and HTTP upgrade,
 /// with the token) within `limit`; `Ok` with how long it took. The socket
 /// is then closed politely (a Close 1000 and a FIN) by a task of its own,
-/// bounded by [`ACCEPT_CLOSE_WAIT`], so the round does not wait for it.
+/// bounded by a second, so the round does not wait for it.
 pub async fn accept(
     endpoint: &Endpoint,
     token: Option<String>,
