@@ -128,6 +128,12 @@ mod tests {
             endpoint("ws://10.0.0.1:80/ws", &guard),
             Err(EndpointError::NotLoopback(_))
         ));
+        // A name that is not loopback is refused before any lookup (issue
+        // 8): `.invalid` never resolves, so a lookup would have said so.
+        assert!(matches!(
+            endpoint("ws://squall-remote.invalid:80/ws", &guard),
+            Err(EndpointError::NotLoopback(_))
+        ));
         assert!(matches!(
             endpoint("wss://127.0.0.1/ws", &guard),
             Err(EndpointError::Url(UrlError::Scheme { .. }))
