@@ -242,6 +242,8 @@ impl Feeder {
             } else {
                 0
             },
+            // The load's sockets are all up: no upgrade of its own completes.
+            established: 100,
             topics: self.topics.clone(),
         });
     }

@@ -22,7 +22,9 @@
 //!   and a dead target is still caught.
 //! * **accept-stall**: the fresh upgrade of each round failed in
 //!   `failures_before_hang` rounds in a row while the watchdog's existing
-//!   socket answered its ping.
+//!   socket answered its ping, and the feed does not show the load's own
+//!   upgrades completing (a target that accepts slowly during a fast ramp
+//!   is `degraded`, not stalled). It ends when an upgrade completes again.
 //! * **delivery-stall**: a topic with subscribers on which nothing arrived
 //!   for [`STALL_AFTER_S`] (two samples of the once-a-second feed: about
 //!   2 s) although messages published since its last delivery are owed,
@@ -155,6 +157,7 @@ struct Sample {
     due: u64,
     received: u64,
     overdue: u64,
+    established: u64,
 }
 
 /// One topic's deliveries, as the feed tells them.
@@ -195,6 +198,7 @@ impl Feed {
             due: p.due,
             received: p.received,
             overdue: p.overdue,
+            established: p.established,
         });
         let same_topics = self.topics.len() == p.topics.len()
             && self
@@ -252,6 +256,17 @@ impl Feed {
             Flow::Starved
         } else {
             Flow::Idle
+        }
+    }
+
+    /// Whether the latest fresh sample shows the load's own upgrades
+    /// completing.
+    fn upgrading(&self, now_s: f64) -> bool {
+        match (self.latest, self.previous) {
+            (Some(latest), Some(previous)) => {
+                now_s - latest.seen_s <= FEED_STALE_S && latest.established > previous.established
+            }
+            _ => false,
         }
     }
 
@@ -468,7 +483,7 @@ impl Judge {
                 HangKind::Unresponsive | HangKind::Unreachable => {
                     (self.main.failures == 0 && flow != Flow::Starved) || flow == Flow::Flowing
                 }
-                HangKind::AcceptStall => self.accept_ok,
+                HangKind::AcceptStall => self.accept_ok || self.feed.upgrading(now_s),
                 HangKind::DeliveryStall => !hang.topics.iter().any(|t| self.feed.is_stalled(t)),
                 HangKind::Exited => false,
             };
@@ -477,7 +492,7 @@ impl Judge {
                 self.open = None;
             }
         }
-        let candidate = self.candidate(flow)?;
+        let candidate = self.candidate(flow, self.feed.upgrading(now_s))?;
         if let Some(i) = self.open {
             let hang = &mut self.hangs[i];
             if candidate.kind.severity() > hang.kind.severity() {
@@ -524,7 +539,7 @@ impl Judge {
     }
 
     /// The worst hang the rules call for now, if any.
-    fn candidate(&self, flow: Flow) -> Option<Candidate> {
+    fn candidate(&self, flow: Flow, upgrading: bool) -> Option<Candidate> {
         let n = self.failures_before_hang;
         let unanswered = self.main.failures >= n
             && match flow {
@@ -548,7 +563,7 @@ impl Judge {
                 topics: Vec::new(),
             });
         }
-        if self.accept.failures >= n {
+        if self.accept.failures >= n && !upgrading {
             let mut evidence = self.accept.errors.clone();
             evidence.push("new upgrades fail while the existing socket answers".into());
             return Some(Candidate {
@@ -623,6 +638,7 @@ mod tests {
             due,
             received,
             overdue: 0,
+            established: 0,
             topics: topics
                 .iter()
                 .enumerate()
@@ -768,6 +784,24 @@ mod tests {
         j.round(&round(4, ok(), ok(), ok()), 1.9, &chaos);
         assert_eq!(j.hangs().len(), 1);
         assert_eq!(j.hangs()[0].ended_s, Some(1.9));
+        // Upgrades failing while the load's own upgrades complete: slow, not
+        // stalled; once the load's stop completing too, stalled.
+        let mut j = judge();
+        let upgrades = |established| Progress {
+            established,
+            ..Progress::default()
+        };
+        j.progress(&upgrades(100), 0.5, &chaos);
+        for n in 1..6 {
+            let now = n as f64;
+            j.progress(&upgrades(100 + n * 100), now, &chaos);
+            j.round(&round(n, ok(), ok(), timed_out()), now + 0.1, &chaos);
+        }
+        assert!(j.hangs().is_empty(), "{:?}", j.hangs());
+        assert_eq!(j.state(), "degraded");
+        j.progress(&upgrades(600), 6.0, &chaos);
+        j.round(&round(6, ok(), ok(), timed_out()), 6.1, &chaos);
+        assert_eq!(j.hangs()[0].kind, HangKind::AcceptStall);
         // Upgrades failing while the ping fails too are not an accept-stall.
         let mut j = judge();
         j.round(&round(1, ok(), timed_out(), timed_out()), 1.0, &chaos);

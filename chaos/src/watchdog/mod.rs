@@ -218,6 +218,10 @@ pub struct Progress {
     pub received: u64,
     /// Owed deliveries older than the loss bound (2 s) not received, now.
     pub overdue: u64,
+    /// Upgrades the load completed so far: while they keep completing, a
+    /// failing accept probe is a slow target, not an accept-stall.
+    #[serde(default)]
+    pub established: u64,
     /// Per topic; empty when the load does not count by topic.
     pub topics: Vec<TopicProgress>,
 }
