@@ -686,6 +686,12 @@ fn the_relay_whose_upgrades_stall_is_an_accept_stall() {
         status.ping_ms.is_some() && status.health_ms.is_some(),
         "{status:?}"
     );
+    // A target that still works for everyone else is not stopped by gdb
+    // for its stacks: the kernel's are read.
+    let text =
+        std::fs::read_to_string(hangs[0].diagnostics.as_ref().expect("a hang file")).unwrap();
+    assert!(text.contains("kind:       accept-stall"), "{text}");
+    assert!(text.contains("== stacks (/proc/PID/task/*/stack"), "{text}");
 }
 
 #[test]

@@ -46,6 +46,12 @@ pub struct HangFacts {
     /// How the target process ended, when it did (`"exited with status
     /// 70"`): the classification then says so, and /proc is not read.
     pub exited: Option<String>,
+    /// Whether the stacks may come from gdb, which stops the process while
+    /// it reads them: only for a target that no longer answers. A partial
+    /// hang's target (delivery-stall, accept-stall) still works for
+    /// everyone else, and a pause would distort the run and make it look
+    /// unresponsive: its stacks are the kernel's.
+    pub gdb: bool,
     /// The last `/metrics` scrape before the hang, with its time in seconds.
     pub last_metrics: Option<(f64, String)>,
     /// The target's stderr, last lines.
@@ -116,12 +122,12 @@ pub fn classify(info: &ProcessInfo) -> (&'static str, String) {
     )
 }
 
-/// Every thread's stack: gdb's user-space backtraces when gdb is installed
-/// and the process is not stopped (a detaching gdb would resume it), else
-/// the kernel's stacks. Returns the source and the text.
-pub fn stacks(pid: u32, info: &ProcessInfo) -> (String, String) {
+/// Every thread's stack: gdb's user-space backtraces when `gdb` allows it,
+/// gdb is installed and the process is not stopped (a detaching gdb would
+/// resume it), else the kernel's stacks. Returns the source and the text.
+pub fn stacks(pid: u32, info: &ProcessInfo, gdb: bool) -> (String, String) {
     let stopped = info.threads.iter().all(|t| matches!(t.state, 'T' | 't'));
-    if !stopped {
+    if gdb && !stopped {
         match gdb_backtraces(pid) {
             Ok(text) if text.contains("Thread") => return ("gdb".into(), text),
             Ok(text) => return ("gdb (no threads printed)".into(), text),
@@ -313,7 +319,7 @@ pub fn render(facts: &HangFacts, pid: Option<u32>) -> String {
             info.accept_backlog
         );
         if info.alive {
-            let (source, text) = stacks(pid, info);
+            let (source, text) = stacks(pid, info, facts.gdb);
             if source == "gdb" {
                 let _ = writeln!(
                     out,

@@ -6,7 +6,7 @@
 use super::diagnostics::{self, HangFacts};
 use super::judge::{Declared, Round};
 use super::probe::{self, WsProber};
-use super::{Inner, Progress, StderrTail, WatchdogConfig, seconds_since};
+use super::{HangKind, Inner, Progress, StderrTail, WatchdogConfig, seconds_since};
 use crate::http;
 use squall_proto::Endpoint;
 use std::collections::BTreeMap;
@@ -160,6 +160,7 @@ impl Runner {
             last_chaos: hang.last_chaos.clone(),
             probe_errors: declared.evidence,
             exited: declared.exited,
+            gdb: matches!(hang.kind, HangKind::Unresponsive | HangKind::Unreachable),
             last_metrics: inner.last_metrics.clone(),
             stderr_tail: self
                 .config
