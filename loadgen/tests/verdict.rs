@@ -184,11 +184,17 @@ async fn issue_8_deliveries_after_the_drain_are_late_not_lost() {
     assert_eq!(snapshots.last().unwrap().messages.late, late);
     // The drain ended once deliveries stopped, not at drain_max.
     assert!(report.duration_s < 3.0 + 10.0, "{}", report.duration_s);
-    // Without the extension (drain_max = drain) the same backlog is lost.
+    // Without the extension (drain_max = drain) the same backlog is lost
+    // (but for a delivery read in the very poll that ends the run, which
+    // did arrive after the drain: late).
     let (_fake, plan) = held(Duration::from_secs(1));
     let (report, _) = run(plan).await;
-    assert_eq!(report.messages.late, 0);
-    assert!(report.loss().lost > 0, "{:?}", report.loss());
+    let lost = report.loss().lost;
+    assert!(
+        lost > 10 * report.messages.late.max(1),
+        "lost {lost}, {:?}",
+        report.messages
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,4 +385,38 @@ async fn issue_8_plans_past_the_engines_bounds_are_refused_before_anything_runs(
         .unwrap_err();
     assert_eq!(e.field(), Field::Rate);
     assert!(rx.recv().await.is_none());
+}
+
+/// A metric's value in the relay's `/metrics` text (0 when absent).
+async fn relay_metric(ws_url: &str, name: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = ws_url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/ws")
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        .unwrap_or(0.0) as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_the_reference_relays_kick_every_loss_equals_its_own_count() {
+    let relay = common::relay_with_bug("kick-every=3@1500ms");
+    let (report, _) = run(six_seconds(&relay.url)).await;
+    let kicked = relay_metric(&relay.url, "squall_relay_kicked_total").await;
+    let undelivered = relay_metric(&relay.url, "squall_relay_kicked_undelivered_total").await;
+    assert!(kicked > 0 && undelivered > 0, "{kicked} {undelivered}");
+    assert_eq!(
+        report.connections.dropped,
+        BTreeMap::from([("close_1008".to_string(), kicked)])
+    );
+    let loss = report.loss();
+    assert_eq!(loss.publishers_excluded, 0, "{loss:?}");
+    assert_eq!(loss.lost, undelivered, "{loss:?}");
 }
