@@ -242,3 +242,234 @@ fn validate_takes_several_files_the_overrides_and_the_remote_guard() {
     assert_eq!(out.code(), 2);
     assert!(out.stderr.contains("load.connections"), "{}", out.stderr);
 }
+
+/// A reference relay squall does not own (a `url` target): the real binary
+/// on a free loopback port, with `--bug` switches, read back through its
+/// `/metrics` after the run.
+struct OutsideRelay {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OutsideRelay {
+    fn start(bugs: &[&str]) -> OutsideRelay {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let mut cmd = squall();
+        cmd.args([
+            "relay",
+            "--addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            "dev-secret",
+        ])
+        .arg("--ready-file")
+        .arg(&ready)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        for bug in bugs {
+            cmd.args(["--bug", bug]);
+        }
+        let child = cmd.spawn().unwrap();
+        let started = Instant::now();
+        let addr = loop {
+            if let Ok(addr) = std::fs::read_to_string(&ready) {
+                break addr.trim().to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "relay not ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        OutsideRelay {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn target(&self) -> String {
+        format!(
+            "[target]\nkind = \"url\"\nurl = \"ws://{0}/ws\"\nhealth = \"http://{0}/health\"\nmetrics = \"http://{0}/metrics\"\n",
+            self.addr
+        )
+    }
+
+    /// A counter of its `/metrics` (summed over labels).
+    fn metric(&self, name: &str) -> u64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{']))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+}
+
+impl Drop for OutsideRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hang_kinds(r: &Value) -> Vec<String> {
+    r["hangs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["kind"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_builtin_relay_that_dies_mid_run_is_exit_4_exited_at_once() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("exited");
+    let extra = "[target]\nkind = \"builtin\"\nbugs = [\"exit-after=3s\"]\n";
+    let file = s.scenario("exited", &small("exited", 8, extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 4, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(hang_kinds(&r), ["exited"], "{r:#}");
+    let hang = &r["hangs"][0];
+    assert!(
+        hang["exit"].as_str().unwrap_or_default().contains("70"),
+        "{hang}"
+    );
+    // Noticed at once, not after probe timeouts.
+    assert!(
+        f(hang, "/detected_s") - f(hang, "/started_s") < 1.0,
+        "{hang}"
+    );
+    assert!(
+        verdict(&r).starts_with("the target died"),
+        "{}",
+        verdict(&r)
+    );
+    assert_valid(&r);
+}
+
+#[test]
+fn a_url_target_whose_process_dies_is_exit_4_unreachable() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("unreachable");
+    let mut relay = OutsideRelay::start(&[]);
+    let file = s.scenario("unreachable", &small("unreachable", 10, &relay.target()));
+    let child = squall()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--no-tui",
+            "--out",
+            s.out().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    relay.child.kill().unwrap();
+    let out = wait(child, LIMIT);
+    assert_eq!(out.code(), 4, "{}\n{}", out.stdout, out.stderr);
+    let files = s.results_files();
+    let r = read_results(&files[0]);
+    assert_eq!(hang_kinds(&r), ["unreachable"], "{r:#}");
+    assert!(verdict(&r).contains("unreachable"), "{}", verdict(&r));
+    assert_valid(&r);
+}
+
+#[test]
+fn a_relay_that_kicks_a_fifth_of_its_clients_cannot_hide_the_loss() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("kick");
+    let relay = OutsideRelay::start(&["kick-every=5@3s"]);
+    let file = s.scenario("kick", &small("kick", 8, &relay.target()));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 3, "{}\n{}", out.stdout, out.stderr);
+    let kicked = relay.metric("squall_relay_kicked_total");
+    assert_eq!(kicked, 8, "every 5th of 40 connections");
+    assert_eq!(u(&r, "/connections/dropped/close_1008"), kicked, "{r:#}");
+    // What the kicked subscribers were owed from the kick on is lost, and
+    // the relay counted exactly that in its ghosts.
+    assert_eq!(
+        u(&r, "/messages/lost"),
+        relay.metric("squall_relay_kicked_undelivered_total"),
+        "{r:#}"
+    );
+    assert!(
+        verdict(&r).contains("the target closed 8 of its clients' sockets"),
+        "{}",
+        verdict(&r)
+    );
+    assert!(r["hangs"].as_array().unwrap().is_empty(), "{r:#}");
+    assert_valid(&r);
+}
+
+#[test]
+fn a_topic_that_stops_while_others_deliver_is_a_delivery_stall() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("stall-topic");
+    let relay = OutsideRelay::start(&["stall-topic=3s"]);
+    let file = s.scenario("stall-topic", &small("stall-topic", 8, &relay.target()));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 4, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(hang_kinds(&r), ["delivery-stall"], "{r:#}");
+    let hang = &r["hangs"][0];
+    assert_eq!(hang["topics"].as_array().unwrap().len(), 1, "{hang}");
+    assert!(
+        f(hang, "/detected_s") < 3.0 + 4.0,
+        "detected within ~2 s: {hang}"
+    );
+    assert_eq!(
+        u(&r, "/messages/lost"),
+        relay.metric("squall_relay_stalled_deliveries_total"),
+        "{r:#}"
+    );
+    assert_valid(&r);
+}
+
+#[test]
+fn new_upgrades_that_stall_while_old_sockets_deliver_are_an_accept_stall() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("accept-stall");
+    let relay = OutsideRelay::start(&["accept-stall=3s"]);
+    let file = s.scenario("accept-stall", &small("accept-stall", 8, &relay.target()));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 4, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(hang_kinds(&r), ["accept-stall"], "{r:#}");
+    assert_eq!(u(&r, "/messages/lost"), 0, "old sockets kept delivering");
+    assert_valid(&r);
+}
+
+#[test]
+fn a_slow_health_check_on_a_relay_that_delivers_is_never_a_hang() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("slow-health");
+    let relay = OutsideRelay::start(&["slow-health=1500"]);
+    let extra = format!("{}[watchdog]\ntimeout = \"1s\"\n", relay.target());
+    let file = s.scenario("slow-health", &small("slow-health", 6, &extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 0, "{}\n{}", verdict(&r), out.stderr);
+    assert!(r["hangs"].as_array().unwrap().is_empty(), "{r:#}");
+    assert!(relay.metric("squall_relay_health_delayed_total") > 0);
+    // The timeline says the probes were slow: degraded, not hung.
+    let timeline = std::fs::read_to_string(r["timeline"].as_str().unwrap()).unwrap();
+    assert!(timeline.contains("\"degraded\""), "no degraded second");
+    assert!(!timeline.contains("\"hung\""));
+}

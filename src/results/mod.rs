@@ -71,6 +71,10 @@ pub struct Results {
     /// How late messages left against their schedule, in ms (absent in
     /// files from before it was recorded).
     pub send_lag_ms: Option<Latency>,
+    /// Latency of the deliveries that arrived after the drain (`messages.late`):
+    /// how far behind the target was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<Latency>,
     /// Hangs the watchdog detected.
     pub hangs: Vec<Hang>,
     /// Chaos steps and what they did.
@@ -290,6 +294,11 @@ pub struct Connections {
     /// Sockets the target ended on its own (squall did not fault them), by
     /// cause: `close_<code>`, `reset`, `eof`.
     pub dropped: BTreeMap<String, u64>,
+    /// Reconnects after a drop (`[load] reconnect = true`).
+    pub reconnects: u64,
+    /// Time from a drop to the new subscription's acknowledgement, in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_ms: Option<Latency>,
 }
 
 /// Handshake latency percentiles in ms.
@@ -326,8 +335,12 @@ pub struct Messages {
     pub loss_ratio: f64,
     /// Deliveries per second over the publishing period.
     pub throughput_per_s: f64,
-    /// Deliveries too late to tell apart from duplicates (counted distinct).
+    /// Deliveries that arrived after `drain` (while the target worked off a
+    /// backlog, up to `drain_max`): counted as received, not lost.
     pub late: u64,
+    /// Deliveries further behind than the 64-deep reorder window, where a
+    /// duplicate cannot be told from a late arrival (counted distinct).
+    pub out_of_window: u64,
     /// Deliveries from a publisher the subscriber did not subscribe to.
     pub unexpected: u64,
     /// Latencies over 60 s, recorded as 60 s.
@@ -388,7 +401,9 @@ pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
         failed: c.failed,
         error_ratio: ratio(c.failed, c.attempted),
         errors: c.errors.clone(),
-        dropped: BTreeMap::new(),
+        dropped: c.dropped.clone(),
+        reconnects: c.reconnects,
+        reconnect_ms: (c.reconnects > 0).then(|| Latency::of(&c.reconnect)),
         handshake_ms: Handshake {
             p50: c.handshake.percentile_ms(50.0),
             p99: c.handshake.percentile_ms(99.0),
@@ -413,6 +428,7 @@ pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
             0.0
         },
         late: m.late,
+        out_of_window: m.out_of_window,
         unexpected: m.unexpected,
         clamped: m.clamped,
         subscribers_excluded: m.subscribers_excluded,
@@ -511,6 +527,8 @@ impl Results {
             latency_ms,
             latency_hdr: p.report.latency.to_base64(),
             send_lag_ms: Some(Latency::of(&p.report.send_lag)),
+            late_ms: (p.report.late_latency.count() > 0)
+                .then(|| Latency::of(&p.report.late_latency)),
             hangs: p.hangs,
             chaos: p.chaos,
             thresholds,

@@ -74,6 +74,34 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
             m.reordered
         ),
     );
+    if let Some(late) = &r.late_ms {
+        line(
+            "late",
+            format!(
+                "{} deliveries arrived after the drain (not lost): the target was up to {} behind (p50 {})",
+                m.late,
+                ms(late.max),
+                ms(late.p50)
+            ),
+        );
+    }
+    let dropped: u64 = c.dropped.values().sum();
+    if dropped > 0 {
+        let causes: Vec<String> = c.dropped.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        line(
+            "dropped",
+            format!(
+                "{dropped} sockets ended by the target: {}",
+                causes.join(" ")
+            ),
+        );
+    }
+    if let Some(rc) = &c.reconnect_ms {
+        line(
+            "reconnects",
+            format!("{} (p50={} p99={})", c.reconnects, ms(rc.p50), ms(rc.p99)),
+        );
+    }
     if m.echo_absent > 0 {
         line(
             "no echo",

@@ -61,7 +61,7 @@ impl Live {
             hangs: watchdog.hangs,
             connect_error_ratio: crate::results::ratio(c.failed, c.attempted),
             worst_window_p99_ms: self.worst_window_p99_ms(),
-            target_disconnects: 0,
+            target_disconnects: c.dropped.values().sum(),
             received: m.received,
         };
         let checked = self.thresholds.evaluate(&measured);
@@ -81,7 +81,7 @@ impl Live {
                 attempted: c.attempted,
                 failed: c.failed,
                 errors: c.errors.clone(),
-                ..Default::default()
+                dropped: c.dropped.clone(),
             },
             messages: MessagesSnap {
                 sent: m.sent,
@@ -93,7 +93,7 @@ impl Live {
                 reordered: m.reordered,
                 loss_ratio: s.loss_ratio(),
                 send_lag_ms: s.send_lag_ms,
-                ..Default::default()
+                overdue: m.overdue,
             },
             latency_ms: latency(&s.latency),
             latency_total_ms: latency(&self.total),

@@ -138,6 +138,11 @@ impl Plan {
             .collect();
         load.duration = raw.duration.0;
         load.drain = raw.drain.0;
+        load.drain_max = raw.drain_max.0;
+        load.reconnect = l.reconnect.then_some(lp::Reconnect {
+            initial: l.reconnect_initial.0,
+            max: l.reconnect_max.0,
+        });
         load.source_addrs = source_addrs;
         if let Some(n) = l.sockets_per_source {
             load.sockets_per_source = n;
@@ -238,10 +243,11 @@ impl Plan {
         self.load.duration
     }
 
-    /// The longest the run may take: duration + drain + 10 s. The harness
-    /// never waits longer, whatever the target does.
+    /// The longest the run may take: duration + max(drain, drain_max) + 10 s,
+    /// the engine's own deadline (`LoadPlan::deadline`). The harness never
+    /// waits longer, whatever the target does.
     pub fn deadline(&self) -> Duration {
-        self.load.duration + self.load.drain + Duration::from_secs(10)
+        self.load.deadline()
     }
 }
 
@@ -265,6 +271,14 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
         Field::AuthKey => "auth.key_file",
         Field::SocketsPerSource => "load.sockets_per_source",
         Field::Ramp => "load.ramp",
+        Field::Connections => "load.connections",
+        Field::Subscriptions => "load.subscriptions",
+        Field::Duration => "duration",
+        Field::Drain => "drain",
+        Field::DrainMax => "drain_max",
+        Field::Reconnect => "load.reconnect",
+        // The engine's own timeouts are not scenario keys.
+        Field::Timeouts => "load",
     }
 }
 

@@ -18,6 +18,9 @@ pub struct RawScenario {
     pub duration: Dur,
     /// How long receivers keep listening after the last publish.
     pub drain: Dur,
+    /// The longest they keep listening while deliveries still arrive: what
+    /// comes after `drain` but before this is late, not lost.
+    pub drain_max: Dur,
     /// Allows a non-loopback target, if `--allow-remote` is also given.
     pub allow_remote: bool,
     /// What to load.
@@ -42,6 +45,7 @@ impl Default for RawScenario {
             name: None,
             duration: Dur::secs(30),
             drain: Dur::secs(2),
+            drain_max: Dur::secs(10),
             allow_remote: false,
             target: RawTarget::default(),
             protocol: RawProtocol::default(),
@@ -260,6 +264,13 @@ pub struct RawLoad {
     pub sockets_per_source: Option<u64>,
     /// Most sockets one process holds before the load moves to worker processes.
     pub sockets_per_process: u64,
+    /// Reconnect a socket the target ended (jittered exponential backoff,
+    /// then resubscribe), as real clients do: only the gap counts as lost.
+    pub reconnect: bool,
+    /// The first reconnect delay; it doubles up to `reconnect_max`.
+    pub reconnect_initial: Dur,
+    /// The longest reconnect delay.
+    pub reconnect_max: Dur,
 }
 
 impl Default for RawLoad {
@@ -276,6 +287,9 @@ impl Default for RawLoad {
             source_addrs: Vec::new(),
             sockets_per_source: None,
             sockets_per_process: 18_000,
+            reconnect: false,
+            reconnect_initial: Dur::millis(100),
+            reconnect_max: Dur::secs(5),
         }
     }
 }
