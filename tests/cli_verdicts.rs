@@ -402,9 +402,12 @@ fn a_relay_that_kicks_a_fifth_of_its_clients_cannot_hide_the_loss() {
     let file = s.scenario("kick", &small("kick", 8, &relay.target()));
     let (out, r) = run_scenario(&s, &file, &[], LIMIT);
     assert_eq!(out.code(), 3, "{}\n{}", out.stdout, out.stderr);
+    // Every 5th of 40 load sockets, and perhaps the watchdog's probe socket
+    // (the 41st connection), which is not the load's.
     let kicked = relay.metric("squall_relay_kicked_total");
-    assert_eq!(kicked, 8, "every 5th of 40 connections");
-    assert_eq!(u(&r, "/connections/dropped/close_1008"), kicked, "{r:#}");
+    assert!((8..=9).contains(&kicked), "{kicked}");
+    let dropped = u(&r, "/connections/dropped/close_1008");
+    assert!(dropped == 8 && dropped <= kicked, "{r:#}");
     // What the kicked subscribers were owed from the kick on is lost, and
     // the relay counted exactly that in its ghosts.
     assert_eq!(
@@ -413,7 +416,7 @@ fn a_relay_that_kicks_a_fifth_of_its_clients_cannot_hide_the_loss() {
         "{r:#}"
     );
     assert!(
-        verdict(&r).contains("the target closed 8 of its clients' sockets"),
+        verdict(&r).contains("the target closed 8 of its clients' sockets (close_1008 ×8)"),
         "{}",
         verdict(&r)
     );
