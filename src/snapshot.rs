@@ -117,6 +117,14 @@ pub struct WatchdogSnap {
     pub state: String,
     /// Latency of the last probe round, in ms; `None` when it did not answer.
     pub probe_ms: Option<f64>,
+    /// The last round's health GET, in ms; `None` when it did not answer.
+    pub health_ms: Option<f64>,
+    /// The last round's ping on the watchdog's socket, in ms.
+    pub ping_ms: Option<f64>,
+    /// The last round's fresh WebSocket upgrade, in ms.
+    pub accept_ms: Option<f64>,
+    /// The kind of the current hang, when hung.
+    pub hang_kind: Option<String>,
     /// p99 of health probe latency so far, in ms.
     pub health_p99_ms: f64,
     /// How long the current hang has lasted, when hung.
@@ -132,6 +140,10 @@ impl From<squall_chaos::watchdog::WatchdogStatus> for WatchdogSnap {
         WatchdogSnap {
             state: w.state,
             probe_ms: w.probe_ms,
+            health_ms: w.health_ms,
+            ping_ms: w.ping_ms,
+            accept_ms: w.accept_ms,
+            hang_kind: w.hang_kind.map(|k| k.to_string()),
             health_p99_ms: w.health_p99_ms,
             hang_for_s: w.hang_for_s,
             hangs: w.hangs,

@@ -63,6 +63,7 @@ fn snapshot(t: u64) -> Snapshot {
             hang_for_s: None,
             hangs: 0,
             last_chaos: None,
+            ..WatchdogSnap::default()
         },
         chaos: if t == 10 {
             vec![ChaosEventSnap {
@@ -192,6 +193,7 @@ fn hang_shows_red_banner_with_duration_and_last_chaos() {
             hang_for_s: Some(12.5),
             hangs: 1,
             last_chaos: Some("reset ×200 at 0:10".into()),
+            ..WatchdogSnap::default()
         };
         s.exit_code = 4;
         s.messages.received_per_s = 0.0;

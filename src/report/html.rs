@@ -279,11 +279,27 @@ fn charts(html: &mut String, run: &RecordedRun) {
     ];
     let probed = tl.iter().any(|s| s.watchdog.probe_ms.is_some());
     if probed {
+        let mut probes = vec![series(tl, "probe", "#00897b", |s| s.watchdog.probe_ms)];
+        for (name, color, pick) in [
+            (
+                "health",
+                "#43a047",
+                (|s: &Snapshot| s.watchdog.health_ms) as fn(&Snapshot) -> Option<f64>,
+            ),
+            ("ping", "#1e88e5", |s: &Snapshot| s.watchdog.ping_ms),
+            ("fresh upgrade", "#f4511e", |s: &Snapshot| {
+                s.watchdog.accept_ms
+            }),
+        ] {
+            if tl.iter().any(|s| pick(s).is_some()) {
+                probes.push(series(tl, name, color, pick));
+            }
+        }
         charts.push((
-            "Health probe latency",
+            "Probe latency (slow or missing probes while deliveries flow: degraded, not hung)",
             "ms (gaps: no answer)",
             false,
-            vec![series(tl, "probe", "#00897b", |s| s.watchdog.probe_ms)],
+            probes,
         ));
     }
     html.push_str("<h2>Over time</h2>");

@@ -104,6 +104,10 @@ pub struct Hang {
     /// signal 9").
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit: Option<String>,
+    /// What the watchdog saw, in words: the probes' errors, what the stalled
+    /// topics owe, how the process ended.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
     /// When the target stopped answering, seconds from the origin.
     pub started_s: f64,
     /// When the watchdog declared the hang.
@@ -118,10 +122,12 @@ pub struct Hang {
 
 impl From<HangRecord> for Hang {
     fn from(h: HangRecord) -> Hang {
+        let exited = h.kind == squall_chaos::watchdog::HangKind::Exited;
         Hang {
-            kind: "unresponsive".to_string(),
-            topics: Vec::new(),
-            exit: None,
+            kind: h.kind.to_string(),
+            topics: h.topics,
+            exit: exited.then(|| h.reason.clone()),
+            reason: h.reason,
             started_s: h.started_s,
             detected_s: h.detected_s,
             ended_s: h.ended_s,
@@ -246,7 +252,7 @@ impl fmt::Display for ChaosResult {
             writeln!(f, "  error {kind}: {n}")?;
         }
         for check in &self.checks {
-            let mark = if check.passed { "ok  " } else { "FAIL" };
+            let mark = if check.passed { "ok     " } else { "FINDING" };
             writeln!(
                 f,
                 "  {mark} {:<20} expected {:<16} seen {}",

@@ -11,9 +11,11 @@ use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::report::{StepReport, StepState};
 use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource, squall_subscribe};
 use squall_chaos::watchdog::probe::PingStyle;
-use squall_chaos::watchdog::{HangRecord, TargetProcess, Watchdog, WatchdogConfig};
+use squall_chaos::watchdog::{
+    HangRecord, Progress, TargetProcess, TopicProgress, Watchdog, WatchdogConfig,
+};
 use squall_loadgen::auth::Minter;
-use squall_loadgen::{Auth, Placement, Protocol};
+use squall_loadgen::{Auth, LoadPlan, LoadSnapshot, Placement, Protocol};
 use squall_proto::{LoopbackGuard, Origin};
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +27,10 @@ const CHAOS_CONN: u64 = 1 << 40;
 /// The chaos agent and the watchdog of one run.
 pub struct ChaosSide {
     agent: Option<ChaosAgent>,
-    watchdog: Watchdog,
+    /// Judging until the end of the drain; `None` once stopped.
+    watchdog: Option<Watchdog>,
+    /// The hangs of the stopped watchdog.
+    hangs: Vec<HangRecord>,
     /// What each step looked like in the last snapshot.
     shown: Vec<(StepState, u64)>,
 }
@@ -79,6 +84,7 @@ impl ChaosSide {
             stderr_tail: target.stderr_tail(),
         });
         config.guard = guard;
+        config.progress_fed = true;
         let last_chaos = LastChaos::default();
         config.last_chaos = last_chaos.clone();
         let watchdog =
@@ -118,16 +124,71 @@ impl ChaosSide {
         Ok((
             ChaosSide {
                 agent,
-                watchdog,
+                watchdog: Some(watchdog),
+                hangs: Vec::new(),
                 shown,
             },
             urls,
         ))
     }
 
+    /// Hands the load's progress to the watchdog, so that it tells a hang
+    /// (nothing delivered while due) from a slow target and sees a topic that
+    /// stops. Called once a second with each snapshot.
+    pub fn note_progress(&self, s: &LoadSnapshot, load: &LoadPlan) {
+        let Some(watchdog) = &self.watchdog else {
+            return;
+        };
+        watchdog.note_progress(Progress {
+            at_s: s.t_s,
+            due: s.messages.due,
+            received: s.messages.received,
+            overdue: s.messages.overdue,
+            established: s.connections.established,
+            topics: s
+                .topics
+                .iter()
+                .enumerate()
+                .map(|(k, t)| TopicProgress {
+                    name: load.topic_name(k as u64),
+                    sent: t.sent,
+                    received: t.received,
+                    subscribers: t.subscribers,
+                })
+                .collect(),
+        });
+    }
+
+    /// Tells the watchdog that the target process squall owns has ended:
+    /// an `exited` hang at once.
+    pub fn target_exited(&self, how: String) {
+        if let Some(watchdog) = &self.watchdog {
+            watchdog.target_exited(how);
+        }
+    }
+
+    /// Stops the watchdog's judging at the end of the drain, before squall
+    /// closes its own sockets (which a relay may be slow to take), keeping
+    /// its hangs for the results.
+    pub async fn stop_watchdog(&mut self) {
+        if let Some(watchdog) = self.watchdog.take() {
+            // Stopping waits for hang files being written (bounded by gdb's own timeout).
+            self.hangs = tokio::task::spawn_blocking(move || watchdog.stop())
+                .await
+                .unwrap_or_default();
+        }
+    }
+
     /// The watchdog's state now.
     pub fn watchdog(&self) -> WatchdogSnap {
-        self.watchdog.status().into()
+        self.watchdog
+            .as_ref()
+            .map(|w| w.status().into())
+            .unwrap_or_else(|| WatchdogSnap {
+                state: "off".into(),
+                hangs: self.hangs.len() as u64,
+                ..Default::default()
+            })
     }
 
     /// The chaos steps that started, moved on or ended since the last call.
@@ -154,17 +215,16 @@ impl ChaosSide {
     }
 
     /// Ends the chaos steps (waiting `grace` for running ones) and the watchdog.
-    pub async fn finish(self, grace: Duration) -> ChaosRecord {
-        let steps = match self.agent {
+    pub async fn finish(mut self, grace: Duration) -> ChaosRecord {
+        let steps = match self.agent.take() {
             Some(agent) => agent.finish(grace).await,
             None => Vec::new(),
         };
-        let watchdog = self.watchdog;
-        // Stopping waits for hang files being written (bounded by gdb's own timeout).
-        let hangs = tokio::task::spawn_blocking(move || watchdog.stop())
-            .await
-            .unwrap_or_default();
-        ChaosRecord { hangs, steps }
+        self.stop_watchdog().await;
+        ChaosRecord {
+            hangs: self.hangs,
+            steps,
+        }
     }
 }
 

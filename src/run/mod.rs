@@ -17,7 +17,7 @@ use crate::results::{Parts, Results, summary};
 use crate::scenario::plan::{self, Plan};
 use crate::target::{Target, TargetError, TargetSpec};
 use live::Live;
-use squall_loadgen::{LoadReport, Origin, Shard};
+use squall_loadgen::{LoadReport, Origin, Phase, Shard};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use timeline::Timeline;
@@ -126,7 +126,8 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         }
         _ => Failure::harness(e.to_string()),
     })?;
-    let outcome = runtime.block_on(drive(&plan, opts, &target));
+    let mut target = target;
+    let outcome = runtime.block_on(drive(&plan, opts, &mut target));
     for how in target.stop() {
         if how.was_killed() {
             crate::output::note(&format!("squall: the target had to be {how}"));
@@ -137,7 +138,7 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 }
 
 /// Runs the load against a started target and writes the results.
-async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, Failure> {
+async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Exit, Failure> {
     let started = Utc::now();
     let files = RunFiles::reserve(&opts.out, &plan.name, &started)
         .map_err(|e| Failure::harness(format!("{}: {e}", opts.out.display())))?;
@@ -196,10 +197,21 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, 
         .saturating_sub(Duration::from_nanos(origin.elapsed_ns()));
     let deadline = tokio::time::sleep(left);
     tokio::pin!(deadline);
+    // A process squall owns that ends is noticed within this, not after the
+    // watchdog's probe timeouts.
+    let mut exit_checks = tokio::time::interval(Duration::from_millis(250));
+    let mut exited = false;
     loop {
         tokio::select! {
             s = load.snapshots.recv() => match s {
                 Some(s) => {
+                    if s.phase == Phase::Done {
+                        // The drain is over: squall now closes its own
+                        // sockets, which is no longer the target's doing.
+                        side.stop_watchdog().await;
+                    } else {
+                        side.note_progress(&s, &plan.load);
+                    }
                     let snap = live.next(&s, side.watchdog(), side.events());
                     timeline.write(&snap);
                     if !tui {
@@ -209,6 +221,12 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &Target) -> Result<Exit, 
                 }
                 None => break,
             },
+            _ = exit_checks.tick(), if !exited => {
+                if let Some(how) = target.exited() {
+                    exited = true;
+                    side.target_exited(how.to_string());
+                }
+            }
             () = &mut deadline => {
                 crate::output::note(&format!("squall: the run passed its deadline ({:?}); ending it", plan.deadline()));
                 let _ = stop_tx.send(true);

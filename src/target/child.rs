@@ -42,13 +42,25 @@ impl Stopped {
     }
 }
 
+/// An exit status in words: "exited with status 70", "killed by signal 9".
+fn in_words(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, None) => status.to_string(),
+    }
+}
+
 impl fmt::Display for Stopped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Stopped::Exited { program, status } => write!(f, "{program} exited ({status})"),
+            Stopped::Exited { program, status } => write!(f, "{program} {}", in_words(*status)),
             Stopped::Unknown { program, error } => write!(f, "{program}: {error}"),
-            Stopped::Terminated(status) => write!(f, "stopped ({status})"),
-            Stopped::Killed(status) => write!(f, "killed after SIGTERM was ignored ({status})"),
+            Stopped::Terminated(status) => write!(f, "stopped: {}", in_words(*status)),
+            Stopped::Killed(status) => {
+                write!(f, "killed after SIGTERM was ignored: {}", in_words(*status))
+            }
             Stopped::KilledUnreaped(e) => write!(f, "killed, wait failed: {e}"),
         }
     }

@@ -173,6 +173,12 @@ impl Target {
         self.processes.first().map(ChildProcess::stderr_tail)
     }
 
+    /// How a process squall owns ended, if one has (checked without
+    /// blocking; `None` for a `url` target).
+    pub fn exited(&mut self) -> Option<Stopped> {
+        self.processes.iter_mut().find_map(ChildProcess::exited)
+    }
+
     /// The URLs, for display.
     pub fn describe(&self) -> String {
         self.endpoints.urls.join(", ")

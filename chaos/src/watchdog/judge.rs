@@ -9,7 +9,10 @@
 //! # The rules
 //!
 //! * **No feed yet** (or a feed gone stale for [`FEED_STALE_S`]): probes
-//!   alone, as before the feed existed. `failures_before_hang` failed rounds
+//!   alone, as before the feed existed; but when the caller said it will
+//!   feed progress, the first seconds before two samples are judged as a
+//!   quiet phase (below), so that a slow health check at the start of a run
+//!   is no hang. `failures_before_hang` failed rounds
 //!   in a row (health GET and WebSocket ping) make an `unresponsive` hang,
 //!   `unreachable` when every probe of the deciding round was refused.
 //! * **Deliveries flow** (the feed's `received` grew in its latest sample):
@@ -252,7 +255,11 @@ impl Feed {
             Flow::Unknown
         } else if latest.received > previous.received {
             Flow::Flowing
-        } else if latest.due > previous.due || latest.overdue > previous.overdue {
+        } else if outstanding(&latest) > outstanding(&previous) || latest.overdue > previous.overdue
+        {
+            // Owed deliveries piled up with none arriving. (`due` alone
+            // can grow with nothing owed outstanding: the engine counts the
+            // last messages as due when publishing ends, after they arrived.)
             Flow::Starved
         } else {
             Flow::Idle
@@ -337,6 +344,8 @@ pub(super) struct Judge {
     feed: Feed,
     /// Set once the target process ended: its hang never ends.
     exited: bool,
+    /// The caller feeds progress: no feed yet is not "probes alone".
+    expect_feed: bool,
 }
 
 impl Judge {
@@ -354,6 +363,7 @@ impl Judge {
             slow_round: false,
             feed: Feed::default(),
             exited: false,
+            expect_feed: false,
         }
     }
 
@@ -465,9 +475,20 @@ impl Judge {
     }
 
     /// What the feed says about deliveries now.
-    #[cfg(test)]
     fn flow(&self, now_s: f64) -> Flow {
-        self.feed.flow(now_s)
+        match self.feed.flow(now_s) {
+            // A run that feeds progress has none to show in its first
+            // seconds: a slow probe then is no hang, a dead target still is.
+            Flow::Unknown if self.expect_feed => Flow::Idle,
+            flow => flow,
+        }
+    }
+
+    /// The caller will feed progress ([`super::WatchdogConfig::progress_fed`]):
+    /// until the feed has two samples, judge as in a quiet phase (only rounds
+    /// where no probe answered count) rather than by probes alone.
+    pub(super) fn expect_feed(&mut self) {
+        self.expect_feed = true;
     }
 
     /// Ends the open hang if its condition is over, then records the worst
@@ -476,7 +497,7 @@ impl Judge {
         if self.exited {
             return None;
         }
-        let flow = self.feed.flow(now_s);
+        let flow = self.flow(now_s);
         if let Some(i) = self.open {
             let hang = &self.hangs[i];
             let over = match hang.kind {
@@ -581,6 +602,11 @@ impl Judge {
             topics,
         })
     }
+}
+
+/// Deliveries due and not (yet) received, as of a sample.
+fn outstanding(s: &Sample) -> u64 {
+    s.due.saturating_sub(s.received)
 }
 
 fn merge_topics(into: &mut Vec<String>, more: Vec<String>) {

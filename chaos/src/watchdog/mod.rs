@@ -91,6 +91,9 @@ pub struct WatchdogConfig {
     pub last_chaos: LastChaos,
     /// Refuses non-loopback URLs.
     pub guard: LoopbackGuard,
+    /// The caller will call [`Watchdog::note_progress`] once a second (a
+    /// run with load): before the first samples, a slow probe is no hang.
+    pub progress_fed: bool,
 }
 
 impl WatchdogConfig {
@@ -116,6 +119,7 @@ impl WatchdogConfig {
             origin,
             last_chaos: LastChaos::default(),
             guard: LoopbackGuard::loopback_only(),
+            progress_fed: false,
         }
     }
 }
@@ -338,7 +342,14 @@ impl Watchdog {
             accept_ms: None,
             health_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("valid histogram bounds"),
-            judge: Judge::new(config.settings.failures_before_hang, config.settings.slow),
+            judge: {
+                let mut judge =
+                    Judge::new(config.settings.failures_before_hang, config.settings.slow);
+                if config.progress_fed {
+                    judge.expect_feed();
+                }
+                judge
+            },
             last_metrics: None,
         }));
         let (stop, stop_rx) = watch::channel(false);
