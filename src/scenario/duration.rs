@@ -51,7 +51,7 @@ impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
         match Written::deserialize(d)? {
             Written::Text(s) => s.parse().map_err(serde::de::Error::custom),
-            Written::Number(n) if n == 0.0 => Ok(Dur(Duration::ZERO)),
+            Written::Number(0.0) => Ok(Dur(Duration::ZERO)),
             Written::Number(n) => Err(serde::de::Error::custom(
                 squall_proto::DurationError::NoUnit(n.to_string()),
             )),
