@@ -166,14 +166,6 @@ impl Thresholds {
             (Metric::Duplicated, t.duplicated.map(|d| d as f64)),
             (Metric::Hangs, t.hangs.map(|h| h as f64)),
             (Metric::ConnectErrorRatio, t.connect_error_ratio),
-            (
-                Metric::TargetDisconnects,
-                Some(t.target_disconnects.unwrap_or(0) as f64),
-            ),
-            (
-                Metric::MinReceived,
-                Some(t.min_received.unwrap_or(1) as f64),
-            ),
         ];
         for (metric, limit) in limits {
             let Some(limit) = limit else { continue };
@@ -206,6 +198,15 @@ impl Thresholds {
                 limit: w.limit,
             });
         }
+        // The defaults come last, after what the scenario set.
+        out.push(Threshold {
+            metric: Metric::TargetDisconnects,
+            limit: t.target_disconnects.unwrap_or(0) as f64,
+        });
+        out.push(Threshold {
+            metric: Metric::MinReceived,
+            limit: t.min_received.unwrap_or(1) as f64,
+        });
         Ok(Thresholds(out))
     }
 

@@ -230,17 +230,14 @@ fn validate_takes_several_files_the_overrides_and_the_remote_guard() {
         "suggests a unit: {}",
         out.stderr
     );
-    let out = run(
-        &[
-            "validate",
-            good.to_str().unwrap(),
-            "--set",
-            "load.connections=10000000",
-        ],
-        LIMIT,
-    );
-    assert_eq!(out.code(), 2);
-    assert!(out.stderr.contains("load.connections"), "{}", out.stderr);
+    for (set, key) in [
+        ("load.connections=10000000", "load.connections"),
+        ("load.rate=1e308", "load.rate"),
+    ] {
+        let out = run(&["validate", good.to_str().unwrap(), "--set", set], LIMIT);
+        assert_eq!(out.code(), 2, "{set}");
+        assert!(out.stderr.contains(key), "{set}: {}", out.stderr);
+    }
 }
 
 /// A reference relay squall does not own (a `url` target): the real binary
@@ -444,6 +441,15 @@ fn a_topic_that_stops_while_others_deliver_is_a_delivery_stall() {
         relay.metric("squall_relay_stalled_deliveries_total"),
         "{r:#}"
     );
+    // Loss showed while it happened, not only at the end.
+    let timeline = std::fs::read_to_string(r["timeline"].as_str().unwrap()).unwrap();
+    let overdue = timeline
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|s| u(&s, "/messages/overdue"))
+        .max()
+        .unwrap_or(0);
+    assert!(overdue > 0, "overdue never showed during the run");
     assert_valid(&r);
 }
 
@@ -475,4 +481,108 @@ fn a_slow_health_check_on_a_relay_that_delivers_is_never_a_hang() {
     let timeline = std::fs::read_to_string(r["timeline"].as_str().unwrap()).unwrap();
     assert!(timeline.contains("\"degraded\""), "no degraded second");
     assert!(!timeline.contains("\"hung\""));
+}
+
+#[test]
+fn with_reconnect_only_the_gap_of_kicked_clients_is_lost() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("kick-reconnect");
+    let relay = OutsideRelay::start(&["kick-every=5@3s"]);
+    let file = s.scenario(
+        "kick-reconnect",
+        &small("kick-reconnect", 8, &relay.target()),
+    );
+    let (out, r) = run_scenario(
+        &s,
+        &file,
+        &[
+            "--set",
+            "load.reconnect=true",
+            "--set",
+            "thresholds.target_disconnects=100",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.code(), 0, "{}\n{}", verdict(&r), out.stderr);
+    assert_eq!(u(&r, "/connections/dropped/close_1008"), 8, "{r:#}");
+    assert_eq!(u(&r, "/connections/reconnects"), 8, "{r:#}");
+    let lost = u(&r, "/messages/lost");
+    let undelivered = relay.metric("squall_relay_kicked_undelivered_total");
+    // Back within a fraction of a second: the gap, not the rest of the run.
+    assert!(lost <= undelivered, "lost {lost} > {undelivered}");
+    assert!(lost < u(&r, "/messages/expected") / 20, "{r:#}");
+    assert!(f(&r, "/connections/reconnect_ms/p50") > 0.0, "{r:#}");
+    assert!(out.stdout.contains("reconnects"), "{}", out.stdout);
+    assert_valid(&r);
+}
+
+#[test]
+fn deliveries_held_past_the_drain_are_late_not_lost() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("late");
+    // The relay holds every delivery for 3 s once every 6 s from its start:
+    // the last second of publishing (5..6 s) arrives at about 6.3 s + the
+    // hold, after the 1 s drain but well within drain_max.
+    let extra = "drain_max = \"10s\"\n[target]\nkind = \"builtin\"\nbugs = [\"stall=3000/6\"]\n\
+                 [thresholds]\nmin_received = 1\n";
+    let file = s.scenario("late", &small("late", 7, extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert!(u(&r, "/messages/late") > 0, "{r:#}");
+    assert_eq!(u(&r, "/messages/lost"), 0, "{r:#}");
+    assert!(f(&r, "/late_ms/max") >= 1000.0, "{r:#}");
+    assert!(
+        out.stdout.contains("arrived after the drain (not lost)"),
+        "{}",
+        out.stdout
+    );
+    assert_valid(&r);
+}
+
+#[test]
+fn a_worker_pointed_at_a_remote_address_is_refused_by_the_engine_itself() {
+    let s = Scratch::new("worker-remote");
+    let file = s.scenario("worker-remote", &small("worker-remote", 3, ""));
+    let started = Instant::now();
+    let out = run(
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--worker",
+            "--no-tui",
+            "--origin-ns",
+            "1",
+            "--worker-url",
+            "ws://10.0.0.1:9/ws",
+        ],
+        LIMIT,
+    );
+    assert_ne!(out.code(), 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("not a loopback address"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no connect was tried"
+    );
+}
+
+#[test]
+fn report_writes_beside_the_results_when_no_out_is_given() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("report-beside");
+    let file = s.scenario("report-beside", &small("report-beside", 2, ""));
+    let (out, _r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let results = s.results_files().remove(0);
+    let out = run(&["report", results.to_str().unwrap()], LIMIT);
+    assert_eq!(out.code(), 0, "{}", out.stderr);
+    let html = results.with_extension("html");
+    assert!(html.exists());
+    assert!(
+        out.stdout.contains(html.to_str().unwrap()),
+        "{}",
+        out.stdout
+    );
 }
