@@ -44,6 +44,9 @@ Turn on a deliberate bug (repeatable; all off by default):
                   /metrics and open sockets keep working; squall_relay_stalled_upgrades_total
   slow-health=MS  every /health answer is delayed MS milliseconds (an overloaded relay
                   that still delivers); squall_relay_health_delayed_total, e.g. slow-health=1500
+  cap=N           at most N deliveries a second in all, the rest wait in their queues (a
+                  relay with a known capacity: past N, latency grows and a backlog builds;
+                  give it --queue-size room, or it closes slow consumers), e.g. cap=5000
   (S: seconds, or a duration such as 500ms; MS: milliseconds, or a duration such as 2s)";
 
 /// One `--bug` switch as parsed from the command line.
@@ -71,6 +74,8 @@ pub enum Bug {
     AcceptStall(Duration),
     /// See [`Bugs::slow_health`].
     SlowHealth(Duration),
+    /// See [`Bugs::cap`].
+    Cap(NonZeroU64),
 }
 
 /// `kick-every=N@S`: once, `at` after start, every `every`th open connection
@@ -146,6 +151,52 @@ pub struct Bugs {
     pub accept_stall: Option<Duration>,
     /// Every `/health` answer waits this long (`squall_relay_health_delayed_total`).
     pub slow_health: Option<Duration>,
+    /// At most this many deliveries a second over the whole relay: each
+    /// written frame takes the next slot of one process-wide schedule
+    /// ([`CapSchedule`]), so that past it deliveries queue and latency grows
+    /// (a known capacity).
+    pub cap: Option<NonZeroU64>,
+}
+
+/// `--bug cap=N`: one schedule of delivery slots, `1/N` s apart, shared by
+/// every connection's writer. A slot is taken with one compare-exchange on
+/// an atomic (no lock): a writer waits until its slot, then writes.
+#[derive(Debug)]
+pub struct CapSchedule {
+    /// Nanoseconds between two slots.
+    spacing_ns: u64,
+    /// The next free slot, nanoseconds since `start`.
+    next_ns: std::sync::atomic::AtomicU64,
+    start: std::time::Instant,
+}
+
+impl CapSchedule {
+    /// A schedule of `per_s` slots a second from now.
+    pub fn new(per_s: NonZeroU64) -> CapSchedule {
+        CapSchedule {
+            spacing_ns: (1_000_000_000 / per_s.get()).max(1),
+            next_ns: std::sync::atomic::AtomicU64::new(0),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes the next slot and says how long to wait for it: zero while the
+    /// relay is under its capacity (an idle slot is not saved up for later).
+    pub fn reserve(&self) -> Duration {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.start.elapsed().as_nanos() as u64;
+        let mut next = self.next_ns.load(Relaxed);
+        loop {
+            let slot = next.max(now);
+            match self
+                .next_ns
+                .compare_exchange_weak(next, slot + self.spacing_ns, Relaxed, Relaxed)
+            {
+                Ok(_) => return Duration::from_nanos(slot - now),
+                Err(seen) => next = seen,
+            }
+        }
+    }
 }
 
 /// The exit status of `--bug exit-after` (EX_SOFTWARE, "internal software
@@ -167,6 +218,7 @@ impl Bugs {
             Bug::StallTopic(at) => self.stall_topic = Some(at),
             Bug::AcceptStall(at) => self.accept_stall = Some(at),
             Bug::SlowHealth(delay) => self.slow_health = Some(delay),
+            Bug::Cap(n) => self.cap = Some(n),
         }
     }
 
@@ -255,6 +307,7 @@ impl FromStr for Bug {
             Some(("stall-topic", at)) => Ok(Bug::StallTopic(time(s, at, Unit::Seconds)?)),
             Some(("accept-stall", at)) => Ok(Bug::AcceptStall(time(s, at, Unit::Seconds)?)),
             Some(("slow-health", ms)) => Ok(Bug::SlowHealth(time(s, ms, Unit::Millis)?)),
+            Some(("cap", n)) => Ok(Bug::Cap(every(n)?)),
             Some(_) => Err(BugError::Unknown(s.to_string())),
         }
     }
@@ -362,6 +415,10 @@ mod tests {
         assert_eq!(
             "slow-health=2s".parse::<Bug>(),
             Ok(Bug::SlowHealth(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            "cap=5000".parse::<Bug>(),
+            Ok(Bug::Cap(NonZeroU64::new(5000).unwrap()))
         );
         assert_eq!(
             "kick-every=1@250ms".parse::<Bug>(),

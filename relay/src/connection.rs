@@ -331,8 +331,16 @@ async fn write(
             if let Some(stall) = shared.config.bugs.stall {
                 Box::pin(tokio::time::sleep(stall.wait_at(shared.started.elapsed()))).await;
             }
+            if let Some(cap) = &shared.cap {
+                // One slot per frame, and the frames written at once: past
+                // the capacity the queue, not the socket, holds the backlog.
+                Box::pin(tokio::time::sleep(cap.reserve())).await;
+            }
             sink.feed(first).await?;
             for _ in 1..WRITE_BATCH {
+                if shared.cap.is_some() {
+                    break;
+                }
                 match rx.try_recv() {
                     Some(frame) => sink.feed(Message::Text(frame)).await?,
                     None => break,

@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     stop: watch::Receiver<bool>,
     /// One permit per open connection when `max_connections` is set.
     capacity: Option<Arc<Semaphore>>,
+    /// `--bug cap=N`: the delivery slots every writer takes one of.
+    pub(crate) cap: Option<crate::bugs::CapSchedule>,
 }
 
 impl Shared {
@@ -101,6 +103,7 @@ pub fn start(listener: TcpListener, config: RelayConfig) -> RelayHandle {
     let registry = Registry::new(config.queue_size, config.bugs.clone());
     let shared = Arc::new(Shared {
         started: registry.started(),
+        cap: config.bugs.cap.map(crate::bugs::CapSchedule::new),
         registry,
         config,
         shutting_down: AtomicBool::new(false),

@@ -707,3 +707,37 @@ fn exit_after_ends_the_real_process_with_status_70_and_no_close_frame() {
         "one line before the exit:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn cap_holds_deliveries_to_n_a_second_and_loses_none() {
+    // 300 deliveries through a relay capped at 200 a second take at least
+    // 1.4 s: a lower bound, which a loaded machine only makes longer.
+    let relay = start(with_bugs(Bugs {
+        cap: NonZeroU64::new(200),
+        ..Bugs::default()
+    }))
+    .await;
+    let mut sub = connect(relay.local_addr(), "sub").await;
+    let mut publisher = connect(relay.local_addr(), "pub").await;
+    subscribe(&mut sub, &["t"]).await;
+    let started = Instant::now();
+    for i in 0..300 {
+        send(&mut publisher, broadcast("t", json!({"i": i}))).await;
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 300 {
+        let frame = recv(&mut sub).await;
+        seqs.push(frame["data"]["sequence"].as_u64().unwrap());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        seqs,
+        (0..300).collect::<Vec<u64>>(),
+        "all of them, in order"
+    );
+    relay.shutdown().await;
+}
