@@ -6,7 +6,9 @@
 
 mod common;
 
-use common::{Scratch, f, read_results, run, run_scenario, squall, u, wait};
+use common::{
+    Scratch, f, read_results, run, run_scenario, run_then_signal, small, squall, u, wait,
+};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -14,50 +16,12 @@ use std::time::{Duration, Instant};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn small(name: &str, seconds: u64, extra: &str) -> String {
-    format!(
-        "name = \"{name}\"\nduration = \"{seconds}s\"\ndrain = \"1s\"\n{extra}\n\
-         [load]\nconnections = 40\nramp = \"1s\"\ntopics = 4\npublishers = 8\nrate = 200\npayload_bytes = 128\n"
-    )
-}
-
 #[test]
 fn sigint_mid_run_writes_results_marked_incomplete() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("sigint");
     let file = s.scenario("sigint", &small("sigint", 30, ""));
-    let child = squall()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--no-tui",
-            "--out",
-            s.out().to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for two seconds of timeline, then Ctrl-C.
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        let lines = std::fs::read_dir(s.out())
-            .ok()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
-            .map(|t| t.lines().count())
-            .max()
-            .unwrap_or(0);
-        if lines >= 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: kill(2) on the child we just spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let out = wait(child, Duration::from_secs(20));
+    let out = run_then_signal(&s, &file, libc::SIGINT);
     assert_eq!(
         out.code(),
         1,

@@ -6,7 +6,10 @@
 
 mod common;
 
-use common::{Scratch, assert_valid, f, read_results, run, run_scenario, squall, u, wait};
+use common::{
+    Scratch, assert_valid, f, read_results, run, run_scenario, run_then_signal, small, spawn_run,
+    squall, u, wait,
+};
 use serde_json::Value;
 use std::process::Stdio;
 use std::sync::Mutex;
@@ -14,14 +17,6 @@ use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 const LIMIT: Duration = Duration::from_secs(90);
-
-/// A small scenario: `extra` holds `[target]` and more.
-fn small(name: &str, seconds: u64, extra: &str) -> String {
-    format!(
-        "name = \"{name}\"\nduration = \"{seconds}s\"\ndrain = \"1s\"\n{extra}\n\
-         [load]\nconnections = 40\nramp = \"1s\"\ntopics = 4\npublishers = 8\nrate = 200\npayload_bytes = 128\n"
-    )
-}
 
 fn verdict(r: &Value) -> String {
     r["verdict"]
@@ -156,37 +151,7 @@ fn sighup_writes_results_marked_incomplete() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let s = Scratch::new("sighup");
     let file = s.scenario("sighup", &small("sighup", 30, ""));
-    let child = squall()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--no-tui",
-            "--out",
-            s.out().to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(20) {
-        let lines = std::fs::read_dir(s.out())
-            .ok()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
-            .map(|t| t.lines().count())
-            .max()
-            .unwrap_or(0);
-        if lines >= 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    // SAFETY: kill(2) on the child we just spawned.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGHUP) };
-    let out = wait(child, Duration::from_secs(20));
+    let out = run_then_signal(&s, &file, libc::SIGHUP);
     assert_eq!(out.code(), 1, "{}", out.stderr);
     assert!(out.stderr.contains("SIGHUP"), "{}", out.stderr);
     let files = s.results_files();
@@ -367,19 +332,7 @@ fn a_url_target_whose_process_dies_is_exit_4_unreachable() {
     let s = Scratch::new("unreachable");
     let mut relay = OutsideRelay::start(&[]);
     let file = s.scenario("unreachable", &small("unreachable", 10, &relay.target()));
-    let child = squall()
-        .args([
-            "run",
-            file.to_str().unwrap(),
-            "--no-tui",
-            "--out",
-            s.out().to_str().unwrap(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&s, &file);
     std::thread::sleep(Duration::from_secs(4));
     relay.child.kill().unwrap();
     let out = wait(child, LIMIT);

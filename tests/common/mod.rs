@@ -193,3 +193,53 @@ pub fn f(v: &Value, pointer: &str) -> f64 {
         .and_then(Value::as_f64)
         .unwrap_or_else(|| panic!("{pointer} in {v:#}"))
 }
+
+/// A small scenario: 40 sockets, 4 topics, 8 publishers at 200 msg/s for
+/// `seconds`, 1 s drain; `extra` adds keys (`[target]`, `[[chaos]]`, ...).
+pub fn small(name: &str, seconds: u64, extra: &str) -> String {
+    format!(
+        "name = \"{name}\"\nduration = \"{seconds}s\"\ndrain = \"1s\"\n{extra}\n\
+         [load]\nconnections = 40\nramp = \"1s\"\ntopics = 4\npublishers = 8\nrate = 200\npayload_bytes = 128\n"
+    )
+}
+
+/// Starts `squall run FILE --no-tui --out <scratch>` in the background.
+pub fn spawn_run(scratch: &Scratch, scenario: &Path) -> Child {
+    squall()
+        .args([
+            "run",
+            scenario.to_str().unwrap(),
+            "--no-tui",
+            "--out",
+            scratch.out().to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs a scenario, sends `signal` once its timeline holds two seconds (or
+/// after 20 s), and waits for it to end.
+pub fn run_then_signal(scratch: &Scratch, scenario: &Path, signal: libc::c_int) -> Finished {
+    let child = spawn_run(scratch, scenario);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let lines = std::fs::read_dir(scratch.out())
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .map(|t| t.lines().count())
+            .max()
+            .unwrap_or(0);
+        if lines >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: kill(2) on the child we just spawned and still own.
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    wait(child, Duration::from_secs(20))
+}
