@@ -178,4 +178,7 @@ pub struct ThresholdSnap {
     pub actual: f64,
     /// Whether it holds so far.
     pub passed: bool,
+    /// The limit is a floor (`min_received`): it holds when actual >= limit.
+    #[serde(default)]
+    pub floor: bool,
 }

@@ -81,6 +81,7 @@ fn snapshot(t: u64) -> Snapshot {
             limit: 50.0,
             actual: 10.0,
             passed: true,
+            floor: false,
         }],
         exit_code: if t >= 20 { 4 } else { 0 },
         ..Snapshot::default()

@@ -49,6 +49,7 @@ fn snapshot(t: u64, duration_s: u64) -> Snapshot {
             limit: 0.0,
             actual: 0.0,
             passed: true,
+            floor: false,
         }],
         ..Snapshot::default()
     }

@@ -165,9 +165,10 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
         for t in &r.thresholds {
             let mark = if t.passed { "✓" } else { "✗" };
             let dots = ".".repeat(24usize.saturating_sub(t.name.len()));
+            let cmp = if t.floor { ">=" } else { "<=" };
             let _ = writeln!(
                 out,
-                "    {mark} {} {dots} {} <= {}",
+                "    {mark} {} {dots} {} {cmp} {}",
                 t.name,
                 num(t.actual),
                 num(t.limit)

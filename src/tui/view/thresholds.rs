@@ -28,14 +28,14 @@ pub(super) fn render(frame: &mut Frame, area: Rect, block: Block, ctx: &Ctx) {
     let lines: Vec<Line> = thresholds
         .iter()
         .map(|t| {
-            let (mark, cmp, style) = if t.passed {
-                ("✓", "≤", Style::new().fg(Color::Green))
-            } else {
-                (
+            let (mark, cmp, style) = match (t.passed, t.floor) {
+                (true, false) => ("✓", "≤", Style::new().fg(Color::Green)),
+                (true, true) => ("✓", "≥", Style::new().fg(Color::Green)),
+                (false, floor) => (
                     "✗",
-                    ">",
+                    if floor { "<" } else { ">" },
                     Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
-                )
+                ),
             };
             Line::styled(
                 format!(
