@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod compare;
 pub mod exit;
 pub mod junit;
+pub mod k8s;
 pub mod merge;
 pub mod output;
 pub mod report;

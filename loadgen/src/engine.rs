@@ -113,7 +113,8 @@ pub(crate) async fn run(
     snapshots: mpsc::UnboundedSender<LoadSnapshot>,
 ) -> LoadReport {
     raise_open_file_limit();
-    let layout = Layout::new(
+    let layout = Layout::grouped(
+        u64::from(plan.group.count),
         plan.targets.len() as u64,
         u64::from(plan.topics),
         plan.peak_connections(),
@@ -204,7 +205,7 @@ pub(crate) async fn run(
     let stopped_early = *stop.borrow();
     for j in 0..ctx.layout.publishers() {
         let c = ctx.layout.connection_of_publisher(j);
-        if ctx.plan.shard_connections().contains(&c) && !ctx.stats.has_publisher(j) {
+        if ctx.plan.runs_connection(c) && !ctx.stats.has_publisher(j) {
             let scheduled = ctx.schedule.count(j);
             ctx.stats
                 .publisher_done(j, PublisherCount { scheduled, sent: 0 });
@@ -251,9 +252,8 @@ fn phase(ctx: &Ctx, now_ns: u64, stopped: bool) -> Phase {
 
 /// Sockets this shard should have open at `now_ns`.
 fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
-    let range = ctx.plan.shard_connections();
-    let all = ctx.schedule.wanted_connections(now_ns);
-    all.clamp(range.start, range.end) - range.start
+    ctx.plan
+        .shard_share_of(ctx.schedule.wanted_connections(now_ns))
 }
 
 /// Opens this shard's connections on schedule, then waits for them all, at

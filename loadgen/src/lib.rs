@@ -41,10 +41,14 @@
 //!
 //! # Sharding and worker processes
 //!
-//! [`LoadPlan::shard`] gives shard `I` of `N` (a contiguous quarter, third, ...
-//! of the connections; every shard keeps the whole schedule). Run each with
-//! the same [`Origin`] (a parent hands [`Origin::as_mono_ns`] to its workers),
-//! then merge: [`LoadSnapshot::merge`] for the latest snapshot of each shard,
+//! [`LoadPlan::group`] gives topic group `I` of `N`: whole topics with their
+//! publishers and subscribers, the shard of a run over several machines,
+//! whose latencies are each measured on one machine's clock.
+//! [`LoadPlan::shard`] gives part `I` of `N` of a group's connections (a
+//! contiguous quarter, third, ...), as a machine's worker processes split it.
+//! Every group and part keeps the whole schedule. Run each with the same
+//! [`Origin`] (a parent hands [`Origin::as_mono_ns`] to its workers; machines
+//! take theirs at one agreed wall-clock instant), then merge: [`LoadSnapshot::merge`] for the latest snapshot of each shard,
 //! [`LoadReport::merge`] for the final reports. Loss stays exact when a
 //! publisher and its subscribers sit in different shards, because the report
 //! carries per-publisher accounting ([`report::Accounting`]) and

@@ -86,8 +86,18 @@ pub struct LoadPlan {
     /// on is lost). See [`Reconnect`].
     #[serde(default)]
     pub reconnect: Option<Reconnect>,
-    /// Which part of the connections this process runs.
+    /// Which part of its topic group's connections this process runs (a
+    /// contiguous part: worker processes of one machine split their
+    /// machine's share this way).
     pub shard: Shard,
+    /// Which topic group this process runs: the shard of a run over several
+    /// machines (`squall run --shard I/N`). Connections, topics and
+    /// publishers are dealt out to the groups in turn (see [`crate::layout`]),
+    /// so that each group owns whole topics, with their publishers and every
+    /// subscriber: each latency is then measured on one machine's clock, and
+    /// a group can even load a target of its own. Default: one group.
+    #[serde(default)]
+    pub group: Shard,
     /// Extra local source addresses used, in turn, once one address holds
     /// `sockets_per_source` sockets (so as not to run short of ephemeral
     /// ports: the kernel's port search slows down long before they run out).
@@ -232,14 +242,22 @@ impl Default for Reconnect {
     }
 }
 
-/// A part of the connections: shard `index` of `count` runs the connections
-/// `index * peak / count .. (index + 1) * peak / count`.
+/// A part of a run: as [`LoadPlan::shard`], part `index` of `count` runs the
+/// connections `index * n / count .. (index + 1) * n / count` of the `n` of
+/// its group; as [`LoadPlan::group`], topic group `index` of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     /// 0-based index of this shard.
     pub index: u32,
     /// Number of shards (at least 1).
     pub count: u32,
+}
+
+impl Default for Shard {
+    /// The whole run: part 0 of 1.
+    fn default() -> Self {
+        Self { index: 0, count: 1 }
+    }
 }
 
 /// Timeouts of every network step; nothing waits longer.
@@ -381,6 +399,21 @@ pub enum PlanError {
     TooFewTopics {
         /// Topics asked for.
         topics: u32,
+        /// Targets given.
+        targets: usize,
+    },
+    /// Fewer topics than topic groups times targets: a shard of a run over
+    /// several machines owns whole topics, at least one on each target.
+    #[error(
+        "{topics} topics cannot be shared by {shards} shards of {targets} target(s): each shard \
+         owns whole topics, so load.topics must be at least {}",
+        *shards as usize * targets
+    )]
+    TooFewTopicsForShards {
+        /// Topics asked for.
+        topics: u32,
+        /// Topic groups (shards).
+        shards: u32,
         /// Targets given.
         targets: usize,
     },
@@ -547,7 +580,9 @@ impl PlanError {
             PlanError::NotLoopback { .. } => Field::AllowRemote,
             PlanError::Shard { .. } => Field::Shard,
             PlanError::TooManyPublishers { .. } => Field::Publishers,
-            PlanError::NoTopic | PlanError::TooFewTopics { .. } => Field::Topics,
+            PlanError::NoTopic
+            | PlanError::TooFewTopics { .. }
+            | PlanError::TooFewTopicsForShards { .. } => Field::Topics,
             PlanError::Rate { .. } => Field::Rate,
             PlanError::PayloadTooSmall { .. } | PlanError::PayloadTooLarge { .. } => {
                 Field::PayloadBytes
@@ -593,6 +628,7 @@ impl LoadPlan {
             drain_max: default_drain_max(),
             reconnect: None,
             shard: Shard { index: 0, count: 1 },
+            group: Shard::default(),
             source_addrs: Vec::new(),
             sockets_per_source: 10_000,
             topic_prefix: "topic-".to_string(),
@@ -601,11 +637,23 @@ impl LoadPlan {
         }
     }
 
-    /// The same plan restricted to shard `index` of `count` (0-based). Every
-    /// shard keeps the whole schedule, so shards run apart and merge exactly.
+    /// The same plan restricted to part `index` of `count` (0-based) of its
+    /// group's connections. Every shard keeps the whole schedule, so shards
+    /// run apart and merge exactly.
     pub fn shard(&self, index: u32, count: u32) -> Self {
         Self {
             shard: Shard { index, count },
+            ..self.clone()
+        }
+    }
+
+    /// The same plan restricted to topic group `index` of `count` (0-based):
+    /// whole topics with their publishers and subscribers (see
+    /// [`LoadPlan::group`](Self::group)'s field). Groups run apart, on
+    /// machines of their own, and merge exactly.
+    pub fn group(&self, index: u32, count: u32) -> Self {
+        Self {
+            group: Shard { index, count },
             ..self.clone()
         }
     }
@@ -636,12 +684,42 @@ impl LoadPlan {
         self.duration + self.drain_limit() + HARD_SLACK
     }
 
-    /// The global connection numbers this shard runs.
-    pub fn shard_connections(&self) -> std::ops::Range<u64> {
-        let peak = u128::from(self.peak_connections());
+    /// The global connection numbers this process runs, in ascending order.
+    pub fn shard_connections(&self) -> impl Iterator<Item = u64> + Clone + use<> {
+        let (groups, group) = self.groups();
+        self.local_connections().map(move |l| l * groups + group)
+    }
+
+    /// Whether this process runs connection `c`.
+    pub fn runs_connection(&self, c: u64) -> bool {
+        let (groups, group) = self.groups();
+        c % groups == group && self.local_connections().contains(&(c / groups))
+    }
+
+    /// How many of the connections this process runs are among the first
+    /// `n` of the run (those the plan wants open when it wants `n`).
+    pub fn shard_share_of(&self, n: u64) -> u64 {
+        let (groups, group) = self.groups();
+        let local = self.local_connections();
+        crate::layout::share(n, group, groups).clamp(local.start, local.end) - local.start
+    }
+
+    /// The number of topic groups and this process's group.
+    fn groups(&self) -> (u64, u64) {
+        (
+            u64::from(self.group.count.max(1)),
+            u64::from(self.group.index),
+        )
+    }
+
+    /// The local numbers (within the group) of the connections this
+    /// process runs: its contiguous part of the group's connections.
+    fn local_connections(&self) -> std::ops::Range<u64> {
+        let (groups, group) = self.groups();
+        let n = u128::from(crate::layout::share(self.peak_connections(), group, groups));
         let count = u128::from(self.shard.count.max(1));
         let index = u128::from(self.shard.index);
-        let at = |i: u128| (i * peak / count) as u64;
+        let at = |i: u128| (i * n / count) as u64;
         at(index)..at(index + 1)
     }
 
@@ -685,11 +763,13 @@ impl LoadPlan {
     /// [`check`](Self::check), returning the resolved targets for the engine.
     pub(crate) fn check_and_resolve(&self) -> Result<Vec<Endpoint>, PlanError> {
         let endpoints = self.endpoints()?;
-        if self.shard.count == 0 || self.shard.index >= self.shard.count {
-            return Err(PlanError::Shard {
-                index: self.shard.index,
-                count: self.shard.count,
-            });
+        for shard in [self.shard, self.group] {
+            if shard.count == 0 || shard.index >= shard.count {
+                return Err(PlanError::Shard {
+                    index: shard.index,
+                    count: shard.count,
+                });
+            }
         }
         if self.publishers > self.peak_connections() {
             return Err(PlanError::TooManyPublishers {
@@ -703,6 +783,15 @@ impl LoadPlan {
         if (self.topics as usize) < self.targets.len() && (self.topics > 0) {
             return Err(PlanError::TooFewTopics {
                 topics: self.topics,
+                targets: self.targets.len(),
+            });
+        }
+        // Every group needs a topic on each of its targets.
+        let groups = u64::from(self.group.count);
+        if self.topics > 0 && u64::from(self.topics) < groups * self.targets.len() as u64 {
+            return Err(PlanError::TooFewTopicsForShards {
+                topics: self.topics,
+                shards: self.group.count,
                 targets: self.targets.len(),
             });
         }
@@ -894,6 +983,49 @@ mod tests {
             ttl: Duration::from_secs(1),
         });
         assert_eq!(field(&|p| p.auth = bad_key.clone()), Field::AuthKey);
+    }
+
+    /// Issue 11: topic groups, split further into parts, cover every
+    /// connection exactly once, and each part knows its share of the first n.
+    #[test]
+    fn groups_and_parts_cover_every_connection_once() {
+        let mut plan = LoadPlan::new(vec!["ws://127.0.0.1:9/ws".into()]);
+        plan.connections = 103;
+        plan.topics = 10;
+        let mut seen = vec![0u32; 103];
+        for g in 0..3 {
+            for p in 0..2 {
+                let part = plan.group(g, 3).shard(p, 2);
+                part.check().unwrap();
+                let mine: Vec<u64> = part.shard_connections().collect();
+                assert!(mine.windows(2).all(|w| w[0] < w[1]), "ascending");
+                for &c in &mine {
+                    assert_eq!(c % 3, u64::from(g), "connection {c} in group {g}");
+                    assert!(part.runs_connection(c));
+                    seen[c as usize] += 1;
+                }
+                for n in [0, 1, 7, 50, 103] {
+                    let first = mine.iter().filter(|&&c| c < n).count() as u64;
+                    assert_eq!(
+                        part.shard_share_of(n),
+                        first,
+                        "group {g} part {p} of first {n}"
+                    );
+                }
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
+        // Without groups, parts are contiguous as before.
+        let part = plan.shard(1, 2);
+        assert_eq!(
+            part.shard_connections().collect::<Vec<_>>(),
+            (51..103).collect::<Vec<_>>()
+        );
+        // Each group needs a topic of its own.
+        let e = plan.group(0, 11).check().unwrap_err();
+        assert_eq!(e.field(), Field::Topics);
+        assert!(e.to_string().contains("at least 11"), "{e}");
+        assert_eq!(plan.group(3, 3).check().unwrap_err().field(), Field::Shard);
     }
 
     #[test]

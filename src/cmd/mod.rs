@@ -3,6 +3,7 @@
 //! becomes the process exit code. No clap type goes past this folder.
 
 pub mod chaos;
+pub mod k8s;
 pub mod proxy;
 pub mod relay;
 
@@ -48,8 +49,12 @@ pub enum Command {
     Proxy(proxy::ProxyArgs),
     /// Compare a run with a baseline: exit 3 on a regression.
     Compare(CompareArgs),
-    /// Merge results files (shards of one run) exactly.
+    /// Merge the shards of one run exactly and gate on the scenario's
+    /// thresholds: exit codes as `run`'s.
     Merge(MergeArgs),
+    /// Render Kubernetes manifests for a run over N machines (an Indexed Job
+    /// of shards and a merge Job that gates on them).
+    K8s(k8s::K8sArgs),
     /// Play a finished run's timeline in the TUI (arrow keys move through time).
     Replay {
         /// The results file.
@@ -88,9 +93,36 @@ pub struct RunArgs {
     /// Also write the HTML report next to the results.
     #[arg(long)]
     pub report: bool,
-    /// Run only shard I of N of the connections (e.g. 2/4), to merge later.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    /// Run only shard I of N (e.g. 2/4), to merge later: whole topics, with
+    /// their publishers and subscribers.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "shard_index_from_env")]
     pub shard: Option<Shard>,
+    /// Take the shard's 0-based index from this environment variable (e.g.
+    /// JOB_COMPLETION_INDEX in a Kubernetes Indexed Job); needs --shards.
+    #[arg(long, value_name = "VAR", requires = "shards")]
+    pub shard_index_from_env: Option<String>,
+    /// The number of shards, with --shard-index-from-env.
+    #[arg(long, value_name = "N", requires = "shard_index_from_env")]
+    pub shards: Option<u32>,
+    /// Start at this wall-clock instant (RFC 3339 UTC, e.g.
+    /// 2026-11-24T11:15:00Z), as every shard of the run does; refused once past.
+    #[arg(long, value_name = "RFC3339", value_parser = k8s::parse_start_at)]
+    pub start_at: Option<crate::run::start::StartAt>,
+    /// Serve live figures in the Prometheus text format at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Let --metrics-addr be a non-loopback address (squall's own traffic
+    /// stays under --allow-remote).
+    #[arg(long, requires = "metrics_addr")]
+    pub metrics_allow_remote: bool,
+    /// Keep serving the final figures this long after the results are written.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "0s",
+        requires = "metrics_addr"
+    )]
+    pub metrics_linger: crate::scenario::duration::Dur,
     /// Allow a non-loopback target (the scenario must also set allow_remote = true).
     #[arg(long)]
     pub allow_remote: bool,
@@ -103,6 +135,9 @@ pub struct RunArgs {
     /// Internal: the parent's target URLs.
     #[arg(long = "worker-url", hide = true)]
     pub worker_urls: Vec<String>,
+    /// Internal: a worker's part J/M of its parent's shard.
+    #[arg(long, hide = true, value_parser = parse_shard, requires = "worker")]
+    pub part: Option<Shard>,
 }
 
 impl RunArgs {
@@ -114,9 +149,17 @@ impl RunArgs {
             (true, Some(ns)) => Some(crate::run::WorkerRole {
                 origin: squall_proto::Origin::from_mono_ns(ns),
                 urls: self.worker_urls,
+                part: self.part.unwrap_or_default(),
             }),
             _ => None,
         };
+        let metrics = self
+            .metrics_addr
+            .map(|addr| crate::run::metrics::MetricsOptions {
+                addr,
+                allow_remote: self.metrics_allow_remote || self.allow_remote,
+                linger: self.metrics_linger.0,
+            });
         crate::run::RunOptions {
             tui: self.tui || (!self.no_tui && std::io::stdout().is_terminal()),
             file: self.file,
@@ -127,7 +170,29 @@ impl RunArgs {
             shard: self.shard,
             allow_remote: self.allow_remote,
             worker,
+            start_at: self.start_at,
+            metrics,
         }
+    }
+
+    /// `--shard-index-from-env VAR --shards N`: the shard from the
+    /// environment (0-based there, as Kubernetes counts), into `--shard`.
+    pub fn resolve_shard(mut self) -> Result<RunArgs, Failure> {
+        if let (Some(var), Some(n)) = (&self.shard_index_from_env, self.shards) {
+            let value = std::env::var(var).map_err(|_| {
+                Failure::usage(format!("--shard-index-from-env {var}: {var} is not set"))
+            })?;
+            let index: u32 = value.trim().parse().map_err(|_| {
+                Failure::usage(format!(
+                    "--shard-index-from-env {var}: {var}={value:?} is not a 0-based index"
+                ))
+            })?;
+            self.shard = Some(
+                parse_shard(&format!("{}/{n}", u64::from(index) + 1))
+                    .map_err(|e| Failure::usage(format!("--shard-index-from-env {var}: {e}")))?,
+            );
+        }
+        Ok(self)
     }
 }
 
@@ -152,6 +217,13 @@ pub struct MergeArgs {
     /// The merged results file.
     #[arg(short, long, value_name = "OUT.json")]
     pub out: PathBuf,
+    /// Also write the merged run's thresholds as JUnit XML to this file.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Wait up to this long for input files that do not exist yet (shards
+    /// still running).
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<crate::scenario::duration::Dur>,
 }
 
 /// Runs a parsed command line and returns the process exit code: every
@@ -161,7 +233,9 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Relay(args) => relay::run(args),
         Command::Chaos(args) => chaos::run(args),
         Command::Proxy(args) => proxy::run(args),
-        Command::Run(args) => crate::run::run(&args.into_options()),
+        Command::Run(args) => args
+            .resolve_shard()
+            .and_then(|args| crate::run::run(&args.into_options())),
         Command::Validate {
             files,
             sets,
@@ -170,7 +244,13 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Compare(args) => {
             crate::compare::run(&args.baseline, &args.run, args.max_regression)
         }
-        Command::Merge(args) => crate::merge::run(&args.files, &args.out),
+        Command::Merge(args) => crate::merge::run(&crate::merge::MergeOptions {
+            files: args.files,
+            out: args.out,
+            junit: args.junit,
+            wait: args.wait.map(|d| d.0),
+        }),
+        Command::K8s(args) => k8s::run(args),
         Command::Replay { file } => crate::tui::replay(&file)
             .map(|()| Exit::Passed)
             .map_err(|e| io_failure(&file, e)),

@@ -6,7 +6,9 @@
 pub mod chaos;
 pub mod live;
 pub mod load;
+pub mod metrics;
 pub mod progress;
+pub mod start;
 pub mod timeline;
 pub mod worker;
 
@@ -15,7 +17,7 @@ use crate::results::file::{self, RunFiles};
 use crate::results::time::Utc;
 use crate::results::{Parts, Results, summary};
 use crate::scenario::plan::{self, Plan};
-use crate::target::{Target, TargetError, TargetSpec};
+use crate::target::{Target, TargetError};
 use live::Live;
 use squall_loadgen::{LoadReport, Origin, Phase, Shard};
 use std::path::{Path, PathBuf};
@@ -83,6 +85,10 @@ pub struct RunOptions {
     pub allow_remote: bool,
     /// Run as a worker process of another `squall run`.
     pub worker: Option<WorkerRole>,
+    /// Start at this wall-clock instant, as every shard of the run does.
+    pub start_at: Option<start::StartAt>,
+    /// Serve live figures to Prometheus.
+    pub metrics: Option<metrics::MetricsOptions>,
 }
 
 /// A worker's part in its parent's run.
@@ -92,6 +98,8 @@ pub struct WorkerRole {
     pub origin: Origin,
     /// The parent's target URLs.
     pub urls: Vec<String>,
+    /// This worker's part of the parent's shard.
+    pub part: Shard,
 }
 
 /// `squall run FILE ...`.
@@ -99,18 +107,18 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
     let plan = plan::load(&opts.file, &opts.sets)
         .map_err(|e| Failure::usage(e.to_string()))?
         .for_run(opts.shard, opts.allow_remote);
-    if plan.load.shard.count > 1
-        && opts.worker.is_none()
-        && !matches!(plan.target.spec, TargetSpec::Url { .. })
-    {
-        crate::output::note(
-            "squall: warning: this shard starts a target of its own; for `squall merge` to count \
-             deliveries between shards, point every shard at one running relay (kind = \"url\")",
-        );
+    // A shard owns whole topics (`LoadPlan::group`), so one that starts a
+    // target of its own still measures every delivery it owes.
+    plan.check_shard()
+        .map_err(|e| Failure::usage(format!("{}: {e}", opts.file.display())))?;
+    if let Some(at) = &opts.start_at {
+        at.lead().map_err(|e| Failure::usage(e.to_string()))?;
     }
     let runtime = crate::cmd::runtime("squall")?;
     if let Some(role) = &opts.worker {
-        let load = plan.load_for(role.urls.clone());
+        let load = plan
+            .load_for(role.urls.clone())
+            .shard(role.part.index, role.part.count);
         return runtime
             .block_on(worker::serve(load, role.origin))
             .map(|()| Exit::Passed)
@@ -139,8 +147,40 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
 
 /// Runs the load against a started target and writes the results.
 async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Exit, Failure> {
-    let started = Utc::now();
-    let files = RunFiles::reserve(&opts.out, &plan.name, &started)
+    let shard = plan.load.group;
+    let sharded = (shard.count > 1).then(|| format!("{}/{}", shard.index + 1, shard.count));
+    let live_metrics = metrics::Metrics::new(&plan.name, sharded.clone(), &target.describe());
+    let server = match &opts.metrics {
+        Some(m) => {
+            let server = metrics::server::Server::start(m, live_metrics.clone())
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            crate::output::note(&format!(
+                "squall: live metrics at {}",
+                metrics::url(server.addr)
+            ));
+            Some(server)
+        }
+        None => None,
+    };
+    // Shards of one run wait for the agreed instant and take their origin
+    // then: one t = 0 on every machine.
+    let started = match &opts.start_at {
+        Some(at) => {
+            at.wait(stop_signal()).await.map_err(|e| match e {
+                start::StartAtError::Stopped(_) => Failure::harness(e.to_string()),
+                _ => Failure::usage(e.to_string()),
+            })?;
+            at.utc()
+        }
+        None => Utc::now(),
+    };
+    // Shards write side by side (a shared volume): each name says its shard.
+    let stem = match &sharded {
+        Some(_) => format!("{}-shard{}of{}", plan.name, shard.index + 1, shard.count),
+        None => plan.name.clone(),
+    };
+    let files = RunFiles::reserve(&opts.out, &stem, &started)
         .map_err(|e| Failure::harness(format!("{}: {e}", opts.out.display())))?;
     let origin = Origin::now();
     let run_name = files
@@ -213,6 +253,7 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
                         side.note_progress(&s, &plan.load);
                     }
                     let snap = live.next(&s, side.watchdog(), side.events());
+                    live_metrics.observe(&snap);
                     timeline.write(&snap);
                     if !tui {
                         crate::output::progress(&progress::line(&snap));
@@ -259,10 +300,17 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
     let results = Results::build(Parts {
         scenario: plan.name.clone(),
         file: plan.file.display().to_string(),
-        started_at: started.rfc3339(),
+        started_at: opts
+            .start_at
+            .as_ref()
+            .map_or_else(|| started.rfc3339(), |at| at.text.clone()),
         planned_s: plan.duration().as_secs_f64(),
         target: target.describe(),
-        settings: plan.settings.clone(),
+        settings: crate::merge::shard_settings(
+            &plan.settings,
+            sharded.is_some().then_some(shard),
+            opts.start_at.as_ref().map(|at| at.text.as_str()),
+        ),
         thresholds: plan.thresholds.clone(),
         report: report.unwrap_or_else(|_| LoadReport::default()),
         hangs: record.hangs.into_iter().map(Into::into).collect(),
@@ -274,7 +322,19 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
         worst_window_p99_ms: live.worst_window_p99_ms(),
         harness_failed: harness_error.is_some(),
     });
-    write(&results, &files.results, opts)
+    live_metrics.finish(&results);
+    let exit = write(&results, &files.results, opts);
+    if let (Some(m), Some(_)) = (&opts.metrics, &server) {
+        // The final figures stay up for one more scrape.
+        let mut stop = stop;
+        if !m.linger.is_zero() && !*stop.borrow() {
+            tokio::select! {
+                () = tokio::time::sleep(m.linger) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+    exit
 }
 
 /// Waits for Ctrl-C (SIGINT), SIGTERM (a CI job's timeout) or SIGHUP (the
@@ -321,7 +381,7 @@ fn start_load(
         file: plan.file.clone(),
         sets: opts.sets.clone(),
         urls,
-        shard: plan.load.shard,
+        shard: plan.load.group,
         count: processes,
         allow_remote: plan.load.allow_remote,
     };

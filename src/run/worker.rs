@@ -1,7 +1,8 @@
 //! Worker processes: past what one process may hold, `squall run` starts
-//! itself again as `squall run FILE --worker --shard I/N ...`, once per shard.
-//! A worker runs the engine on its shard against the parent's target, with the
-//! parent's origin, and writes NDJSON on stdout: one `{"snapshot": ...}` a
+//! itself again as `squall run FILE --worker [--shard I/N] --part J/M ...`,
+//! once per part. A worker runs the engine on part J of M of its parent's
+//! shard (the whole run without `--shard`) against the parent's target, with
+//! the parent's origin, and writes NDJSON on stdout: one `{"snapshot": ...}` a
 //! second, then `{"report": ...}`. The parent merges them exactly.
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +32,9 @@ pub struct WorkerSpec {
     pub sets: Vec<String>,
     /// The running target's URLs.
     pub urls: Vec<String>,
-    /// The shard the whole run covers (`--shard`, or 1/1).
+    /// The shard the parent runs (`--shard`, or 1/1): whole topics.
     pub shard: Shard,
-    /// Workers to start; each takes an equal part of `shard`.
+    /// Workers to start; each takes an equal part of `shard`'s connections.
     pub count: u32,
     /// Whether the parent may load a remote target (the scenario's
     /// `allow_remote` and its `--allow-remote`): workers get `--allow-remote`
@@ -43,19 +44,18 @@ pub struct WorkerSpec {
 }
 
 impl WorkerSpec {
-    /// The command line of worker `i` (0-based). Sub-shard `i` of `count`
-    /// within shard `u` of `n` is global shard `u * count + i` of `n * count`:
-    /// the same connections, since shard bounds are `index * peak / count`.
+    /// The command line of worker `i` (0-based): the parent's shard, and
+    /// part `i` of `count` of its connections.
     pub fn args(&self, i: u32, origin: Origin) -> Vec<String> {
-        let index = self.shard.index * self.count + i;
-        let total = self.shard.count * self.count;
         let mut args = vec![
             "run".to_string(),
             self.file.display().to_string(),
             "--worker".to_string(),
             "--no-tui".to_string(),
             "--shard".to_string(),
-            format!("{}/{total}", index + 1),
+            format!("{}/{}", self.shard.index + 1, self.shard.count),
+            "--part".to_string(),
+            format!("{}/{}", i + 1, self.count),
             "--origin-ns".to_string(),
             origin.as_mono_ns().to_string(),
         ];
@@ -123,7 +123,8 @@ mod tests {
         let origin = Origin::from_mono_ns(7);
         let args = spec(false).args(1, origin);
         assert!(!args.iter().any(|a| a == "--allow-remote"), "{args:?}");
-        assert!(args.windows(2).any(|w| w == ["--shard", "2/2"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--shard", "1/1"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["--part", "2/2"]), "{args:?}");
         let args = spec(true).args(1, origin);
         assert!(args.iter().any(|a| a == "--allow-remote"), "{args:?}");
         // The worker's own command line parses, the flag included.
@@ -135,5 +136,6 @@ mod tests {
             panic!("not a run command");
         };
         assert!(run.worker && run.allow_remote);
+        assert_eq!(run.part, Some(Shard { index: 1, count: 2 }));
     }
 }

@@ -192,16 +192,35 @@ impl Plan {
         Ok(plan)
     }
 
-    /// The plan as one `squall run` runs it: only `shard` of the connections
-    /// (when given), and remote targets allowed only if the scenario and the
-    /// user (`allow_remote`) both allow them; the engine enforces it too.
+    /// The plan as one `squall run` runs it: only `shard` of the run (when
+    /// given; a shard owns whole topics, see `LoadPlan::group`), and remote
+    /// targets allowed only if the scenario and the user (`allow_remote`)
+    /// both allow them; the engine enforces it too.
     pub fn for_run(mut self, shard: Option<lp::Shard>, allow_remote: bool) -> Plan {
         if let Some(shard) = shard {
-            self.load.shard = shard;
+            self.load.group = shard;
         }
         self.allow_remote &= allow_remote;
         self.load.allow_remote = self.allow_remote;
         self
+    }
+
+    /// Checks what `--shard` asks of the load (each shard owns whole topics,
+    /// so there must be a topic for every shard): the engine's own check,
+    /// run before anything starts.
+    pub fn check_shard(&self) -> Result<(), lp::PlanError> {
+        let targets = match &self.target.spec {
+            TargetSpec::Builtin { relays, .. } => *relays as usize,
+            TargetSpec::Url { endpoints } | TargetSpec::Command { endpoints, .. } => {
+                endpoints.urls.len()
+            }
+        };
+        let urls = (0..targets.max(1))
+            .map(|i| format!("ws://127.0.0.1:{}/ws", i + 1))
+            .collect();
+        let mut load = self.load_for(urls);
+        load.allow_remote = true;
+        load.check()
     }
 
     /// Refuses a `url` or `command` target outside loopback unless remote
@@ -234,7 +253,7 @@ impl Plan {
         let per_shard = self
             .load
             .peak_connections()
-            .div_ceil(u64::from(self.load.shard.count.max(1)));
+            .div_ceil(u64::from(self.load.group.count.max(1)));
         u32::try_from(per_shard.div_ceil(self.sockets_per_process).max(1)).unwrap_or(u32::MAX)
     }
 
