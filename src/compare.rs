@@ -155,6 +155,9 @@ pub fn table(rows: &[Row], max: f64) -> String {
 
 /// `squall compare`: exit 0, or 3 on a regression.
 pub fn run(baseline: &Path, run: &Path, max: f64) -> Result<Exit, Failure> {
+    if let Some(outcome) = crate::search::compare::if_search(baseline, run, max) {
+        return outcome;
+    }
     let b = file::read(baseline).map_err(|e| Failure::usage(e.to_string()))?;
     let r = file::read(run).map_err(|e| Failure::usage(e.to_string()))?;
     let differ = settings_that_differ(&b.settings, &r.settings);

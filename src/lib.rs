@@ -13,6 +13,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;
+pub mod search;
 pub mod snapshot;
 pub mod target;
 pub mod thresholds;

@@ -6,6 +6,7 @@ pub mod chaos;
 pub mod k8s;
 pub mod proxy;
 pub mod relay;
+pub mod search;
 
 use crate::exit::{self, Exit, Failure};
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +30,9 @@ pub enum Command {
     /// Run a scenario file: exit 0 passed, 1 harness failed, 2 invalid
     /// scenario, 3 thresholds breached, 4 target hung.
     Run(RunArgs),
+    /// Search the highest rate (or connections) the target sustains within
+    /// an objective: exit 3 under --min-capacity.
+    Search(search::SearchArgs),
     /// Check a scenario file without running it.
     Validate {
         /// The scenario files.
@@ -236,6 +240,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Run(args) => args
             .resolve_shard()
             .and_then(|args| crate::run::run(&args.into_options())),
+        Command::Search(args) => search::run(args),
         Command::Validate {
             files,
             sets,

@@ -33,6 +33,9 @@ use std::path::Path;
 /// report to `out` (through a temporary file renamed into place, so a
 /// reader never sees half a report). Errors name the file at fault.
 pub fn write_html(results_json: &Path, out: &Path) -> io::Result<()> {
+    if crate::search::results::is_search_file(results_json) {
+        return crate::search::report::write_html(results_json, out);
+    }
     let run = RecordedRun::load(results_json)?;
     let page = render_html(&run);
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty());

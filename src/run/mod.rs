@@ -340,7 +340,7 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
 /// Waits for Ctrl-C (SIGINT), SIGTERM (a CI job's timeout) or SIGHUP (the
 /// terminal of a soak test closed) and names it: each ends the run early
 /// with its results written.
-async fn stop_signal() -> &'static str {
+pub async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     async fn recv(s: &mut Option<Signal>) -> Option<()> {
         match s {

@@ -38,6 +38,8 @@ pub struct Plan {
     pub watchdog: WatchdogSettings,
     /// Pass/fail gates, checked.
     pub thresholds: Thresholds,
+    /// `squall search`'s settings, checked (`[search]`).
+    pub search: crate::search::plan::SearchSettings,
     /// The scenario as it runs (defaults filled in, overrides applied, the
     /// JWT secret redacted), for the results file.
     pub settings: serde_json::Value,
@@ -162,6 +164,8 @@ impl Plan {
         raw.watchdog
             .validate()
             .map_err(|e| err("watchdog", e.to_string()))?;
+        let search = crate::search::plan::settings(&raw.search, l.rate, l.connections)
+            .map_err(|(key, e)| err(&key, e.to_string()))?;
         let plan = Plan {
             name,
             file: source.path.clone(),
@@ -172,6 +176,7 @@ impl Plan {
             chaos: raw.chaos.clone(),
             watchdog: raw.watchdog.clone(),
             thresholds,
+            search,
             settings: settings_for_results(raw),
         };
         plan.load_for(vec!["ws://127.0.0.1:1/ws".into()])

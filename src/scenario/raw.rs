@@ -37,6 +37,8 @@ pub struct RawScenario {
     pub watchdog: WatchdogSettings,
     /// Pass/fail gates.
     pub thresholds: RawThresholds,
+    /// `squall search`'s settings (ignored by `squall run`).
+    pub search: crate::search::plan::RawSearch,
 }
 
 impl Default for RawScenario {
@@ -54,6 +56,7 @@ impl Default for RawScenario {
             chaos: Vec::new(),
             watchdog: WatchdogSettings::default(),
             thresholds: RawThresholds::default(),
+            search: Default::default(),
         }
     }
 }

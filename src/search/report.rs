@@ -1,0 +1,501 @@
+//! `squall report` on a search file: one self-contained HTML page (inline
+//! CSS and SVG, nothing fetched) with latency and throughput drawn against
+//! the offered level, the knee marked (the capacity found and the first
+//! failing level), the objective's limit drawn on the latency chart, and
+//! every step in a table.
+//!
+//! Levels grow geometrically, so the x axis is logarithmic; latency spans
+//! milliseconds below the knee and seconds past it, so its axis is too.
+
+use super::bisect::Judged;
+use super::results::{self, SearchResults, Step, loss_text};
+use crate::report::format::{escape, ms, value};
+use std::fmt::Write;
+use std::io;
+use std::path::Path;
+
+const WIDTH: f64 = 1000.0;
+const HEIGHT: f64 = 300.0;
+const LEFT: f64 = 70.0;
+const RIGHT: f64 = 20.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 40.0;
+
+const PASS: &str = "#1f8f4e";
+const FAIL: &str = "#c62828";
+const GENERATOR: &str = "#757575";
+
+const STYLE: &str = r#"
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
+.meta{color:#5b6475;margin-bottom:16px}
+.verdict{display:inline-block;padding:2px 10px;border-radius:4px;font-weight:700;color:#fff}
+.pass{background:#1f8f4e}.fail{background:#c62828}
+.answer{font-size:18px;font-weight:600;margin:12px 0}
+table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #dde1e8}
+th,td{padding:6px 10px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.failed td{background:#fdecea}tr.generator td{background:#f0f0f0}
+figure{background:#fff;border:1px solid #dde1e8;border-radius:6px;margin:0 0 16px;padding:8px 12px}
+figcaption{font-weight:600;margin-bottom:4px}
+svg.chart{width:100%;height:auto;display:block}
+svg .grid{stroke:#eceef2}
+svg .tick,svg .unit,svg .legend{font-size:11px;fill:#5b6475}
+svg .series{fill:none;stroke-width:1.8;stroke-linejoin:round}
+svg .knee line{stroke-width:1.5}svg .knee text{font-size:11px}
+svg .limit{stroke:#c62828;stroke-dasharray:6 4;stroke-width:1.2}
+"#;
+
+/// Writes the report of the search file at `path` to `out` (through a
+/// temporary file renamed into place).
+pub fn write_html(path: &Path, out: &Path) -> io::Result<()> {
+    let r = results::read(path)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    crate::results::file::write_atomic(out, page(&r).as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", out.display())))
+}
+
+/// The whole page.
+pub fn page(r: &SearchResults) -> String {
+    let mut html = String::new();
+    let title = format!("squall capacity search: {}", r.scenario);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t}</title><style>{STYLE}</style></head><body><main>",
+        t = escape(&title)
+    );
+    let (verdict, class) = if r.passed {
+        ("PASSED", "pass")
+    } else {
+        ("FAILED", "fail")
+    };
+    let _ = write!(
+        html,
+        "<h1>{t}</h1><div class=\"meta\">{target} · started {started} · {dur:.0}s · {n} steps · <span class=\"verdict {class}\">{verdict}</span> exit {code}{incomplete}</div>",
+        t = escape(&title),
+        target = escape(&r.target),
+        started = escape(&r.started_at),
+        dur = r.duration_s,
+        n = r.steps.len(),
+        code = r.exit_code,
+        incomplete = if r.complete { "" } else { " · INCOMPLETE" }
+    );
+    let _ = write!(html, "<p class=\"answer\">{}</p><ul>", escape(&r.summary));
+    for sentence in &r.verdict {
+        let _ = write!(html, "<li>{}</li>", escape(sentence));
+    }
+    html.push_str("</ul><h2>Objective</h2><table><tr><th>key</th><th>limit</th></tr>");
+    for s in &r.slo {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td class=\"num\">{} {}</td></tr>",
+            escape(&s.name),
+            if s.floor { "≥" } else { "≤" },
+            value(s.limit)
+        );
+    }
+    html.push_str("</table>");
+    let judged: Vec<&Step> = by_level(r);
+    let x_unit = format!("offered {}", r.unit);
+    let p99_limit = r.slo.iter().find(|s| s.name == "p99_ms").map(|s| s.limit);
+    let latency = Plot {
+        title: "latency against the offered level",
+        x_unit: &x_unit,
+        y_unit: "ms (log)",
+        y_log: true,
+        series: vec![
+            ("p50", "#1e88e5", points(&judged, |s| s.latency_ms.p50)),
+            ("p99", "#e53935", points(&judged, |s| s.latency_ms.p99)),
+            ("p99.9", "#8e24aa", points(&judged, |s| s.latency_ms.p999)),
+        ],
+        dots: dots(&judged, |s| s.latency_ms.p99),
+        limit: p99_limit.map(|l| (l, format!("p99 limit {}", ms(l)))),
+        knee: knee(r),
+    };
+    let throughput = Plot {
+        title: "throughput against the offered level",
+        x_unit: &x_unit,
+        y_unit: "deliveries/s",
+        y_log: false,
+        series: vec![
+            (
+                "owed",
+                "#9e9e9e",
+                points(&judged, |s| s.throughput.expected_per_s),
+            ),
+            (
+                "delivered",
+                "#43a047",
+                points(&judged, |s| s.throughput.delivered_per_s),
+            ),
+        ],
+        dots: dots(&judged, |s| s.throughput.delivered_per_s),
+        limit: None,
+        knee: knee(r),
+    };
+    html.push_str("<h2>Charts</h2>");
+    for plot in [latency, throughput] {
+        let _ = write!(
+            html,
+            "<figure><figcaption>{}</figcaption>{}</figure>",
+            escape(plot.title),
+            plot.svg()
+        );
+    }
+    html.push_str("<h2>Steps</h2><table><tr><th>#</th><th>stage</th><th>level</th><th>judged</th><th>p50</th><th>p99</th><th>p99.9</th><th>loss</th><th>sent/s</th><th>delivered/s</th><th>send lag</th><th>probe</th><th>why</th></tr>");
+    for s in &r.steps {
+        let (label, row) = match s.judged {
+            Some(Judged::Pass) => ("pass", ""),
+            Some(Judged::Fail) => ("fail", " class=\"failed\""),
+            Some(Judged::Generator) => ("generator", " class=\"generator\""),
+            None => ("stopped", ""),
+        };
+        let _ = write!(
+            html,
+            "<tr{row}><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{label}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            s.index,
+            match s.stage {
+                Some(super::bisect::Stage::Grow) => "grow",
+                Some(super::bisect::Stage::Bisect) => "bisect",
+                None => "",
+            },
+            escape(&r.level_text(s.level)),
+            ms(s.latency_ms.p50),
+            ms(s.latency_ms.p99),
+            ms(s.latency_ms.p999),
+            loss_text(s.messages.loss_ratio),
+            value(s.throughput.sent_per_s.round()),
+            value(s.throughput.delivered_per_s.round()),
+            ms(s.send_lag_ms.window_max),
+            s.probe_ms.max.map_or("-".into(), ms),
+            escape(&s.reasons.join("; "))
+        );
+    }
+    html.push_str("</table></main></body></html>\n");
+    html
+}
+
+/// The judged steps, one per level (the last one run), by level.
+fn by_level(r: &SearchResults) -> Vec<&Step> {
+    let mut steps: Vec<&Step> = Vec::new();
+    for s in r.steps.iter().filter(|s| s.judged.is_some()) {
+        steps.retain(|t| t.level != s.level);
+        steps.push(s);
+    }
+    steps.sort_by(|a, b| a.level.total_cmp(&b.level));
+    steps
+}
+
+fn points(steps: &[&Step], f: impl Fn(&Step) -> f64) -> Vec<(f64, f64)> {
+    steps.iter().map(|s| (s.level, f(s))).collect()
+}
+
+fn dots(steps: &[&Step], f: impl Fn(&Step) -> f64) -> Vec<(f64, f64, &'static str, String)> {
+    steps
+        .iter()
+        .map(|s| {
+            let (color, what) = match s.judged {
+                Some(Judged::Pass) => (PASS, "pass"),
+                Some(Judged::Generator) => (GENERATOR, "the generator could not send this rate"),
+                _ => (FAIL, "fail"),
+            };
+            (
+                s.level,
+                f(s),
+                color,
+                format!("step {}: {} — {what}", s.index, value(s.level)),
+            )
+        })
+        .collect()
+}
+
+/// The capacity and the first failing level, as marks.
+fn knee(r: &SearchResults) -> Vec<(f64, String, &'static str)> {
+    let mut marks = Vec::new();
+    if let Some(c) = r.capacity() {
+        marks.push((c, format!("max {}", r.level_text(c)), PASS));
+    }
+    if let Some(f) = r.first_failing {
+        marks.push((f, format!("first failing {}", value(f)), FAIL));
+    }
+    marks
+}
+
+/// A chart over the offered level (log x).
+struct Plot<'a> {
+    title: &'a str,
+    x_unit: &'a str,
+    y_unit: &'a str,
+    y_log: bool,
+    series: Vec<(&'static str, &'static str, Vec<(f64, f64)>)>,
+    dots: Vec<(f64, f64, &'static str, String)>,
+    limit: Option<(f64, String)>,
+    knee: Vec<(f64, String, &'static str)>,
+}
+
+impl Plot<'_> {
+    fn svg(&self) -> String {
+        let xs = self
+            .series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.0))
+            .chain(self.knee.iter().map(|k| k.0))
+            .filter(|x| x.is_finite() && *x > 0.0);
+        let (x_lo, x_hi) = bounds(xs);
+        let (x_lo, x_hi) = (x_lo / 1.15, x_hi * 1.15);
+        let ys = self
+            .series
+            .iter()
+            .flat_map(|s| s.2.iter().map(|p| p.1))
+            .chain(self.limit.iter().map(|l| l.0))
+            .filter(|y| y.is_finite() && (*y > 0.0 || !self.y_log));
+        let (y_lo, y_hi) = bounds(ys);
+        let (y_lo, y_hi) = if self.y_log {
+            (
+                10f64.powf(y_lo.max(0.01).log10().floor()),
+                10f64.powf(y_hi.max(0.1).log10().ceil()),
+            )
+        } else {
+            (0.0, nice_top(y_hi))
+        };
+        let plot_w = WIDTH - LEFT - RIGHT;
+        let plot_h = HEIGHT - TOP - BOTTOM;
+        let x = |v: f64| LEFT + (v.max(x_lo).ln() - x_lo.ln()) / (x_hi.ln() - x_lo.ln()) * plot_w;
+        let y = |v: f64| {
+            let f = if self.y_log {
+                (v.clamp(y_lo, y_hi).ln() - y_lo.ln()) / (y_hi.ln() - y_lo.ln())
+            } else {
+                v.clamp(y_lo, y_hi) / y_hi
+            };
+            TOP + plot_h - f * plot_h
+        };
+        let mut svg = String::new();
+        let _ = write!(
+            svg,
+            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{t}"><title>{t}</title>"#,
+            t = escape(self.title)
+        );
+        let y_ticks: Vec<f64> = if self.y_log {
+            decades(y_lo, y_hi)
+        } else {
+            (0..=5).map(|i| y_hi * f64::from(i) / 5.0).collect()
+        };
+        for t in y_ticks {
+            let _ = write!(
+                svg,
+                r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
+                x2 = WIDTH - RIGHT,
+                py = y(t),
+                tx = LEFT - 6.0,
+                ty = y(t) + 4.0,
+                label = value(t)
+            );
+        }
+        for t in log_ticks(x_lo, x_hi) {
+            let _ = write!(
+                svg,
+                r#"<text class="tick" x="{px:.1}" y="{py}" text-anchor="middle">{label}</text>"#,
+                px = x(t),
+                py = HEIGHT - BOTTOM + 16.0,
+                label = value(t)
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"<text class="unit" x="{LEFT}" y="{uy}">{yu}</text><text class="unit" x="{ux}" y="{ly}" text-anchor="end">{xu} (log)</text>"#,
+            uy = TOP - 10.0,
+            yu = escape(self.y_unit),
+            ux = WIDTH - RIGHT,
+            ly = HEIGHT - 6.0,
+            xu = escape(self.x_unit)
+        );
+        if let Some((limit, label)) = &self.limit {
+            let _ = write!(
+                svg,
+                r#"<line class="limit" x1="{LEFT}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}">{label}</text>"#,
+                x2 = WIDTH - RIGHT,
+                py = y(*limit),
+                tx = LEFT + 4.0,
+                ty = y(*limit) - 4.0,
+                label = escape(label)
+            );
+        }
+        for (i, (at, label, color)) in self.knee.iter().enumerate() {
+            let px = x(*at);
+            let _ = write!(
+                svg,
+                r#"<g class="knee"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{y2}" stroke="{color}" stroke-dasharray="{dash}"/><text x="{tx:.1}" y="{ty}" fill="{color}" text-anchor="{anchor}">{label}</text></g>"#,
+                y2 = TOP + plot_h,
+                dash = if i == 0 { "none" } else { "5 3" },
+                tx = if i == 0 { px - 4.0 } else { px + 4.0 },
+                ty = TOP + 12.0,
+                anchor = if i == 0 { "end" } else { "start" },
+                label = escape(label)
+            );
+        }
+        for (name, color, points) in &self.series {
+            let d: Vec<String> = points
+                .iter()
+                .filter(|p| p.1.is_finite() && (p.1 > 0.0 || !self.y_log))
+                .enumerate()
+                .map(|(i, p)| {
+                    format!(
+                        "{}{:.1},{:.1}",
+                        if i == 0 { "M" } else { "L" },
+                        x(p.0),
+                        y(p.1)
+                    )
+                })
+                .collect();
+            let _ = write!(
+                svg,
+                r#"<path class="series" d="{d}" stroke="{color}"><title>{name}</title></path>"#,
+                d = d.join(" ")
+            );
+        }
+        for (lx, ly, color, title) in &self.dots {
+            if ly.is_finite() && (*ly > 0.0 || !self.y_log) {
+                let _ = write!(
+                    svg,
+                    r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="4" fill="{color}"><title>{t}</title></circle>"#,
+                    cx = x(*lx),
+                    cy = y(*ly),
+                    t = escape(title)
+                );
+            }
+        }
+        let mut legend_x = WIDTH - RIGHT;
+        for (name, color, _) in self.series.iter().rev() {
+            legend_x -= 14.0 + 7.5 * name.len() as f64;
+            let _ = write!(
+                svg,
+                r#"<rect x="{legend_x:.1}" y="{sy}" width="10" height="10" fill="{color}"/><text class="legend" x="{lx:.1}" y="{ly}">{name}</text>"#,
+                sy = TOP - 20.0,
+                lx = legend_x + 13.0,
+                ly = TOP - 11.0
+            );
+        }
+        svg.push_str("</svg>");
+        svg
+    }
+}
+
+/// The smallest and largest of `values` (1..10 when there are none).
+fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if lo.is_finite() && hi.is_finite() {
+        (lo, if hi > lo { hi } else { lo * 2.0 + 1.0 })
+    } else {
+        (1.0, 10.0)
+    }
+}
+
+/// A round top at or above `max` for a linear axis.
+fn nice_top(max: f64) -> f64 {
+    if max <= 0.0 || !max.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(max.log10().floor());
+    [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|t| *t >= max)
+        .unwrap_or(10.0 * magnitude)
+}
+
+/// Powers of ten from `lo` to `hi`.
+fn decades(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut t = lo;
+    while t <= hi * 1.0001 && out.len() < 20 {
+        out.push(t);
+        t *= 10.0;
+    }
+    out
+}
+
+/// 1-2-5 ticks between `lo` and `hi`.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi && out.len() < 40 {
+        for m in [1.0, 2.0, 5.0] {
+            let t = decade * m;
+            if t >= lo && t <= hi {
+                out.push(t);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::bisect::Outcome;
+    use crate::search::results::{KIND, Throughput};
+
+    #[test]
+    fn the_page_marks_the_knee_and_draws_both_charts() {
+        let step = |index: u32, level: f64, judged: Judged, p99: f64| Step {
+            index,
+            level,
+            judged: Some(judged),
+            latency_ms: crate::results::Latency {
+                p50: p99 / 3.0,
+                p99,
+                p999: p99 * 1.2,
+                ..Default::default()
+            },
+            throughput: Throughput {
+                expected_per_s: level * 10.0,
+                delivered_per_s: (level * 10.0).min(1000.0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut r = SearchResults {
+            kind: KIND.into(),
+            scenario: "cap<1>".into(),
+            unit: "msg/s".into(),
+            steps: vec![
+                step(1, 50.0, Judged::Pass, 2.0),
+                step(2, 100.0, Judged::Pass, 4.0),
+                step(3, 200.0, Judged::Fail, 2500.0),
+                step(4, 141.0, Judged::Fail, 900.0),
+                step(5, 119.0, Judged::Fail, 300.0),
+                step(6, 109.0, Judged::Fail, 150.0),
+            ],
+            slo: vec![results::Slo {
+                name: "p99_ms".into(),
+                limit: 100.0,
+                floor: false,
+            }],
+            ..Default::default()
+        };
+        r.conclude(
+            Outcome::Found {
+                max: 100.0,
+                first_failing: 109.0,
+            },
+            None,
+            60.0,
+        );
+        let html = page(&r);
+        assert_eq!(html.matches("<svg").count(), 2);
+        assert!(html.contains("max 100 msg/s"), "the capacity is marked");
+        assert!(
+            html.contains("first failing 109"),
+            "the first failing level is marked"
+        );
+        assert!(html.contains("p99 limit 100 ms"));
+        assert!(html.contains("cap&lt;1&gt;"), "escaped");
+        assert_eq!(html.matches("<circle").count(), 12);
+        assert_eq!(log_ticks(40.0, 250.0), [50.0, 100.0, 200.0]);
+        assert_eq!(decades(1.0, 1000.0), [1.0, 10.0, 100.0, 1000.0]);
+    }
+}
