@@ -178,13 +178,15 @@ fn finds_a_known_capacity_within_its_precision_and_gates_on_it() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("failures=\"1\""), "{xml}");
     assert!(xml.contains("below --min-capacity 150"), "{xml}");
-    // A step line per step on stderr.
-    assert_eq!(
-        out.stderr.matches("squall: step ").count(),
-        2 * steps(&r).len(),
-        "{}",
+    // A line when each step starts, and one when it is judged, on stderr.
+    let lines = |what: &str| {
         out.stderr
-    );
+            .lines()
+            .filter(|l| l.starts_with("squall: step ") && l.contains(what))
+            .count()
+    };
+    assert_eq!(lines(" ramp + "), steps(&r).len(), "{}", out.stderr);
+    assert_eq!(lines(" · p99 "), steps(&r).len(), "{}", out.stderr);
 
     // squall report: latency and throughput against the offered rate, the knee marked.
     let html = s.0.join("search.html");

@@ -191,7 +191,7 @@ fn points(steps: &[&Step], f: impl Fn(&Step) -> f64) -> Vec<(f64, f64)> {
     steps.iter().map(|s| (s.level, f(s))).collect()
 }
 
-fn dots(steps: &[&Step], f: impl Fn(&Step) -> f64) -> Vec<(f64, f64, &'static str, String)> {
+fn dots(steps: &[&Step], f: impl Fn(&Step) -> f64) -> Vec<Dot> {
     steps
         .iter()
         .map(|s| {
@@ -222,14 +222,20 @@ fn knee(r: &SearchResults) -> Vec<(f64, String, &'static str)> {
     marks
 }
 
+/// A line: its name, its colour and its `(level, value)` points.
+type Line = (&'static str, &'static str, Vec<(f64, f64)>);
+
+/// A step's marker: level, value, colour (by judgement) and its tooltip.
+type Dot = (f64, f64, &'static str, String);
+
 /// A chart over the offered level (log x).
 struct Plot<'a> {
     title: &'a str,
     x_unit: &'a str,
     y_unit: &'a str,
     y_log: bool,
-    series: Vec<(&'static str, &'static str, Vec<(f64, f64)>)>,
-    dots: Vec<(f64, f64, &'static str, String)>,
+    series: Vec<Line>,
+    dots: Vec<Dot>,
     limit: Option<(f64, String)>,
     knee: Vec<(f64, String, &'static str)>,
 }
