@@ -337,26 +337,30 @@ struct Relay(std::process::Child, String);
 impl Relay {
     fn start(s: &Scratch) -> Relay {
         let ready = s.0.join("relay-ready");
-        let child = squall()
-            .args([
-                "relay",
-                "--addr",
-                "127.0.0.1:0",
-                "--no-auth",
-                "--ready-file",
-                ready.to_str().unwrap(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut relay = Relay(
+            squall()
+                .args([
+                    "relay",
+                    "--addr",
+                    "127.0.0.1:0",
+                    "--no-auth",
+                    "--ready-file",
+                    ready.to_str().unwrap(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+            String::new(),
+        );
         let started = Instant::now();
         loop {
             if let Ok(a) = std::fs::read_to_string(&ready)
                 && !a.trim().is_empty()
             {
-                return Relay(child, a.trim().to_string());
+                relay.1 = a.trim().to_string();
+                return relay;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(20),

@@ -332,6 +332,72 @@ mod tests {
         assert!(parse_shard("4").is_err());
     }
 
+    /// Issue 11: an Indexed Job's pod finds its shard in the environment
+    /// (0-based there, 1-based on the command line).
+    #[test]
+    fn the_shard_index_comes_from_the_environment() {
+        let parse = |args: &[&str]| {
+            let mut argv = vec!["squall", "run", "s.toml"];
+            argv.extend_from_slice(args);
+            let Command::Run(run) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not run");
+            };
+            run
+        };
+        // SAFETY: no other test reads or writes this variable.
+        unsafe { std::env::set_var("SQUALL_TEST_SHARD_INDEX", "2") };
+        let run = parse(&[
+            "--shard-index-from-env",
+            "SQUALL_TEST_SHARD_INDEX",
+            "--shards",
+            "3",
+        ]);
+        let run = run.resolve_shard().unwrap();
+        assert_eq!(run.shard, Some(Shard { index: 2, count: 3 }));
+        let run = parse(&[
+            "--shard-index-from-env",
+            "SQUALL_TEST_SHARD_INDEX",
+            "--shards",
+            "2",
+        ]);
+        assert_eq!(run.resolve_shard().unwrap_err().exit, Exit::Usage);
+        let run = parse(&[
+            "--shard-index-from-env",
+            "SQUALL_TEST_NO_SUCH_VAR",
+            "--shards",
+            "2",
+        ]);
+        let e = run.resolve_shard().unwrap_err();
+        assert!(e.message.contains("is not set"), "{e}");
+        assert!(Cli::try_parse_from(["squall", "run", "s.toml", "--shards", "2"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "squall",
+                "run",
+                "s.toml",
+                "--shard",
+                "1/2",
+                "--shard-index-from-env",
+                "X",
+                "--shards",
+                "2"
+            ])
+            .is_err()
+        );
+        let run = parse(&[
+            "--start-at",
+            "2026-11-24T11:15:00Z",
+            "--metrics-addr",
+            "127.0.0.1:9464",
+        ]);
+        let opts = run.into_options();
+        assert_eq!(opts.start_at.unwrap().text, "2026-11-24T11:15:00Z");
+        assert!(!opts.metrics.unwrap().allow_remote);
+        assert!(
+            Cli::try_parse_from(["squall", "run", "s.toml", "--start-at", "tomorrow"]).is_err()
+        );
+    }
+
     #[test]
     fn percentages() {
         assert_eq!(parse_percent("10%"), Ok(0.10));
