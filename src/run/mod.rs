@@ -167,6 +167,13 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
     // then: one t = 0 on every machine.
     let started = match &opts.start_at {
         Some(at) => {
+            if let Ok(lead) = at.lead() {
+                crate::output::note(&format!(
+                    "squall: waiting {:.1} s for --start-at {}",
+                    lead.as_secs_f64(),
+                    at.text
+                ));
+            }
             at.wait(stop_signal()).await.map_err(|e| match e {
                 start::StartAtError::Stopped(_) => Failure::harness(e.to_string()),
                 _ => Failure::usage(e.to_string()),

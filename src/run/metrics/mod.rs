@@ -445,7 +445,10 @@ fn render(f: &Figures) -> String {
     out
 }
 
-/// The latency histogram family, cumulative as Prometheus wants it.
+/// The latency histogram family, cumulative as Prometheus wants it. Counts
+/// come from the run's HdrHistogram (3 significant digits: a sample within
+/// 0.1% of a bound may land in the next bucket); `_count` is exact, `_sum`
+/// is the histogram's mean times its count.
 fn latency(out: &mut String, h: &LatencyHistogram) {
     let inner = h.inner();
     let mut samples: Vec<(String, String)> = LATENCY_BUCKETS_S
