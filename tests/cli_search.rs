@@ -430,3 +430,64 @@ fn bad_objectives_are_usage_errors_that_say_why() {
     assert!(low.stderr.contains("search.max"), "{}", low.stderr);
     assert!(s.results_files().is_empty(), "nothing ran");
 }
+
+#[test]
+fn a_target_that_dies_ends_the_search_with_exit_4_and_nothing_listening_is_exit_5() {
+    let s = Scratch::new("search-dies");
+    // The relay exits 6 s after it starts: during the second step.
+    let file = s.scenario(
+        "dies",
+        r#"name = "dies"
+drain = "1s"
+[target]
+kind = "builtin"
+bugs = ["exit-after=6"]
+[load]
+connections = 10
+ramp = "1s"
+topics = 2
+publishers = 2
+rate = 20
+payload_bytes = 128
+[search]
+step_duration = "3s"
+warmup = "1s"
+[search.slo]
+p99_ms = 200
+"#,
+    );
+    let out = search(&s, &file, &[]);
+    let (_, r) = search_file(&s);
+    assert_eq!(out.code(), 4, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(r["outcome"], "target_died", "{r:#}");
+    assert_eq!(r["complete"], false);
+    assert_eq!(steps(&r)[0]["judged"], "pass", "the step before is kept");
+    assert_eq!(r["first_failing"], Value::Null, "a death fails no level");
+    assert!(
+        r["verdict"][0]
+            .as_str()
+            .unwrap()
+            .contains("exited with status 70"),
+        "{r:#}"
+    );
+
+    let s = Scratch::new("search-refused");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let file = s.scenario(
+        "refused",
+        &format!(
+            "name = \"refused\"\n[target]\nkind = \"url\"\nurl = \"ws://127.0.0.1:{port}/ws\"\n\
+             [load]\nconnections = 4\nramp = \"1s\"\ntopics = 2\npublishers = 2\nrate = 10\n\
+             [search]\nstep_duration = \"2s\"\n[search.slo]\np99_ms = 200\n"
+        ),
+    );
+    let out = search(&s, &file, &[]);
+    let (_, r) = search_file(&s);
+    assert_eq!(out.code(), 5, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(r["outcome"], "untestable");
+    assert!(out.stdout.contains("connection refused"), "{}", out.stdout);
+}

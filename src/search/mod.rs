@@ -190,7 +190,11 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             "squall: {}",
             results::step_line(&results, &done.step)
         ));
-        if let Some(judged) = done.step.judged {
+        // A target that died, or could not be tested, failed no level: it
+        // ends the search without bounding it.
+        if let (Some(judged), StepEnd::Ran | StepEnd::Signal | StepEnd::TimeLimit) =
+            (done.step.judged, &done.end)
+        {
             search.record(level, judged);
         }
         if !done.step.drained && done.step.judged.is_some() {

@@ -224,6 +224,10 @@ fn start_load(
     if processes <= 1 {
         return Ok(load::in_process(plan.load_for(urls), origin, stop));
     }
+    crate::output::note(&format!(
+        "squall: {} sockets: running the step in {processes} worker processes",
+        plan.load.peak_connections()
+    ));
     let spec = WorkerSpec {
         exe: crate::target::current_exe().map_err(|e| Failure::harness(e.to_string()))?,
         file: plan.file.clone(),
