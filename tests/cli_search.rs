@@ -234,7 +234,7 @@ fn finds_a_known_capacity_within_its_precision_and_gates_on_it() {
 }
 
 #[test]
-fn a_relay_without_a_limit_is_not_found_below_max() {
+fn a_relay_without_a_limit_is_not_found_below_max_with_the_load_in_worker_processes() {
     let s = Scratch::new("search-nolimit");
     let file = s.scenario(
         "nolimit",
@@ -262,6 +262,10 @@ warmup = "1s"
             "loss_ratio=0",
             "--max",
             "40",
+            // 20 sockets, at most 12 a process: each step in 2 workers,
+            // merged exactly as `squall run` merges them.
+            "--set",
+            "load.sockets_per_process=12",
         ],
     );
     let (_, r) = search_file(&s);
@@ -276,6 +280,18 @@ warmup = "1s"
         out.stdout
     );
     assert_eq!(r["complete"], true);
+    assert_eq!(
+        out.stderr
+            .matches("20 sockets: running the step in 2 worker processes")
+            .count(),
+        2,
+        "{}",
+        out.stderr
+    );
+    for step in steps(&r) {
+        assert_eq!(step["connections"]["established"], 20, "{step:#}");
+        assert_eq!(step["messages"]["lost"], 0, "{step:#}");
+    }
 }
 
 #[test]

@@ -499,3 +499,42 @@ pub async fn settle(health: Option<String>, bound: Duration) -> Duration {
     }
     started.elapsed()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::source::Source;
+
+    fn plan(text: &str) -> Plan {
+        let source = Source::from_text(Path::new("s.toml"), text.to_string(), &[]);
+        Plan::new(&source, source.parse().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_step_is_the_scenario_with_its_level_and_length_overridden() {
+        let base = plan(
+            "[load]\nconnections = 50\nramp = \"2s\"\npublishers = 20\nrate = 40\n\
+             [search]\nstep_duration = \"6s\"\n[search.slo]\np99_ms = 50\n",
+        );
+        let sets = overrides(&base, &["load.topics=5".to_string()], 95.1);
+        assert_eq!(sets, ["load.topics=5", "load.rate=95.1", "duration=8000ms"]);
+        let base = plan(
+            "[load]\nconnections = 50\nramp = \"1s\"\npublishers = 20\n\
+             [search]\nvary = \"connections\"\n[search.slo]\np99_ms = 50\n",
+        );
+        // Fewer sockets than publishers: every socket publishes.
+        let sets = overrides(&base, &[], 12.0);
+        assert_eq!(
+            sets,
+            [
+                "load.connections=12",
+                "load.publishers=12",
+                "duration=11000ms"
+            ]
+        );
+        let source = Source::from_text(Path::new("s.toml"), String::new(), &sets);
+        let step = Plan::new(&source, source.parse().unwrap()).unwrap();
+        assert_eq!(step.load.connections, 12);
+        assert_eq!(step.duration(), Duration::from_secs(11));
+    }
+}
