@@ -20,6 +20,23 @@ pub struct LoadRun {
     pub report: JoinHandle<Result<LoadReport, String>>,
 }
 
+impl LoadRun {
+    /// The final report, waiting at most 5 s once the snapshots have ended
+    /// (the engine has finished by then, or something is badly wrong):
+    /// whatever happens, the harness goes on to write what it has.
+    pub async fn final_report(&mut self) -> Result<LoadReport, String> {
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.report).await {
+            Ok(Ok(Ok(report))) => Ok(report),
+            Ok(Ok(Err(e))) => Err(e),
+            Ok(Err(e)) => Err(format!("the load engine failed: {e}")),
+            Err(_) => {
+                self.report.abort();
+                Err("the load engine did not report by its deadline".to_string())
+            }
+        }
+    }
+}
+
 /// Runs the engine in this process.
 pub fn in_process(plan: LoadPlan, origin: Origin, stop: watch::Receiver<bool>) -> LoadRun {
     let (tx, snapshots) = mpsc::unbounded_channel();

@@ -282,15 +282,7 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
             }
         }
     }
-    let report = match tokio::time::timeout(Duration::from_secs(5), &mut load.report).await {
-        Ok(Ok(Ok(report))) => Ok(report),
-        Ok(Ok(Err(e))) => Err(e),
-        Ok(Err(e)) => Err(format!("the load engine failed: {e}")),
-        Err(_) => {
-            load.report.abort();
-            Err("the load engine did not report by the run's deadline".to_string())
-        }
-    };
+    let report = load.final_report().await;
     drop(ui_tx);
     if let Some(ui) = ui {
         match ui.await {

@@ -11,7 +11,7 @@
 use super::bisect::{Judged, Outcome, Stage};
 use super::plan::{SearchSettings, Vary};
 use crate::exit::Exit;
-use crate::report::format::{escape, ms, percent, value};
+use crate::report::format::{ms, percent, value};
 use crate::results::time::Utc;
 use crate::results::{Connections, Hang, Latency, Messages};
 use crate::thresholds::ThresholdResult;
@@ -572,46 +572,20 @@ impl SearchResults {
         cases.push(("target_survived".into(), died));
         let incomplete = (!self.complete).then(|| self.summary.clone());
         cases.push(("search_complete".into(), incomplete));
-        let failures = cases.iter().filter(|c| c.1.is_some()).count();
-        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            xml,
-            "<testsuites name=\"squall\" tests=\"{}\" failures=\"{failures}\">",
-            cases.len()
-        );
-        let _ = writeln!(
-            xml,
-            "  <testsuite name=\"{}-search\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\" timestamp=\"{}\">",
-            escape(&self.scenario),
-            cases.len(),
-            self.duration_s,
-            escape(&self.started_at)
-        );
-        for (name, failure) in &cases {
-            let _ = write!(
-                xml,
-                "    <testcase classname=\"squall.search.{}\" name=\"{}\"",
-                escape(&self.scenario),
-                escape(name)
-            );
-            match failure {
-                None => xml.push_str("/>\n"),
-                Some(message) => {
-                    let _ = writeln!(
-                        xml,
-                        ">\n      <failure message=\"{}\"/>\n    </testcase>",
-                        escape(message)
-                    );
-                }
-            }
-        }
         let mut out = format!("{}\n", self.summary);
         for s in &self.steps {
             let _ = writeln!(out, "{}", step_line(self, s));
         }
-        let _ = writeln!(xml, "    <system-out>{}</system-out>", escape(&out));
-        xml.push_str("  </testsuite>\n</testsuites>\n");
-        xml
+        crate::junit::suite(
+            &crate::junit::Suite {
+                name: &format!("{}-search", self.scenario),
+                classname: &format!("squall.search.{}", self.scenario),
+                time_s: self.duration_s,
+                timestamp: &self.started_at,
+                output: Some(&out),
+            },
+            &cases,
+        )
     }
 }
 

@@ -177,15 +177,7 @@ pub async fn run(
             }
         }
     }
-    let report = match tokio::time::timeout(Duration::from_secs(5), &mut load.report).await {
-        Ok(Ok(Ok(report))) => Ok(report),
-        Ok(Ok(Err(e))) => Err(e),
-        Ok(Err(e)) => Err(format!("the load engine failed: {e}")),
-        Err(_) => {
-            load.report.abort();
-            Err("the load engine did not report by the step's deadline".to_string())
-        }
-    };
+    let report = load.final_report().await;
     let record = side.finish(Duration::from_secs(2)).await;
     let duration_s = env.started.elapsed().as_secs_f64() - started_s;
     let hangs: Vec<Hang> = record.hangs.into_iter().map(Into::into).collect();
