@@ -164,6 +164,14 @@ impl Plan {
         raw.watchdog
             .validate()
             .map_err(|e| err("watchdog", e.to_string()))?;
+        // The engine's own check first: a search's defaults derive from the
+        // load, whose errors should name the load's keys.
+        LoadPlan {
+            targets: vec!["ws://127.0.0.1:1/ws".into()],
+            ..load.clone()
+        }
+        .check()
+        .map_err(|e| err(key_of_check(&e), e.to_string()))?;
         let search = crate::search::plan::settings(&raw.search, l.rate, l.connections)
             .map_err(|(key, e)| err(&key, e.to_string()))?;
         let plan = Plan {
@@ -179,9 +187,6 @@ impl Plan {
             search,
             settings: settings_for_results(raw),
         };
-        plan.load_for(vec!["ws://127.0.0.1:1/ws".into()])
-            .check()
-            .map_err(|e| err(key_of_check(&e), e.to_string()))?;
         if plan.processes() > MAX_PROCESSES {
             return Err(err(
                 "load.connections",
