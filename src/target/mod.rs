@@ -246,9 +246,16 @@ fn wait_ready(
 ) -> Result<(), TargetError> {
     loop {
         if let Some(how) = process.exited() {
+            // Its last words may still be in the pipe: give the reader
+            // thread a moment to take them (bounded; only on this path).
+            let tail = process.stderr_tail();
+            let waited = Instant::now();
+            while tail.lines().is_empty() && waited.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             return Err(TargetError::Exited {
                 how,
-                stderr: tail_text(&process.stderr_tail()),
+                stderr: tail_text(&tail),
             });
         }
         let left = deadline.saturating_duration_since(Instant::now());
