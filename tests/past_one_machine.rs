@@ -845,8 +845,13 @@ fn the_dockerfile_is_a_multi_stage_non_root_build_whose_cargo_command_builds() {
         .status()
         .unwrap();
     assert!(built.success(), "{}", cargo[0].1);
+    // Where cargo put them: CARGO_TARGET_DIR when set (relative to the
+    // repository, where the build ran), else target/.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| repo().join(dir))
+        .unwrap_or_else(|| repo().join("target"));
     for bin in ["squall", "squall-relay"] {
-        let out = Command::new(repo().join("target/release").join(bin))
+        let out = Command::new(target.join("release").join(bin))
             .arg("--version")
             .output()
             .unwrap();
