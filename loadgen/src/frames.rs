@@ -277,4 +277,58 @@ mod tests {
             Acknowledgement::Settle(Duration::from_millis(100))
         );
     }
+
+    #[test]
+    fn scripts_number_their_frames_and_read_replies() {
+        let mut plan = LoadPlan::new(vec!["ws://127.0.0.1:1".into()]);
+        plan.payload_bytes = 80;
+        plan.protocol = Protocol::Script(crate::script::Script {
+            subprotocol: Some("graphql-transport-ws".into()),
+            connect: Vec::new(),
+            keepalive: vec![crate::script::Keepalive {
+                when: r#""type":"ping""#.into(),
+                reply: r#"{"type":"pong"}"#.into(),
+            }],
+            subscribe: r#"{"id":"s{seq}","topic":"{topic}","by":{conn}}"#.into(),
+            subscribed: None,
+            settle: Duration::from_millis(300),
+            publish: r#"{"id":"p{seq}","payload":"{stamp}"}"#.into(),
+            errors: vec![r#""type":"error""#.into()],
+        });
+        let f = Frames::new(&plan).unwrap();
+        assert_eq!(f.subprotocol(), Some("graphql-transport-ws"));
+        assert_eq!(
+            f.subscribe(4, &[1, 3]),
+            vec![
+                r#"{"id":"s0","topic":"topic-1","by":4}"#.to_string(),
+                r#"{"id":"s1","topic":"topic-3","by":4}"#.to_string(),
+            ]
+        );
+        assert_eq!(
+            f.acknowledgement(2),
+            Acknowledgement::Settle(Duration::from_millis(300))
+        );
+        let stamp = Stamp {
+            publisher: 1,
+            seq: 41,
+            scheduled_ns: 3,
+        };
+        let frame = f.publish(4, 1).frame(stamp, 41);
+        assert!(
+            frame.starts_with(r#"{"id":"p41","payload":"~sq1.41.3~"#),
+            "{frame}"
+        );
+        assert_eq!(
+            f.control(r#"{"type":"ping"}"#),
+            Control::Reply(r#"{"type":"pong"}"#.into())
+        );
+        assert_eq!(
+            f.control(r#"{"id":"p1","type":"error","payload":[]}"#),
+            Control::Error("pattern_1".into())
+        );
+        assert_eq!(
+            f.control(r#"{"id":"p1","type":"complete"}"#),
+            Control::Other
+        );
+    }
 }
