@@ -17,7 +17,7 @@ use squall_proto::{LoopbackGuard, Origin, TlsClient, TlsSettings};
 use squall_relay::RelayConfig;
 use squall_relay::auth::AuthConfig;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A self-signed certificate for 127.0.0.1 in a fresh directory: (dir, cert, key).
@@ -33,7 +33,7 @@ fn certificate(name: &str) -> (PathBuf, PathBuf, PathBuf) {
 
 /// An in-process TLS relay with HS256 auth and a 1 s head timeout (the
 /// TLS handshake's and the request head's).
-async fn tls_relay(cert: &PathBuf, key: &PathBuf) -> squall_relay::RelayHandle {
+async fn tls_relay(cert: &Path, key: &Path) -> squall_relay::RelayHandle {
     common::relay_with(RelayConfig {
         auth: AuthConfig::hs256(SECRET.as_bytes()),
         head_timeout: Duration::from_secs(1),
@@ -43,9 +43,9 @@ async fn tls_relay(cert: &PathBuf, key: &PathBuf) -> squall_relay::RelayHandle {
     .await
 }
 
-fn trusting(cert: &PathBuf) -> TlsClient {
+fn trusting(cert: &Path) -> TlsClient {
     TlsClient::new(&TlsSettings {
-        ca_file: Some(cert.clone()),
+        ca_file: Some(cert.to_path_buf()),
         insecure: false,
     })
     .unwrap()

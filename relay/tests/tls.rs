@@ -10,7 +10,7 @@ use squall_proto::tls::{self, Stream, TlsClient, TlsSettings};
 use squall_relay::RelayConfig;
 use squall_relay::auth::AuthConfig;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -29,7 +29,7 @@ fn certificate(name: &str) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 /// A TLS relay with HS256 auth and a short head timeout.
-async fn tls_relay(cert: &PathBuf, key: &PathBuf) -> squall_relay::RelayHandle {
+async fn tls_relay(cert: &Path, key: &Path) -> squall_relay::RelayHandle {
     common::start(RelayConfig {
         auth: AuthConfig::hs256(SECRET.as_bytes()),
         head_timeout: Duration::from_secs(2),
@@ -39,9 +39,9 @@ async fn tls_relay(cert: &PathBuf, key: &PathBuf) -> squall_relay::RelayHandle {
     .await
 }
 
-fn client(ca: &PathBuf) -> TlsClient {
+fn client(ca: &Path) -> TlsClient {
     TlsClient::new(&TlsSettings {
-        ca_file: Some(ca.clone()),
+        ca_file: Some(ca.to_path_buf()),
         insecure: false,
     })
     .unwrap()
