@@ -20,7 +20,7 @@
 //! (its publisher sends what fell due meanwhile). It hands in at the end of
 //! the run like any other.
 
-use crate::connect::{self, Socket, SocketError};
+use crate::connect::{self, Opened, Socket, SocketError};
 use crate::engine::Ctx;
 use crate::frames::{Acknowledgement, Control, PublishTemplate};
 use crate::plan::{Auth, Reconnect};
@@ -334,14 +334,15 @@ impl Conn<'_> {
     }
 
     /// Opens the socket and subscribes: the first time, counted in
-    /// `attempted`, `established`, `failed` and the handshake latency.
+    /// `attempted`, `established`, `failed` and the handshake latencies
+    /// (the whole opening, and its TLS handshake).
     async fn open(&mut self, permit: OwnedSemaphorePermit) -> Result<Socket, End> {
         let ctx = self.ctx;
         ctx.stats.with_connections(|s| s.attempted += 1);
         let start = self.now_ns();
         let result = self.dial(permit, self.end_ns()).await;
-        let mut ws = match result {
-            Ok(ws) => ws,
+        let (mut ws, tls_handshake) = match result {
+            Ok(opened) => (opened.socket, opened.tls_handshake),
             Err(kind) => {
                 ctx.stats.with_connections(|s| {
                     s.failed += 1;
@@ -354,6 +355,9 @@ impl Conn<'_> {
         ctx.stats.with_connections(|s| {
             s.established += 1;
             s.handshake.record_us(took_us);
+            if let Some(tls) = tls_handshake {
+                s.tls_handshake.record_us(tls.as_micros() as u64);
+            }
         });
         ctx.stats.set_open(true);
         match self.subscribe(&mut ws).await {
@@ -385,7 +389,7 @@ impl Conn<'_> {
             let dialed = self.bounded(self.dial(permit, until), Self::reconnect_end_ns);
             match dialed.await {
                 None => return None,
-                Some(Ok(mut ws)) => {
+                Some(Ok(Opened { socket: mut ws, .. })) => {
                     self.ctx.stats.set_open(true);
                     return Some(match self.subscribe(&mut ws).await {
                         Ok(()) => Ok(ws),
@@ -403,7 +407,7 @@ impl Conn<'_> {
         None
     }
 
-    /// Mints the token and connects (TCP and upgrade) under the connect
+    /// Mints the token and connects (TCP, TLS and upgrade) under the connect
     /// timeout, at most until `until_ns`, then runs the script's
     /// connect-time steps (each under its own timeout); the error kind if it
     /// failed. The future does not borrow the connection.
@@ -411,7 +415,7 @@ impl Conn<'_> {
         &self,
         permit: OwnedSemaphorePermit,
         until_ns: u64,
-    ) -> impl Future<Output = Result<Socket, String>> + use<> {
+    ) -> impl Future<Output = Result<Opened, String>> + use<> {
         let ctx = self.ctx;
         let plan = &ctx.plan;
         let token = match (&plan.auth, &ctx.minter) {
@@ -422,10 +426,10 @@ impl Conn<'_> {
             _ => Ok(None),
         };
         let target = ctx.targets[ctx.layout.target_of(self.c)].clone();
+        let options = ctx.connect.clone();
         let source = self.source_addr();
         let limit =
             Duration::from_nanos(until_ns.saturating_sub(self.now_ns())).min(plan.timeouts.connect);
-        let subprotocol = ctx.frames.subprotocol().map(str::to_string);
         let script = ctx.frames.script().cloned();
         let (c, send_timeout) = (self.c, plan.timeouts.send);
         async move {
@@ -434,18 +438,18 @@ impl Conn<'_> {
                 &target,
                 source,
                 token.as_ref().map(|(t, p)| (t.as_str(), *p)),
-                subprotocol.as_deref(),
                 limit,
+                &options,
             )
             .await;
             drop(permit);
-            let mut ws = result.map_err(|e| e.to_string())?;
+            let mut opened = result.map_err(|e| e.to_string())?;
             if let Some(script) = script {
-                script::greet(&mut ws, &script, c, send_timeout)
+                script::greet(&mut opened.socket, &script, c, send_timeout)
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok(ws)
+            Ok(opened)
         }
     }
 

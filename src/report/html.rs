@@ -150,6 +150,13 @@ fn summary(html: &mut String, run: &RecordedRun) {
     ];
     conn.push(("handshake p50", format::ms(c.handshake_ms.p50)));
     conn.push(("handshake p99", format::ms(c.handshake_ms.p99)));
+    if let Some(tls) = &c.tls_handshake_ms {
+        conn.push(("TLS handshake p50", format::ms(tls.p50)));
+        conn.push(("TLS handshake p99", format::ms(tls.p99)));
+    }
+    if let Some(tls) = r.tls.as_ref().filter(|t| t.insecure) {
+        conn.push(("TLS", tls.describe()));
+    }
     card(html, "connections", &conn);
     let failed = r.thresholds.iter().filter(|t| !t.passed).count();
     card(

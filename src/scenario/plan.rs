@@ -105,6 +105,7 @@ impl Plan {
         let mut load = LoadPlan::new(Vec::new());
         load.protocol = protocol;
         load.auth = auth;
+        load.tls = target.tls.clone();
         load.connections = l.connections;
         load.ramp = l.ramp.0;
         load.topics = topics;
@@ -271,6 +272,7 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
     use lp::Field;
     match e.field() {
         Field::Targets => "target",
+        Field::Tls => "target.tls_ca_file",
         Field::AllowRemote => "allow_remote",
         // The shard comes from `--shard`, not from the file.
         Field::Shard => "load",

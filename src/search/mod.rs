@@ -150,7 +150,14 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             break;
         }
         if let Some(bound) = settle_before.take() {
-            let waited = step::settle(target.endpoints.health.clone(), bound).await;
+            let waited = step::settle(
+                target.endpoints.health.clone(),
+                target
+                    .tls_client()
+                    .map_err(|e| Failure::harness(e.to_string()))?,
+                bound,
+            )
+            .await;
             crate::output::note(&format!(
                 "squall: step {index}'s backlog was still arriving when its drain ended; waited {:.1}s \
                  (until the target's health check answered within 250 ms) before the next step",

@@ -470,17 +470,21 @@ impl Measure<'_> {
 /// Waits, after a step whose backlog was still arriving when its drain
 /// ended, until the target answers its health check within 250 ms (at most
 /// `bound`): the next step must not start on the last one's backlog.
-pub async fn settle(health: Option<String>, bound: Duration) -> Duration {
+pub async fn settle(
+    health: Option<String>,
+    tls: squall_proto::TlsClient,
+    bound: Duration,
+) -> Duration {
     let started = Instant::now();
     let Some(url) = health else {
         tokio::time::sleep(bound.min(Duration::from_secs(2))).await;
         return started.elapsed();
     };
     while started.elapsed() < bound {
-        let u = url.clone();
+        let (u, tls) = (url.clone(), tls.clone());
         let t = Instant::now();
         let ok = tokio::task::spawn_blocking(move || {
-            crate::target::health::http_status(&u, Duration::from_millis(250))
+            crate::target::health::http_status(&u, &tls, Duration::from_millis(250))
         })
         .await
         .is_ok_and(|r| r == Ok(200));
