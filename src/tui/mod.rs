@@ -1,7 +1,9 @@
-//! The terminal UI: `squall run --tui` and `squall replay`.
+//! The terminal UI: `squall run --tui`, `squall search --tui` and
+//! `squall replay`.
 //!
-//! Fed only by the [`Snapshot`](crate::snapshot::Snapshot) stream; it never
-//! touches the engine, and the engine never waits for it. `state/` is the
+//! Fed only by the [`Snapshot`](crate::snapshot::Snapshot) stream (and, in
+//! a search, the [`SearchSnap`](crate::search::snapshot::SearchSnap) beside
+//! it); it never touches the engine, and the engine never waits for it. `state/` is the
 //! model, `view/` draws it, and the loop in between reads keys and redraws
 //! at most ten times a second.
 //!
@@ -31,9 +33,11 @@ mod event_loop;
 mod keys;
 mod live;
 mod replay;
+mod search;
 pub mod state;
 mod terminal;
 pub mod view;
 
 pub use live::run_live;
 pub use replay::replay;
+pub use search::run_search;
