@@ -10,7 +10,7 @@ mod tui_tmux;
 use squall::report::RecordedRun;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tui_tmux::{Tmux, shell_quote};
+use tui_tmux::{Tmux, after, start_squall};
 
 const SCENARIO: &str = r#"
 name = "tui-e2e"
@@ -164,17 +164,7 @@ fn q_stops_the_run_and_the_results_are_still_written() {
 /// Starts `squall run` on the test scenario in tmux with its output in
 /// `dir/out`; the pane shows `SQUALL-EXIT=<code>` when it ends.
 fn start_run(dir: &Path, name: &str, extra: &[&str]) -> Tmux {
-    let scenario = dir.join("tui-e2e.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
-    let command = format!(
-        "{} run {} --tui --out {} {}; echo SQUALL-EXIT=$?; sleep 60",
-        shell_quote(env!("CARGO_BIN_EXE_squall")),
-        shell_quote(&scenario.display().to_string()),
-        shell_quote(&dir.join("out").display().to_string()),
-        extra.join(" "),
-    );
-    Tmux::start(name, 100, 32, &command)
+    start_squall(name, "run", dir, "tui-e2e.toml", SCENARIO, extra)
 }
 
 /// The results file `squall run` wrote into `out`.
@@ -192,13 +182,4 @@ fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
         .lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no {needle:?} on screen:\n{screen}"))
-}
-
-/// The word right after `marker` in `text`.
-fn after<'a>(text: &'a str, marker: &str) -> &'a str {
-    let from = text.find(marker).unwrap() + marker.len();
-    text[from..]
-        .split(|c: char| c.is_whitespace() || c == '│')
-        .find(|w| !w.is_empty())
-        .unwrap()
 }

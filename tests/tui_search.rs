@@ -6,10 +6,9 @@
 //! (tmux) against the builtin relay, the screen checked against the search
 //! file it wrote.
 
+mod tui_screen;
 mod tui_tmux;
 
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use serde_json::Value;
 use squall::search::bisect::{Bracket, Judged, Stage};
 use squall::search::snapshot::{CurrentStep, SearchSnap, StepSnap};
@@ -17,10 +16,10 @@ use squall::snapshot::{
     ConnectionsSnap, LatencySnap, MessagesSnap, Snapshot, ThresholdSnap, WatchdogSnap,
 };
 use squall::tui::state::{Action, App, Panel};
-use squall::tui::view;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tui_tmux::{Tmux, shell_quote};
+use tui_screen::{assert_shows, screen};
+use tui_tmux::{Tmux, after, start_squall};
 
 /// A search of the rate from 50 msg/s: 50, 100 and 200 passed, 400 failed,
 /// 283 failed, and step 6 (238, bisecting) is running.
@@ -128,26 +127,6 @@ fn app_at(t: u64) -> App {
         app.ingest(step(i));
     }
     app
-}
-
-fn screen(app: &App, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| view::draw(frame, app)).unwrap();
-    let buffer = terminal.backend().buffer();
-    (0..height)
-        .map(|y| {
-            (0..width)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn assert_shows(screen: &str, wanted: &[&str]) {
-    for want in wanted {
-        assert!(screen.contains(want), "screen lacks {want:?}:\n{screen}");
-    }
 }
 
 #[test]
@@ -456,17 +435,7 @@ fn q_stops_the_search_and_keeps_the_steps_done() {
 /// Starts `squall search --tui` on the test scenario in tmux with its
 /// output in `dir/out`; the pane shows `SQUALL-EXIT=<code>` when it ends.
 fn start_search(dir: &Path, name: &str, extra: &[&str]) -> Tmux {
-    let scenario = dir.join("tui-search.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
-    let command = format!(
-        "{} search {} --tui --out {} {}; echo SQUALL-EXIT=$?; sleep 60",
-        shell_quote(env!("CARGO_BIN_EXE_squall")),
-        shell_quote(&scenario.display().to_string()),
-        shell_quote(&dir.join("out").display().to_string()),
-        extra.join(" "),
-    );
-    Tmux::start(name, 100, 32, &command)
+    start_squall(name, "search", dir, "tui-search.toml", SCENARIO, extra)
 }
 
 /// The search file in `out`.
@@ -479,13 +448,4 @@ fn search_file(out: &Path) -> Value {
         })
         .unwrap_or_else(|| panic!("no search file in {}", out.display()));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The word right after `marker` in `text`.
-fn after<'a>(text: &'a str, marker: &str) -> &'a str {
-    let from = text.find(marker).unwrap() + marker.len();
-    text[from..]
-        .split(|c: char| c.is_whitespace() || c == '│')
-        .find(|w| !w.is_empty())
-        .unwrap()
 }
