@@ -189,6 +189,9 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
         let quit = notes.clone();
         let ui = tokio::task::spawn_blocking(move || {
             crate::tui::run_search(search_rx, step_rx, move || {
+                // The screen is given back before this is called: what
+                // it held, and what follows, can be printed at once.
+                quit.release();
                 quit.say(
                     "squall: stopping the search (q pressed); the steps done are kept, \"complete\": false",
                 );

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 ///
 /// Call it on its own blocking thread, as [`super::run_live`]. It returns
 /// when the search drops its senders (the search is over) or when the user
-/// presses `q` or Ctrl-C; then it calls `stop` once first, and the search is
-/// expected to end its step and still write its file. `None` on the step
+/// presses `q` or Ctrl-C; then it gives the screen back and calls `stop`
+/// once, and the search is expected to end its step and still write its
+/// file. `None` on the step
 /// channel means "no snapshot of this step yet".
 pub fn run_search(
     mut search: watch::Receiver<SearchSnap>,
