@@ -292,7 +292,7 @@ fn before_the_first_step_the_search_says_it_waits() {
         &[
             "search starting · waiting for the first step",
             "waiting for the first step",
-            "objective: p99_ms ≤ 100, loss_ratio ≤ 0.001",
+            "objective: p99_ms ≤ 100, loss_ratio ≤ 0.001 · ws://127.0.0.1:40123/ws",
             "[–, –]",
         ],
     );

@@ -223,6 +223,10 @@ pub(super) fn render_waiting(frame: &mut Frame, area: Rect, app: &App, search: &
         Paragraph::new(Line::from(vec![
             Span::styled(" objective: ", Style::new().fg(Color::Gray)),
             Span::raw(search.slo.clone()),
+            Span::styled(
+                format!(" · {}", search.target),
+                Style::new().fg(Color::Gray),
+            ),
         ])),
         objective,
     );
