@@ -19,7 +19,7 @@ use squall::tui::state::{Action, App, Panel};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tui_screen::{assert_shows, screen};
-use tui_tmux::{Tmux, after, start_squall};
+use tui_tmux::{Tmux, after, ended, start_squall};
 
 /// A search of the rate from 50 msg/s: 50, 100 and 200 passed, 400 failed,
 /// 283 failed, and step 6 (238, bisecting) is running.
@@ -430,6 +430,30 @@ fn q_stops_the_search_and_keeps_the_steps_done() {
     assert_eq!(r["steps"][0]["judged"], "pass", "step 1 is kept: {r:#}");
     assert!(end.contains("stopping the search (q pressed)"), "{end}");
     assert!(end.contains("max rate: at least 20 msg/s"), "{end}");
+}
+
+#[test]
+fn a_terminal_that_goes_away_stops_the_search_which_still_writes_its_file() {
+    if !Tmux::available() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = start_search(dir.path(), "search-hup", &["--max", "1000"]);
+    let (screen, ok) = tmux.wait_for(SEARCH_LIMIT, |s| s.contains("▶ 2"));
+    assert!(ok, "step 2 never ran:\n{screen}");
+    // The terminal goes away (its tmux ends): squall gets SIGHUP, and its
+    // UI must not keep it from ending the step and writing the file.
+    drop(tmux);
+    let out = dir.path().join("out");
+    assert!(
+        ended(&out.display().to_string(), SEARCH_LIMIT),
+        "squall search still runs {SEARCH_LIMIT:?} after its terminal went away"
+    );
+    let r = search_file(&out);
+    assert_eq!(r["complete"], false, "{r:#}");
+    assert_eq!(r["outcome"], "stopped");
+    assert_eq!(r["steps"][0]["judged"], "pass", "step 1 is kept: {r:#}");
 }
 
 /// Starts `squall search --tui` on the test scenario in tmux with its

@@ -339,12 +339,10 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
     // The screen closes when its feeds do; then the lines it held are
     // printed, and the final line after them.
     drop(screen);
-    if let Some(ui) = ui {
-        match ui.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => notes.say(&format!("squall: the TUI failed: {e}")),
-            Err(e) => notes.say(&format!("squall: the TUI panicked: {e}")),
-        }
+    if let Some(ui) = ui
+        && let Err(why) = crate::tui::join(ui).await
+    {
+        notes.say(&format!("squall: {why}"));
     }
     notes.release();
     finish(&results, &path, opts)

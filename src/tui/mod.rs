@@ -22,7 +22,9 @@
 //!     })
 //! });
 //! # drop(tx);
-//! ui.await.expect("the UI thread panicked")?;
+//! if let Err(why) = squall::tui::join(ui).await {
+//!     eprintln!("squall: {why}");
+//! }
 //!
 //! // `squall replay RUN.json`
 //! squall::tui::replay(&results)?;
@@ -41,3 +43,29 @@ pub mod view;
 pub use live::run_live;
 pub use replay::replay;
 pub use search::run_search;
+
+use std::io;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How long a run or a search waits for its UI thread once it has closed the
+/// UI's feed; a UI ends within a frame of that.
+pub const UI_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for the UI thread `ui` (started on `spawn_blocking` with
+/// [`run_live`] or [`run_search`]) once its feed is closed, for at most
+/// [`UI_GRACE`]: a UI stuck on a terminal that went away (crossterm can spin
+/// forever reading a hung-up terminal) must not keep the caller from
+/// writing its results. Says why, when the UI did not end well; a UI left
+/// behind ends with the process.
+pub async fn join(ui: JoinHandle<io::Result<()>>) -> Result<(), String> {
+    match tokio::time::timeout(UI_GRACE, ui).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(format!("the TUI failed: {e}")),
+        Ok(Err(e)) => Err(format!("the TUI panicked: {e}")),
+        Err(_) => Err(format!(
+            "the TUI did not end within {}s (its terminal went away?); going on without it",
+            UI_GRACE.as_secs()
+        )),
+    }
+}

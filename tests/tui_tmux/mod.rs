@@ -149,3 +149,29 @@ pub fn after<'a>(text: &'a str, marker: &str) -> &'a str {
         .find(|w| !w.is_empty())
         .unwrap()
 }
+
+/// Whether a process whose command line holds `marker` (e.g. a test's own
+/// temporary directory) is still running.
+pub fn running(marker: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name().to_string_lossy().parse::<u32>().is_ok()
+            && std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+/// Waits, at most `limit`, until no process whose command line holds
+/// `marker` runs; says whether none does.
+pub fn ended(marker: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while running(marker) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
+}
