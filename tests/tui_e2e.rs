@@ -10,7 +10,7 @@ mod tui_tmux;
 use squall::report::RecordedRun;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tui_tmux::{Tmux, after, start_squall};
+use tui_tmux::{Tmux, after, ended, start_squall};
 
 const SCENARIO: &str = r#"
 name = "tui-e2e"
@@ -159,6 +159,29 @@ fn q_stops_the_run_and_the_results_are_still_written() {
     assert!(!run.results.complete, "a stopped run is not complete");
     assert!(run.results.messages.sent > 0);
     assert!(!run.timeline.is_empty());
+}
+
+#[test]
+fn a_terminal_that_goes_away_stops_the_run_which_still_writes_its_results() {
+    if !Tmux::available() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = start_run(dir.path(), "e2e-hup", &["--set", "duration=5m"]);
+    let (screen, ok) = tmux.wait_for(RUN_LIMIT, |s| s.contains("tui-e2e") && s.contains("Σ "));
+    assert!(ok, "the TUI never showed a snapshot:\n{screen}");
+    // The terminal goes away (its tmux ends): squall gets SIGHUP, and its
+    // UI must not keep it from writing the results.
+    drop(tmux);
+    let out = dir.path().join("out");
+    assert!(
+        ended(&out.display().to_string(), RUN_LIMIT),
+        "squall run still runs {RUN_LIMIT:?} after its terminal went away"
+    );
+    let run = RecordedRun::load(&results_file(&out)).unwrap();
+    assert!(!run.results.complete, "a stopped run is not complete");
+    assert!(run.results.messages.sent > 0);
 }
 
 /// Starts `squall run` on the test scenario in tmux with its output in
