@@ -290,12 +290,10 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
     }
     let report = load.final_report().await;
     drop(ui_tx);
-    if let Some(ui) = ui {
-        match ui.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => crate::output::note(&format!("squall: the TUI failed: {e}")),
-            Err(e) => crate::output::note(&format!("squall: the TUI panicked: {e}")),
-        }
+    if let Some(ui) = ui
+        && let Err(why) = crate::tui::join(ui).await
+    {
+        crate::output::note(&format!("squall: {why}"));
     }
     let record = side.finish(Duration::from_secs(2)).await;
     let harness_error = report.as_ref().err().cloned();
