@@ -44,6 +44,8 @@ pub struct ChaosTarget {
     /// `subscribe_frames[i % len]`. Empty: send nothing. For the squall
     /// protocol, build them with [`squall_subscribe`].
     pub subscribe_frames: Vec<String>,
+    /// The `Sec-WebSocket-Protocol` chaos sockets ask for.
+    pub subprotocol: Option<String>,
     /// Whether the target speaks DESIGN.md's wire protocol: then `storm`
     /// counts missed Broadcast sequences and `garbage` expects an `Error`
     /// reply to bad JSON.
@@ -65,6 +67,7 @@ impl ChaosTarget {
             tokens: None,
             placement: TokenPlacement::Query,
             subscribe_frames: Vec::new(),
+            subprotocol: None,
             squall_protocol: true,
             jwt_secret: None,
             guard: LoopbackGuard::loopback_only(),

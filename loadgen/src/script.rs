@@ -261,6 +261,20 @@ impl Compiled {
         self.subscribed.is_some()
     }
 
+    /// The frames its connect-time steps send, in order, for socket `conn`:
+    /// what a socket that does not wait for the replies (the watchdog's
+    /// probe) says first.
+    pub fn opening(&self, conn: u64) -> Vec<String> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter_map(|(i, step)| match step {
+                Greeting::Send(frame) => Some(step_frame(frame, conn, i)),
+                Greeting::Expect(..) => None,
+            })
+            .collect()
+    }
+
     fn keepalive_reply(&self, frame: &str) -> Option<String> {
         self.keepalive
             .iter()
@@ -291,8 +305,7 @@ pub async fn greet(
     for (i, step) in script.steps.iter().enumerate() {
         match step {
             Greeting::Send(frame) => {
-                let text = Template::parse(&template::fill(frame, "", conn)).render(None, i as u64);
-                send(ws, text, send_timeout).await?;
+                send(ws, step_frame(frame, conn, i), send_timeout).await?;
             }
             Greeting::Expect(pattern, limit) => {
                 let deadline = Instant::now() + *limit;
@@ -319,6 +332,11 @@ pub async fn greet(
         }
     }
     Ok(())
+}
+
+/// Step `i`'s frame for socket `conn`.
+fn step_frame(frame: &str, conn: u64, i: usize) -> String {
+    Template::parse(&template::fill(frame, "", conn)).render(None, i as u64)
 }
 
 async fn send(ws: &mut Socket, text: String, limit: Duration) -> Result<(), GreetError> {

@@ -146,6 +146,7 @@ impl ChaosArgs {
             } else {
                 self.topics.iter().map(|t| squall_subscribe(t)).collect()
             },
+            subprotocol: None,
             squall_protocol: !self.not_squall,
             jwt_secret: self.jwt_secret.clone(),
             guard: LoopbackGuard::new(self.allow_remote),

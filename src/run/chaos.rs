@@ -10,7 +10,7 @@ use crate::target::{Target, TargetSpec};
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::report::{StepReport, StepState};
 use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource};
-use squall_chaos::watchdog::probe::PingStyle;
+use squall_chaos::watchdog::probe::{Greeting, PingStyle};
 use squall_chaos::watchdog::{
     HangRecord, Progress, TargetProcess, TopicProgress, Watchdog, WatchdogConfig,
 };
@@ -63,6 +63,8 @@ impl ChaosSide {
             _ => TokenPlacement::Query,
         };
         let squall_protocol = matches!(plan.load.protocol, Protocol::Squall);
+        // The load's own frames: the plan passed the engine's check.
+        let frames = Frames::new(&plan.load).map_err(|e| Failure::harness(e.to_string()))?;
         // One TLS client for the watchdog's probes and the chaos sockets,
         // with the load's trust (`tls_ca_file`, `tls_insecure`).
         let tls = target
@@ -83,6 +85,15 @@ impl ChaosSide {
             PingStyle::Squall
         } else {
             PingStyle::Frame
+        };
+        // A protocol with a subprotocol or opening frames (GraphQL over
+        // WebSocket) closes a probe that does not say them.
+        config.greeting = Greeting {
+            subprotocol: frames.subprotocol().map(str::to_string),
+            frames: frames
+                .script()
+                .map(|s| s.opening(CHAOS_CONN))
+                .unwrap_or_default(),
         };
         config.metrics_url = target.endpoints.metrics.clone();
         config.target = target.pid().map(|pid| TargetProcess {
@@ -106,7 +117,8 @@ impl ChaosSide {
                 tls,
                 tokens,
                 placement,
-                subscribe_frames: subscribe_frames(plan),
+                subscribe_frames: subscribe_frames(plan, &frames),
+                subprotocol: frames.subprotocol().map(str::to_string),
                 squall_protocol,
                 jwt_secret: match &plan.load.auth {
                     Auth::Jwt(jwt) => match &jwt.key {
@@ -253,11 +265,7 @@ fn token_source(auth: &Auth) -> Result<Option<TokenSource>, String> {
 /// each, round robin over the topics, in the run's protocol (the engine's
 /// own frames; a script's connect-time steps are left out: chaos sockets
 /// misbehave on purpose).
-fn subscribe_frames(plan: &Plan) -> Vec<String> {
-    // The plan passed the engine's check, so its frames build.
-    let Ok(frames) = Frames::new(&plan.load) else {
-        return Vec::new();
-    };
+fn subscribe_frames(plan: &Plan, frames: &Frames) -> Vec<String> {
     (0..u64::from(plan.load.topics))
         .flat_map(|k| frames.subscribe(CHAOS_CONN + k, &[k]))
         .collect()

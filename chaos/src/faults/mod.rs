@@ -43,6 +43,7 @@ impl FaultContext {
             token: self.target.token(i),
             placement: self.target.placement,
             tls: self.target.tls.clone(),
+            subprotocol: self.target.subprotocol.clone(),
         }
     }
 

@@ -103,6 +103,7 @@ async fn mid_handshake(ctx: &FaultContext, i: u64, ending: Ending) -> Result<(),
             &ctx.endpoint,
             ctx.target.token(i).as_deref(),
             ctx.target.placement,
+            ctx.target.subprotocol.as_deref(),
         );
         let mut bytes = request.into_bytes();
         bytes.truncate(bytes.len() / 2);

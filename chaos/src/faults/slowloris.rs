@@ -30,6 +30,7 @@ pub async fn run(ctx: Arc<FaultContext>) -> Findings {
                 &ctx.endpoint,
                 ctx.target.token(i).as_deref(),
                 ctx.target.placement,
+                ctx.target.subprotocol.as_deref(),
             );
             let request = request.into_bytes();
             let (mut reader, mut writer) = tokio::io::split(stream);

@@ -77,6 +77,8 @@ pub struct WatchdogConfig {
     pub placement: TokenPlacement,
     /// How to ping: the squall protocol's Ping, or a WebSocket ping frame.
     pub ping: PingStyle,
+    /// What the WebSocket probe says first (subprotocol, opening frames).
+    pub greeting: probe::Greeting,
     /// `http://.../metrics`, scraped every `metrics_interval`; `None`: no scrape.
     pub metrics_url: Option<String>,
     /// The target process, for diagnostics.
@@ -115,6 +117,7 @@ impl WatchdogConfig {
             tokens: None,
             placement: TokenPlacement::Query,
             ping: PingStyle::Squall,
+            greeting: probe::Greeting::default(),
             metrics_url: None,
             target: None,
             out_dir: out_dir.into(),

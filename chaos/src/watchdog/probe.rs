@@ -73,6 +73,7 @@ pub async fn accept(
         token,
         placement,
         tls: tls.clone(),
+        subprotocol: None,
     };
     let mut ws = connect(endpoint, &options)
         .await
@@ -117,6 +118,17 @@ pub enum PingStyle {
 /// the pong arrives (or with why the connection could not be opened).
 type PingRequest = (u64, oneshot::Sender<Result<(), ProbeError>>);
 
+/// What the watchdog's WebSocket says first, for a target whose protocol
+/// needs it (GraphQL over WebSocket closes a socket without its subprotocol
+/// or without `connection_init`).
+#[derive(Debug, Clone, Default)]
+pub struct Greeting {
+    /// The `Sec-WebSocket-Protocol` asked for at the upgrade.
+    pub subprotocol: Option<String>,
+    /// Text frames sent right after the upgrade, in order.
+    pub frames: Vec<String>,
+}
+
 /// A handle on the task that owns the watchdog's WebSocket.
 #[derive(Debug, Clone)]
 pub struct WsProber {
@@ -132,6 +144,7 @@ impl WsProber {
         placement: TokenPlacement,
         style: PingStyle,
         tls: TlsClient,
+        greeting: Greeting,
         limit: Duration,
     ) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
@@ -141,8 +154,10 @@ impl WsProber {
             token: None,
             placement,
             tls,
+            subprotocol: greeting.subprotocol,
         };
-        tokio::spawn(prober(endpoint, tokens, options, style, rx));
+        let hello = greeting.frames;
+        tokio::spawn(prober(endpoint, tokens, options, hello, style, rx));
         Self { requests }
     }
 
@@ -169,6 +184,7 @@ async fn prober(
     endpoint: Endpoint,
     tokens: Option<TokenSource>,
     options: ConnectOptions,
+    hello: Vec<String>,
     style: PingStyle,
     mut requests: mpsc::UnboundedReceiver<PingRequest>,
 ) {
@@ -188,10 +204,14 @@ async fn prober(
                 ..options.clone()
             };
             match connect(&endpoint, &options).await {
-                Ok(ws) => {
+                Ok(mut ws) => {
+                    let mut said = true;
+                    for frame in &hello {
+                        said = said && ws.send_text(frame).await.is_ok();
+                    }
                     conn = Some(ws);
                     waiting.insert(n, tx);
-                    if !send_ping(conn.as_mut().expect("just set"), style, n).await {
+                    if !said || !send_ping(conn.as_mut().expect("just set"), style, n).await {
                         conn = None;
                         waiting.clear();
                     }

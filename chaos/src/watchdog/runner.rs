@@ -44,6 +44,7 @@ impl Runner {
                 self.config.placement,
                 self.config.ping,
                 self.config.tls.clone(),
+                self.config.greeting.clone(),
                 settings.timeout,
             )
         });

@@ -28,6 +28,8 @@ pub struct ConnectOptions {
     /// The TLS client of a `wss://` (or `https://`) endpoint; unused for
     /// plain ones.
     pub tls: TlsClient,
+    /// The `Sec-WebSocket-Protocol` asked for, if the target's protocol has one.
+    pub subprotocol: Option<String>,
 }
 
 impl Default for ConnectOptions {
@@ -38,6 +40,7 @@ impl Default for ConnectOptions {
             token: None,
             placement: TokenPlacement::Query,
             tls: TlsClient::default(),
+            subprotocol: None,
         }
     }
 }
@@ -102,6 +105,7 @@ pub fn upgrade_request(
     endpoint: &Endpoint,
     token: Option<&str>,
     placement: TokenPlacement,
+    subprotocol: Option<&str>,
 ) -> (String, String) {
     let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 16]>());
     let mut path = endpoint.path().to_string();
@@ -116,6 +120,9 @@ pub fn upgrade_request(
             auth = format!("Authorization: Bearer {token}\r\n")
         }
         (None, _) => {}
+    }
+    if let Some(protocol) = subprotocol {
+        auth.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
     }
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -169,7 +176,12 @@ pub async fn connect(
     let deadline = Instant::now() + options.timeout;
     let attempt = async {
         let mut stream = open(endpoint, options).await.map_err(ConnectError::Io)?;
-        let (request, key) = upgrade_request(endpoint, options.token.as_deref(), options.placement);
+        let (request, key) = upgrade_request(
+            endpoint,
+            options.token.as_deref(),
+            options.placement,
+            options.subprotocol.as_deref(),
+        );
         stream
             .write_all(request.as_bytes())
             .await
