@@ -69,6 +69,60 @@ impl<'a> RelayMessage<'a> {
     pub fn parse(frame: &'a str) -> Self {
         serde_json::from_str(frame).unwrap_or(Self::Other)
     }
+
+    /// The same message, owning its strings.
+    pub fn into_owned(self) -> RelayMessage<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        match self {
+            Self::Event { sub_id } => RelayMessage::Event {
+                sub_id: own(sub_id),
+            },
+            Self::Ok {
+                id,
+                accepted,
+                message,
+            } => RelayMessage::Ok {
+                id,
+                accepted,
+                message: own(message),
+            },
+            Self::Eose { sub_id } => RelayMessage::Eose {
+                sub_id: own(sub_id),
+            },
+            Self::Notice { message } => RelayMessage::Notice {
+                message: own(message),
+            },
+            Self::Closed { sub_id, message } => RelayMessage::Closed {
+                sub_id: own(sub_id),
+                message: own(message),
+            },
+            Self::Auth { challenge } => RelayMessage::Auth {
+                challenge: own(challenge),
+            },
+            Self::Other => RelayMessage::Other,
+        }
+    }
+}
+
+/// The subscription id of an `EVENT` frame, read from its first bytes
+/// without parsing the event: `["EVENT","<sub_id>",...`, with any JSON
+/// whitespace between the tokens. `None` for any other frame, and for a
+/// subscription id with escapes (squall's never have any).
+pub fn event_sub_id(frame: &[u8]) -> Option<&[u8]> {
+    let mut rest = frame;
+    for token in [&b"["[..], b"\"EVENT\"", b",", b"\""] {
+        rest = skip_ws(rest).strip_prefix(token)?;
+    }
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[end] == b'"').then(|| &rest[..end])
+}
+
+fn skip_ws(bytes: &[u8]) -> &[u8] {
+    let n = bytes
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        .count();
+    &bytes[n..]
 }
 
 /// The machine-readable prefix of an `OK` or `CLOSED` message (NIP-01):
@@ -360,6 +414,34 @@ mod tests {
     }
 
     #[test]
+    fn event_frames_name_their_subscription_up_front() {
+        assert_eq!(
+            event_sub_id(br#"["EVENT","sq2",{"content":"x"}]"#),
+            Some(&b"sq2"[..])
+        );
+        assert_eq!(
+            event_sub_id(b" [ \"EVENT\" ,\n \"sq0\", {}]"),
+            Some(&b"sq0"[..])
+        );
+        assert_eq!(event_sub_id(br#"["EVENT","",{}]"#), Some(&b""[..]));
+        for frame in [
+            &br#"["OK","sq2",true,""]"#[..],
+            br#"["EVENT","s\"q",{}]"#,
+            br#"["EVENT","sq2"#,
+            br#"["EVENT",2,{}]"#,
+            br#"{"EVENT":"sq2"}"#,
+            b"",
+        ] {
+            assert_eq!(
+                event_sub_id(frame),
+                None,
+                "{}",
+                String::from_utf8_lossy(frame)
+            );
+        }
+    }
+
+    #[test]
     fn strings_without_escapes_are_borrowed() {
         let frame = format!(r#"["OK","{ID}",false,"blocked: you"]"#);
         match RelayMessage::parse(&frame) {
@@ -454,6 +536,7 @@ mod tests {
         #[test]
         fn arbitrary_text_never_panics(frame in any::<String>()) {
             let _ = RelayMessage::parse(&frame);
+            let _ = event_sub_id(frame.as_bytes());
         }
 
         #[test]
@@ -468,6 +551,7 @@ mod tests {
         ) {
             let frame = apply(&valid_frames()[which], &edits);
             let _ = RelayMessage::parse(&frame);
+            let _ = event_sub_id(frame.as_bytes());
         }
 
         #[test]
