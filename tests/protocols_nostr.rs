@@ -64,16 +64,57 @@ struct Relay {
     port: u16,
 }
 
+/// Writes nostr-relay's own `config.yaml`, changed as `run.py` changes it
+/// (port, data directory) and with NIP-42 authentication turned on for
+/// `ws://127.0.0.1:PORT/` (its `relay_urls`; the `valid_urls` of the shipped
+/// file is not read). Anonymous clients may still read and write: the relay
+/// challenges every socket at once and checks the answers.
+const AUTH_CONFIG: &str = r#"
+import os, sys, yaml, nostr_relay
+port, data = int(sys.argv[1]), sys.argv[2]
+with open(os.path.join(os.path.dirname(nostr_relay.__file__), "config.yaml")) as fp:
+    conf = yaml.safe_load(fp)
+conf["gunicorn"]["bind"] = f"127.0.0.1:{port}"
+conf["gunicorn"]["control_socket"] = os.path.join(data, "gunicorn.ctl")
+conf["storage"]["sqlalchemy.url"] = "sqlite+aiosqlite:///" + os.path.join(data, "nostr.sqlite3")
+conf["authentication"]["enabled"] = True
+conf["authentication"]["relay_urls"] = [f"ws://127.0.0.1:{port}/"]
+with open(os.path.join(data, "config.yaml"), "w") as fp:
+    yaml.safe_dump(conf, fp)
+"#;
+
 impl Relay {
+    /// `nostr-relay` with its default configuration, through `run.py`.
     fn start(python: &Path) -> Relay {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(python)
+        let port = free_port();
+        let mut command = Command::new(python);
+        command
             .arg(repo().join("tests/servers/nostr/run.py"))
-            .arg(port.to_string())
+            .arg(port.to_string());
+        Relay::spawn(command, port)
+    }
+
+    /// The same relay with NIP-42 authentication on ([`AUTH_CONFIG`]),
+    /// its data in `data`.
+    fn start_with_auth(python: &Path, data: &Path) -> Relay {
+        let port = free_port();
+        let status = Command::new(python)
+            .args(["-c", AUTH_CONFIG, &port.to_string()])
+            .arg(data)
+            .status()
+            .expect("python runs");
+        assert!(status.success(), "the relay's config is written");
+        let mut command = Command::new(python.with_file_name("nostr-relay"));
+        command
+            .arg("-c")
+            .arg(data.join("config.yaml"))
+            .arg("serve")
+            .current_dir(data);
+        Relay::spawn(command, port)
+    }
+
+    fn spawn(mut command: Command, port: u16) -> Relay {
+        let child = command
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -123,6 +164,14 @@ impl Drop for Relay {
         unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.child.wait();
     }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The status of `GET /` (nostr-relay's health URL), or `None`.
@@ -266,4 +315,32 @@ fn forged_signatures_are_counted_as_rejections_not_deliveries() {
             ))),
         "{report}"
     );
+}
+
+/// NIP-42: a relay with authentication on challenges every socket with
+/// `["AUTH", challenge]` as it opens. squall answers each with a kind-22242
+/// event signed by the socket's key, tagged with the relay's URL and the
+/// challenge; nostr-relay checks the signature, kind, `created_at`, URL and
+/// challenge and answers a bad one with a `NOTICE` ("invalid: ..."). Every
+/// socket answered, no `NOTICE`, and the run as healthy as without it.
+#[test]
+fn nip42_challenges_are_answered_with_events_the_relay_accepts() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(python) = relay_python() else {
+        return;
+    };
+    let scratch = Scratch::new("nostr-auth");
+    let relay = Relay::start_with_auth(&python, &scratch.0);
+    let mut sets = relay.url_target();
+    sets.push("duration=5s".into());
+    let (finished, results) = run(&scratch, &sets);
+    assert_healthy(&finished, &results);
+    let report = format!("results: {results:#}");
+    assert_eq!(
+        u(&results, "/nostr/auth"),
+        u(&results, "/connections/established"),
+        "one challenge per socket, each answered: {report}"
+    );
+    assert_eq!(u(&results, "/nostr/notices"), 0, "no answer refused: {report}");
+    assert_eq!(u(&results, "/nostr/auth_refused"), 0, "{report}");
 }

@@ -149,9 +149,9 @@ pub(crate) async fn run(
         publisher,
         nostr,
     };
-    // The first messages are signed before the socket opens: the first may
-    // be due as soon as it does.
-    while conn.sign_ahead(conn.now_ns()) {}
+    // The first messages (one batch) are signed before the socket opens:
+    // the first may be due as soon as it does. The serve loop signs the rest.
+    conn.sign_ahead(conn.now_ns());
     let mut attempt = conn.open(permit).await;
     let end = loop {
         let end = match attempt {
