@@ -48,6 +48,8 @@ pub struct Measured {
     pub target_disconnects: u64,
     /// Stamped deliveries received.
     pub received: u64,
+    /// Publishes the relay refused (Nostr `OK false`).
+    pub rejected: u64,
 }
 
 /// What a threshold limits.
@@ -71,6 +73,8 @@ pub enum Metric {
     TargetDisconnects,
     /// Deliveries received (a floor, not a ceiling).
     MinReceived,
+    /// Publishes the relay refused (Nostr `OK false`).
+    Rejected,
     /// The largest p99 of any window of this many whole seconds, ms.
     P99MsWindow {
         /// The window's length in seconds (at least 1).
@@ -99,6 +103,7 @@ impl Metric {
             Metric::ConnectErrorRatio => "connect_error_ratio",
             Metric::TargetDisconnects => "target_disconnects",
             Metric::MinReceived => "min_received",
+            Metric::Rejected => "rejected",
             Metric::P99MsWindow { .. } => "p99_ms_window",
         }
     }
@@ -115,6 +120,7 @@ impl Metric {
             Metric::ConnectErrorRatio => m.connect_error_ratio,
             Metric::TargetDisconnects => m.target_disconnects as f64,
             Metric::MinReceived => m.received as f64,
+            Metric::Rejected => m.rejected as f64,
             Metric::P99MsWindow { .. } => m.worst_window_p99_ms,
         }
     }
@@ -166,6 +172,7 @@ impl Thresholds {
             (Metric::Duplicated, t.duplicated.map(|d| d as f64)),
             (Metric::Hangs, t.hangs.map(|h| h as f64)),
             (Metric::ConnectErrorRatio, t.connect_error_ratio),
+            (Metric::Rejected, t.rejected.map(|r| r as f64)),
         ];
         for (metric, limit) in limits {
             let Some(limit) = limit else { continue };

@@ -22,7 +22,10 @@
 
 use crate::connect::{self, Opened, Socket, SocketError};
 use crate::engine::Ctx;
-use crate::frames::{Acknowledgement, Control, PublishTemplate};
+use crate::frames::{Acknowledgement, Control, Outgoing};
+use crate::nostr::EventId;
+use crate::nostr::ahead::SIGN_AHEAD;
+use crate::nostr::session::{Outcome, Session};
 use crate::plan::{Auth, Reconnect};
 use crate::receive::{Inbox, Progress};
 use crate::report::PublisherCount;
@@ -82,11 +85,14 @@ enum Ack {
     TimedOut,
 }
 
+/// Most Nostr events signed ahead in one go before the task yields.
+const MAX_SIGN_BATCH: usize = 64;
+
 /// The publishing side of a connection.
 struct Publisher {
     j: u64,
     topic: u64,
-    template: PublishTemplate,
+    template: Outgoing,
     next_seq: u64,
     sent: u64,
 }
@@ -113,11 +119,17 @@ pub(crate) async fn run(
         Publisher {
             j,
             topic,
-            template: ctx.frames.publish(c, topic),
+            template: ctx.frames.publish(c, j, topic),
             next_seq: 0,
             sent: 0,
         }
     });
+    let publisher_keys = publisher.as_ref().and_then(|p| match &p.template {
+        Outgoing::Nostr(ahead) => Some(ahead.keys()),
+        Outgoing::Text(_) => None,
+    });
+    let relay_url = &ctx.plan.targets[ctx.layout.target_of(c)];
+    let nostr = ctx.frames.nostr_session(c, relay_url, publisher_keys);
     let mut conn = Conn {
         ctx: &ctx,
         c,
@@ -135,7 +147,11 @@ pub(crate) async fn run(
         noted_ns: 0,
         replies: Vec::new(),
         publisher,
+        nostr,
     };
+    // The first messages (one batch) are signed before the socket opens:
+    // the first may be due as soon as it does. The serve loop signs the rest.
+    conn.sign_ahead(conn.now_ns());
     let mut attempt = conn.open(permit).await;
     let end = loop {
         let end = match attempt {
@@ -180,6 +196,9 @@ struct Conn<'a> {
     /// Frames to send back before waiting again (keepalive answers).
     replies: Vec<String>,
     publisher: Option<Publisher>,
+    /// Nostr only: the subscriptions' `EOSE`s, the publishes awaiting
+    /// their `OK`, the answers to `AUTH`.
+    nostr: Option<Session>,
 }
 
 impl Conn<'_> {
@@ -485,6 +504,9 @@ impl Conn<'_> {
             return Ok(());
         }
         let frames = self.ctx.frames.subscribe(self.c, &topics);
+        if let Some(session) = &mut self.nostr {
+            session.subscribing(&frames);
+        }
         let count = frames.len();
         self.send_all(ws, frames).await?;
         let now = self.now_ns();
@@ -583,9 +605,53 @@ impl Conn<'_> {
         (due < self.ctx.deadlines.publish_end_ns()).then_some(due)
     }
 
+    /// Signs the publisher's Nostr events that are due within
+    /// [`SIGN_AHEAD`] of `now_ns`, at most [`MAX_SIGN_BATCH`] of them; true
+    /// when it stopped at that bound with more to sign.
+    fn sign_ahead(&mut self, now_ns: u64) -> bool {
+        let ctx = self.ctx;
+        let Some(p) = self.publisher.as_mut() else {
+            return false;
+        };
+        let Outgoing::Nostr(ahead) = &mut p.template else {
+            return false;
+        };
+        let horizon = now_ns.saturating_add(SIGN_AHEAD.as_nanos() as u64);
+        let publish_end = ctx.deadlines.publish_end_ns();
+        for _ in 0..MAX_SIGN_BATCH {
+            let seq = ahead.next();
+            match ctx.schedule.due_ns(p.j, seq) {
+                Some(due) if due <= horizon && due < publish_end => ahead.sign(Stamp {
+                    publisher: p.j,
+                    seq,
+                    scheduled_ns: due,
+                }),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// When the publisher's next unsigned Nostr event comes within
+    /// [`SIGN_AHEAD`] of its due time (Nostr publishers only).
+    fn next_sign_ns(&self) -> Option<u64> {
+        let p = self.publisher.as_ref()?;
+        let Outgoing::Nostr(ahead) = &p.template else {
+            return None;
+        };
+        let due = self.ctx.schedule.due_ns(p.j, ahead.next())?;
+        (due < self.ctx.deadlines.publish_end_ns())
+            .then(|| due.saturating_sub(SIGN_AHEAD.as_nanos() as u64))
+    }
+
     /// Publishes, receives and waits until the end; then closes.
     async fn live(&mut self, mut ws: Socket) -> End {
         let end = self.serve(&mut ws).await;
+        // Publishes of this socket still without an `OK` will get none.
+        let (ctx, c) = (self.ctx, self.c);
+        if let Some(session) = &mut self.nostr {
+            ctx.stats.with_tally(c, |t| session.finish(t.nostr_mut()));
+        }
         if matches!(end, End::Completed | End::Planned) {
             let close = CloseFrame {
                 code: 1000.into(),
@@ -649,9 +715,17 @@ impl Conn<'_> {
             if now >= self.next_progress_ns {
                 self.update_progress(now);
             }
+            if self.sign_ahead(now) {
+                // More to sign: let other tasks run first.
+                tokio::task::yield_now().await;
+                continue;
+            }
             let mut wake = end_ns;
             if let Some(d) = due {
                 wake = wake.min(d);
+            }
+            if let Some(s) = self.next_sign_ns() {
+                wake = wake.min(s);
             }
             if let Ack::Waiting { deadline_ns, .. } = self.ack {
                 wake = wake.min(deadline_ns);
@@ -720,9 +794,15 @@ impl Conn<'_> {
         };
         let late_from = self.ctx.deadlines.drain_end_ns();
         let (inbox, layout) = (&mut self.inbox, &self.ctx.layout);
-        let stamps = self.ctx.stats.with_tally(self.c, |tally| {
-            inbox.receive_at(bytes, now, late_from, layout, tally)
-        });
+        // Nostr: only live EVENT frames deliver (not stored events before a
+        // subscription's EOSE, not an OK or NOTICE quoting a stamp).
+        let stamps = if self.nostr.as_ref().is_none_or(|s| s.is_delivery(bytes)) {
+            self.ctx.stats.with_tally(self.c, |tally| {
+                inbox.receive_at(bytes, now, late_from, layout, tally)
+            })
+        } else {
+            0
+        };
         if stamps > 0 {
             if now >= self.ctx.deadlines.publish_end_ns()
                 || now.saturating_sub(self.noted_ns) >= NOTE_DELIVERY_NS
@@ -736,18 +816,37 @@ impl Conn<'_> {
             return None;
         };
         match self.ctx.frames.control(text) {
-            Control::Subscribed => match &mut self.ack {
-                Ack::Waiting { remaining, .. } if *remaining > 1 => *remaining -= 1,
-                // A late acknowledgement still starts the duty (from now on);
-                // the timeout it missed stays counted.
-                Ack::Waiting { .. } | Ack::TimedOut => self.acknowledged(now),
-                Ack::NotNeeded | Ack::Done => {}
-            },
+            Control::Subscribed => self.one_acknowledged(now),
             Control::Error(code) => self.ctx.stats.error(&format!("relay_error_{code}")),
             Control::Reply(frame) => self.replies.push(frame),
+            Control::Nostr(message) => {
+                let (ctx, c) = (self.ctx, self.c);
+                let outcome = match &mut self.nostr {
+                    Some(session) => ctx
+                        .stats
+                        .with_tally(c, |t| session.on_message(message, now, t.nostr_mut())),
+                    None => Outcome::Nothing,
+                };
+                match outcome {
+                    Outcome::Subscribed => self.one_acknowledged(now),
+                    Outcome::Reply(frames) => self.replies.extend(frames),
+                    Outcome::Nothing => {}
+                }
+            }
             Control::Other => {}
         }
         None
+    }
+
+    /// One subscription's acknowledgement arrived at `now`.
+    fn one_acknowledged(&mut self, now: u64) {
+        match &mut self.ack {
+            Ack::Waiting { remaining, .. } if *remaining > 1 => *remaining -= 1,
+            // A late acknowledgement still starts the duty (from now on);
+            // the timeout it missed stays counted.
+            Ack::Waiting { .. } | Ack::TimedOut => self.acknowledged(now),
+            Ack::NotNeeded | Ack::Done => {}
+        }
     }
 
     /// Sends `frames` under the send timeout; the end of the connection
@@ -785,7 +884,11 @@ impl Conn<'_> {
         let Some(p) = self.publisher.as_mut() else {
             return Ok(());
         };
+        let nostr = &mut self.nostr;
         let mut lags = [0u64; MAX_BATCH];
+        // Nostr: each event's id and scheduled time, to match its `OK`.
+        let mut events = [(EventId([0; 32]), 0u64); MAX_BATCH];
+        let mut signed_late = 0;
         let mut batch = 0;
         let result = tokio::time::timeout(ctx.plan.timeouts.send, async {
             while batch < MAX_BATCH {
@@ -801,8 +904,20 @@ impl Conn<'_> {
                     seq: p.next_seq,
                     scheduled_ns: due,
                 };
-                ws.feed(Message::Text(p.template.frame(stamp, p.next_seq).into()))
-                    .await?;
+                let frame = match &mut p.template {
+                    Outgoing::Text(template) => template.frame(stamp, p.next_seq),
+                    Outgoing::Nostr(ahead) => {
+                        let ready = ahead.take(p.next_seq).unwrap_or_else(|| {
+                            // Signing ahead fell behind: sign now, counted.
+                            signed_late += 1;
+                            ahead.sign(stamp);
+                            ahead.take(stamp.seq).expect("just signed")
+                        });
+                        events[batch] = (ready.id, due);
+                        ready.frame
+                    }
+                };
+                ws.feed(Message::Text(frame.into())).await?;
                 lags[batch] = (now - due) / 1000;
                 batch += 1;
                 p.next_seq += 1;
@@ -819,6 +934,13 @@ impl Conn<'_> {
             for &lag in &lags[..batch] {
                 if tally.send_lag.record_us(lag) {
                     tally.clamped += 1;
+                }
+            }
+            if let Some(session) = nostr {
+                let stats = tally.nostr_mut();
+                stats.signed_late += signed_late;
+                for &(id, due) in &events[..batch] {
+                    session.published(id, due, stats);
                 }
             }
         });

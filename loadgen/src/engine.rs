@@ -7,7 +7,7 @@ use crate::connect::ConnectOptions;
 use crate::frames::Frames;
 use crate::layout::Layout;
 use crate::limits::raise_open_file_limit;
-use crate::plan::{Auth, HARD_SLACK, LoadPlan};
+use crate::plan::{Auth, HARD_SLACK, LoadPlan, Protocol};
 use crate::report::{LoadReport, PublisherCount};
 use crate::schedule::Schedule;
 use crate::snapshot::{LoadSnapshot, Phase};
@@ -226,7 +226,12 @@ pub(crate) async fn run(
     let last = collector.snapshot(&ctx.stats, now, Phase::Done, 0);
     let _ = snapshots.send(last);
     drop(moved_tx);
-    collector.report(&ctx.stats, now, !stopped_early)
+    let mut report = collector.report(&ctx.stats, now, !stopped_early);
+    if matches!(ctx.plan.protocol, Protocol::Nostr(_)) {
+        // A Nostr run reports the relay's answers, even when there were none.
+        report.nostr.get_or_insert_with(Default::default);
+    }
+    report
 }
 
 /// When the drain may end early: once `drain` has passed since the end of

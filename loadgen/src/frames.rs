@@ -1,13 +1,17 @@
 //! The frames the engine sends, per protocol, and what it makes of the
 //! frames without a stamp (acknowledgements, errors, keepalives).
 
-use crate::plan::{LoadPlan, Protocol};
-use crate::script::{Compiled, Reading, ScriptError};
+use crate::nostr::ahead::Ahead;
+use crate::nostr::session::{SINCE_SLACK_S, Session};
+use crate::nostr::{Keys, RelayMessage, client, unix_now};
+use crate::plan::{LoadPlan, PlanError, Protocol};
+use crate::script::{Compiled, Reading};
 use crate::stamp::Stamp;
 use crate::template::{Template, fill};
 use serde::Deserialize;
 use squall_proto::wire::Envelope;
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Builds the frames of one plan and reads the replies.
@@ -16,6 +20,8 @@ pub struct Frames {
     protocol: Protocol,
     /// The script's patterns, compiled (script protocol only).
     script: Option<Compiled>,
+    /// The keys of the Nostr keys file (Nostr with a keys file only).
+    nostr_keys: Option<Arc<Vec<Keys>>>,
     topic_prefix: String,
     payload_bytes: usize,
 }
@@ -30,8 +36,19 @@ pub enum Control {
     Error(String),
     /// A frame to send back at once (a keepalive's answer).
     Reply(String),
+    /// A Nostr relay's message (Nostr only; a delivery is not one of them).
+    Nostr(RelayMessage<'static>),
     /// Anything else.
     Other,
+}
+
+/// What a publisher sends each message with.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A text frame with the stamp and the per-message placeholders filled in.
+    Text(PublishTemplate),
+    /// Nostr: events signed ahead of their scheduled time.
+    Nostr(Box<Ahead>),
 }
 
 /// How a connection knows that its subscriptions hold.
@@ -58,16 +75,18 @@ impl PublishTemplate {
 }
 
 impl Frames {
-    /// The frames of `plan`; fails only on a script that
-    /// [`LoadPlan::check`] refuses too.
-    pub fn new(plan: &LoadPlan) -> Result<Self, ScriptError> {
-        let script = match &plan.protocol {
-            Protocol::Script(script) => Some(script.check()?),
-            Protocol::Squall | Protocol::Template { .. } => None,
+    /// The frames of `plan`; fails only on a script or Nostr settings that
+    /// [`LoadPlan::check`] refuses too (a Nostr keys file is read here).
+    pub fn new(plan: &LoadPlan) -> Result<Self, PlanError> {
+        let (script, nostr_keys) = match &plan.protocol {
+            Protocol::Script(script) => (Some(script.check()?), None),
+            Protocol::Nostr(nostr) => (None, nostr.check()?.map(Arc::new)),
+            Protocol::Squall | Protocol::Template { .. } => (None, None),
         };
         Ok(Self {
             protocol: plan.protocol.clone(),
             script,
+            nostr_keys,
             topic_prefix: plan.topic_prefix.clone(),
             payload_bytes: plan.payload_bytes,
         })
@@ -100,13 +119,38 @@ impl Frames {
             }
             Protocol::Template { subscribe, .. } => each(subscribe),
             Protocol::Script(script) => each(&script.subscribe),
+            Protocol::Nostr(nostr) => {
+                let since = unix_now().saturating_sub(SINCE_SLACK_S);
+                topics
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| {
+                        client::req(
+                            &Session::sub_id(i),
+                            nostr.event_kind,
+                            &self.topic_name(k),
+                            since,
+                        )
+                    })
+                    .collect()
+            }
         }
     }
 
-    /// The publish frame of connection `conn` on `topic`.
-    pub fn publish(&self, conn: u64, topic: u64) -> PublishTemplate {
+    /// What connection `conn`, publisher `publisher`, sends its messages on
+    /// `topic` with.
+    pub fn publish(&self, conn: u64, publisher: u64, topic: u64) -> Outgoing {
         let name = self.topic_name(topic);
         let (template, stamp_len) = match &self.protocol {
+            Protocol::Nostr(nostr) => {
+                let keys = self.nostr_keys(publisher).unwrap_or_else(Keys::generate);
+                return Outgoing::Nostr(Box::new(Ahead::new(
+                    keys,
+                    nostr,
+                    name,
+                    self.payload_bytes,
+                )));
+            }
             Protocol::Squall => (
                 format!(
                     r#"{{"type":"Broadcast","data":{{"topic":{},"payload":"{{stamp}}"}}}}"#,
@@ -117,16 +161,39 @@ impl Frames {
             Protocol::Template { publish, .. } => (fill(publish, &name, conn), self.payload_bytes),
             Protocol::Script(script) => (fill(&script.publish, &name, conn), self.payload_bytes),
         };
-        PublishTemplate {
+        Outgoing::Text(PublishTemplate {
             template: Template::parse(&template),
             stamp_len,
-        }
+        })
+    }
+
+    /// Key `n mod count` of the Nostr keys file, if there is one.
+    fn nostr_keys(&self, n: u64) -> Option<Keys> {
+        let keys = self.nostr_keys.as_ref()?;
+        Some(keys[(n % keys.len() as u64) as usize].clone())
+    }
+
+    /// The Nostr state of connection `conn` to `relay_url` (Nostr only): it
+    /// answers `AUTH` with `publisher_keys` if it publishes, else with key
+    /// `conn` of the keys file, else with fresh keys.
+    pub(crate) fn nostr_session(
+        &self,
+        conn: u64,
+        relay_url: &str,
+        publisher_keys: Option<&Keys>,
+    ) -> Option<Session> {
+        let Protocol::Nostr(_) = &self.protocol else {
+            return None;
+        };
+        let keys = publisher_keys.cloned().or_else(|| self.nostr_keys(conn));
+        Some(Session::new(relay_url.to_string(), keys))
     }
 
     /// How a connection that sent `frames` subscribe frames knows they hold.
     pub fn acknowledgement(&self, frames: usize) -> Acknowledgement {
         match (&self.protocol, &self.script) {
             (Protocol::Squall, _) => Acknowledgement::Replies(1),
+            (Protocol::Nostr(_), _) => Acknowledgement::Replies(frames),
             (Protocol::Script(_), Some(c)) if c.acknowledges() => Acknowledgement::Replies(frames),
             (Protocol::Script(s), _) => Acknowledgement::Settle(s.settle),
             (Protocol::Template { settle, .. }, _) => Acknowledgement::Settle(*settle),
@@ -142,7 +209,7 @@ impl Frames {
     pub fn subprotocol(&self) -> Option<&str> {
         match &self.protocol {
             Protocol::Script(s) => s.subprotocol.as_deref(),
-            Protocol::Squall | Protocol::Template { .. } => None,
+            Protocol::Squall | Protocol::Template { .. } | Protocol::Nostr(_) => None,
         }
     }
 
@@ -151,6 +218,10 @@ impl Frames {
         match &self.protocol {
             Protocol::Squall => squall_control(frame),
             Protocol::Template { .. } => Control::Other,
+            Protocol::Nostr(_) => match RelayMessage::parse(frame) {
+                RelayMessage::Other | RelayMessage::Event { .. } => Control::Other,
+                message => Control::Nostr(message.into_owned()),
+            },
             Protocol::Script(_) => match self.script.as_ref().map(|c| c.read(frame)) {
                 Some(Reading::Reply(reply)) => Control::Reply(reply),
                 Some(Reading::Subscribed) => Control::Subscribed,
@@ -201,6 +272,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn text(outgoing: Outgoing) -> PublishTemplate {
+        match outgoing {
+            Outgoing::Text(t) => t,
+            Outgoing::Nostr(_) => panic!("a text protocol"),
+        }
+    }
+
     #[test]
     fn squall_frames_match_the_wire_protocol_and_the_payload_size() {
         let mut plan = LoadPlan::new(vec!["ws://127.0.0.1:1".into()]);
@@ -215,7 +293,7 @@ mod tests {
             seq: 8,
             scheduled_ns: 9,
         };
-        let frame = f.publish(3, 4).frame(stamp, 0);
+        let frame = text(f.publish(3, 0, 4)).frame(stamp, 0);
         let parsed = squall_proto::wire::ClientMessage::parse(&frame).unwrap();
         let squall_proto::wire::ClientMessage::Broadcast(b) = parsed else {
             panic!("{frame}")
@@ -259,7 +337,7 @@ mod tests {
             f.subscribe(5, &[2]),
             vec![r#"{"op":"sub","room":"topic-2","me":5}"#.to_string()]
         );
-        let frame = f.publish(5, 2).frame(
+        let frame = text(f.publish(5, 0, 2)).frame(
             Stamp {
                 publisher: 1,
                 seq: 2,
@@ -313,7 +391,7 @@ mod tests {
             seq: 41,
             scheduled_ns: 3,
         };
-        let frame = f.publish(4, 1).frame(stamp, 41);
+        let frame = text(f.publish(4, 0, 1)).frame(stamp, 41);
         assert!(
             frame.starts_with(r#"{"id":"p41","payload":"~sq1.41.3~"#),
             "{frame}"

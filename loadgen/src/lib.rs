@@ -153,6 +153,7 @@ pub mod frames;
 pub mod histogram;
 pub mod layout;
 pub mod limits;
+pub mod nostr;
 pub mod plan;
 pub mod receive;
 pub mod report;

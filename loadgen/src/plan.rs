@@ -153,6 +153,11 @@ pub enum Protocol {
     /// steps, keepalive answers, subscribe frames and their
     /// acknowledgement, publish frames, error replies.
     Script(Script),
+    /// Nostr (NIP-01): every message a signed event (the topic as a `t`
+    /// tag, the stamp in `content`), signed ahead of its scheduled time;
+    /// one `REQ` per topic, acknowledged by its `EOSE`; every publish's `OK`
+    /// tracked; NIP-42 `AUTH` challenges answered ([`crate::nostr`]).
+    Nostr(crate::nostr::Settings),
 }
 
 /// How connections authenticate.
@@ -325,6 +330,10 @@ pub enum Field {
     SubscribeTemplate,
     /// A part of [`Protocol::Script`] (which one: [`crate::script::Part`]).
     Script(crate::script::Part),
+    /// [`crate::nostr::Settings::event_kind`]: the authentication kind.
+    NostrEventKind,
+    /// [`crate::nostr::Settings::keys_file`]: it does not load.
+    NostrKeysFile,
     /// The key of [`Auth::Jwt`]: it does not load or cannot sign.
     AuthKey,
     /// [`LoadPlan::sockets_per_source`]: zero.
@@ -468,6 +477,9 @@ pub enum PlanError {
     /// A script that cannot run.
     #[error(transparent)]
     Script(#[from] ScriptError),
+    /// Nostr settings that cannot run.
+    #[error(transparent)]
+    Nostr(#[from] crate::nostr::SettingsError),
     /// A JWT key that does not load, or cannot sign.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -579,6 +591,8 @@ impl Field {
             Field::PublishTemplate => "protocol.publish",
             Field::SubscribeTemplate => "protocol.subscribe",
             Field::Script(part) => part.name(),
+            Field::NostrEventKind => "protocol.event_kind",
+            Field::NostrKeysFile => "protocol.keys_file",
             Field::AuthKey => "auth.key",
             Field::SocketsPerSource => "sockets_per_source",
             Field::Ramp => "ramp",
@@ -617,6 +631,8 @@ impl PlanError {
             PlanError::PublishTemplate => Field::PublishTemplate,
             PlanError::SubscribeTemplate => Field::SubscribeTemplate,
             PlanError::Script(e) => Field::Script(e.part()),
+            PlanError::Nostr(crate::nostr::SettingsError::AuthKind) => Field::NostrEventKind,
+            PlanError::Nostr(crate::nostr::SettingsError::Keys(_)) => Field::NostrKeysFile,
             PlanError::Auth(_) => Field::AuthKey,
             PlanError::Tls(_) => Field::Tls,
             PlanError::SocketsPerSource => Field::SocketsPerSource,
@@ -879,6 +895,9 @@ impl LoadPlan {
         }
         if let Protocol::Script(script) = &self.protocol {
             script.check()?;
+        }
+        if let Protocol::Nostr(nostr) = &self.protocol {
+            nostr.check()?;
         }
         if let Auth::Jwt(jwt) = &self.auth {
             crate::auth::Minter::new(jwt)?;

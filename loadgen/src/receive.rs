@@ -4,6 +4,7 @@
 
 use crate::histogram::LatencyHistogram;
 use crate::layout::Layout;
+use crate::report::NostrStats;
 use crate::stamp;
 use crate::tracker::{Outcome, PairTracker};
 
@@ -51,6 +52,8 @@ pub struct Tally {
     pub due: i64,
     /// Change of the connections' overdue deliveries (likewise).
     pub overdue: i64,
+    /// A Nostr relay's answers (made on first use: Nostr runs only).
+    pub nostr: Option<Box<NostrStats>>,
 }
 
 /// One topic's traffic.
@@ -92,6 +95,14 @@ impl Tally {
         }
         self.due += other.due;
         self.overdue += other.overdue;
+        if let Some(theirs) = &other.nostr {
+            self.nostr_mut().merge(theirs);
+        }
+    }
+
+    /// The Nostr answers, made on first use.
+    pub fn nostr_mut(&mut self) -> &mut NostrStats {
+        self.nostr.get_or_insert_with(Box::default)
     }
 
     /// Empties it, keeping the histograms' allocations.
@@ -102,11 +113,13 @@ impl Tally {
             late.reset();
         }
         self.topics.fill(TopicCount::default());
+        self.nostr = None;
         let Tally {
             latency: _,
             send_lag: _,
             late_latency: _,
             topics: _,
+            nostr: _,
             sent,
             received,
             duplicated,

@@ -34,6 +34,80 @@ pub struct LoadReport {
     pub late_latency: LatencyHistogram,
     /// The raw loss accounting, merged exactly; read it through [`LoadReport::loss`].
     pub accounting: Accounting,
+    /// What a Nostr relay answered (`None` unless the protocol is Nostr).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nostr: Option<NostrStats>,
+}
+
+/// What a Nostr relay answered to a run's publishes and subscriptions
+/// ([`crate::Protocol::Nostr`]). Every publish is answered by one `OK`
+/// (NIP-01): accepted, rejected with a reason, or, by the end of its
+/// connection, unanswered.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NostrStats {
+    /// Publishes the relay took: `["OK", id, true, ...]`.
+    pub accepted: u64,
+    /// Publishes it refused (`["OK", id, false, reason]`), by the reason's
+    /// NIP-01 prefix: `invalid`, `rate-limited`, `blocked`, `duplicate`,
+    /// `pow`, `restricted`, `auth-required`, `error`, or `other`. A refused
+    /// event is not passed on: its subscribers count it as lost.
+    pub rejected: BTreeMap<String, u64>,
+    /// Publishes with no `OK` by the end of their connection.
+    pub unanswered: u64,
+    /// `OK`s that named no publish of their connection.
+    pub unmatched: u64,
+    /// Acceptance latency: from each publish's scheduled send time to its
+    /// `OK` (accepted or not), in µs.
+    pub ok_latency: LatencyHistogram,
+    /// `NOTICE` frames.
+    pub notices: u64,
+    /// `CLOSED` frames (a subscription the relay ended or refused), by
+    /// reason prefix as for `rejected`.
+    pub closed: BTreeMap<String, u64>,
+    /// NIP-42 `AUTH` challenges answered with a signed kind-22242 event.
+    pub auth: u64,
+    /// Of those answers, the ones the relay refused (`OK false`).
+    pub auth_refused: u64,
+    /// Events signed after their scheduled time because signing ahead had
+    /// fallen behind (an overloaded machine); 0 otherwise.
+    pub signed_late: u64,
+    /// The first message seen of each kind, as the relay wrote it (at most
+    /// 200 characters): per rejection reason (`invalid`, ...), `notice`,
+    /// `closed`.
+    pub examples: BTreeMap<String, String>,
+}
+
+impl NostrStats {
+    /// Publishes refused, all reasons together.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Adds `other` to `self` (an example already here stays).
+    pub fn merge(&mut self, other: &NostrStats) {
+        self.accepted += other.accepted;
+        merge_counts(&mut self.rejected, &other.rejected);
+        self.unanswered += other.unanswered;
+        self.unmatched += other.unmatched;
+        self.ok_latency.merge(&other.ok_latency);
+        self.notices += other.notices;
+        merge_counts(&mut self.closed, &other.closed);
+        self.auth += other.auth;
+        self.auth_refused += other.auth_refused;
+        self.signed_late += other.signed_late;
+        for (k, v) in &other.examples {
+            self.examples.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
+    /// Keeps `message` as the example of `label` unless there is one.
+    pub fn example(&mut self, label: &str, message: &str) {
+        if !self.examples.contains_key(label) {
+            let text: String = message.chars().take(200).collect();
+            self.examples.insert(label.to_string(), text);
+        }
+    }
 }
 
 /// Connection counts.
@@ -185,6 +259,11 @@ impl LoadReport {
         self.send_lag.merge(&other.send_lag);
         self.late_latency.merge(&other.late_latency);
         self.accounting.merge(&other.accounting);
+        if let Some(theirs) = &other.nostr {
+            self.nostr
+                .get_or_insert_with(NostrStats::default)
+                .merge(theirs);
+        }
     }
 
     /// Expected, received and lost deliveries over everything merged so far.

@@ -377,6 +377,7 @@ impl Collector {
             send_lag: t.send_lag,
             late_latency: t.late_latency.unwrap_or_default(),
             accounting: finals.accounting,
+            nostr: t.nostr.map(|n| *n),
         }
     }
 }

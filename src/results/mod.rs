@@ -79,6 +79,9 @@ pub struct Results {
     /// how far behind the target was.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late_ms: Option<Latency>,
+    /// What a Nostr relay answered (`[protocol] kind = "nostr"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nostr: Option<Nostr>,
     /// Hangs the watchdog detected.
     pub hangs: Vec<Hang>,
     /// Chaos steps and what they did.
@@ -391,6 +394,63 @@ pub struct Messages {
     pub echo_absent: u64,
 }
 
+/// What a Nostr relay answered to the run's publishes and subscriptions
+/// (NIP-01): every publish gets one `OK`, accepted or refused with a reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Nostr {
+    /// Publishes the relay took (`OK true`).
+    pub accepted: u64,
+    /// Publishes it refused (`OK false`): never delivered, so their
+    /// subscribers count them as lost.
+    pub rejected: u64,
+    /// `rejected` by the reason's NIP-01 prefix: `invalid`, `rate-limited`,
+    /// `blocked`, `duplicate`, `pow`, `restricted`, `auth-required`,
+    /// `error`, `other`.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Publishes without an `OK` by the end of their socket.
+    pub unanswered: u64,
+    /// `OK`s that named no publish of their socket.
+    pub unmatched: u64,
+    /// Acceptance latency: from each publish's scheduled send time to its
+    /// `OK`, in ms.
+    pub ok_ms: Latency,
+    /// `NOTICE` frames.
+    pub notices: u64,
+    /// `CLOSED` frames (subscriptions the relay ended), by reason prefix.
+    pub closed: BTreeMap<String, u64>,
+    /// NIP-42 `AUTH` challenges answered.
+    pub auth: u64,
+    /// Of those answers, the ones the relay refused.
+    pub auth_refused: u64,
+    /// Events signed after their scheduled time (signing ahead fell
+    /// behind); 0 unless the machine could not keep up.
+    pub signed_late: u64,
+    /// The first message the relay wrote of each kind: per rejection
+    /// reason, `notice`, `closed`, `auth`.
+    pub examples: BTreeMap<String, String>,
+}
+
+impl Nostr {
+    /// The results' form of the engine's figures.
+    pub fn of(n: &squall_loadgen::report::NostrStats) -> Nostr {
+        Nostr {
+            accepted: n.accepted,
+            rejected: n.rejected_total(),
+            rejected_by_reason: n.rejected.clone(),
+            unanswered: n.unanswered,
+            unmatched: n.unmatched,
+            ok_ms: Latency::of(&n.ok_latency),
+            notices: n.notices,
+            closed: n.closed.clone(),
+            auth: n.auth,
+            auth_refused: n.auth_refused,
+            signed_late: n.signed_late,
+            examples: n.examples.clone(),
+        }
+    }
+}
+
 /// Latency summary in ms.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -537,12 +597,15 @@ impl Results {
             worst_window_p99_ms: p.worst_window_p99_ms,
             target_disconnects: connections.dropped.values().sum(),
             received: messages.received,
+            rejected: p.report.nostr.as_ref().map_or(0, |n| n.rejected_total()),
         };
         let thresholds = p.thresholds.evaluate(&measured);
+        let nostr = p.report.nostr.as_ref().map(Nostr::of);
         let complete = p.report.complete && !p.harness_failed;
         let verdict = verdict::judge(&verdict::Evidence {
             target: &p.target,
             connections: &connections,
+            nostr: nostr.as_ref(),
             hangs: &p.hangs,
             thresholds: &thresholds,
             complete,
@@ -570,6 +633,7 @@ impl Results {
             send_lag_ms: Some(Latency::of(&p.report.send_lag)),
             late_ms: (p.report.late_latency.count() > 0)
                 .then(|| Latency::of(&p.report.late_latency)),
+            nostr,
             hangs: p.hangs,
             chaos: p.chaos,
             thresholds,

@@ -134,6 +134,58 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
             ),
         );
     }
+    if let Some(n) = &r.nostr {
+        let reasons: Vec<String> = n
+            .rejected_by_reason
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let refused = if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(" "))
+        };
+        line(
+            "nostr OK",
+            format!(
+                "{} accepted, {} rejected{refused}, {} unanswered",
+                n.accepted, n.rejected, n.unanswered
+            ),
+        );
+        line(
+            "nostr OK latency",
+            format!(
+                "p50={} p99={} max={}",
+                ms(n.ok_ms.p50),
+                ms(n.ok_ms.p99),
+                ms(n.ok_ms.max)
+            ),
+        );
+        let closed: u64 = n.closed.values().sum();
+        if n.notices + closed + n.auth + n.unmatched + n.signed_late > 0 {
+            let kinds: Vec<String> = n.closed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            line(
+                "nostr relay said",
+                format!(
+                    "{} NOTICE, {closed} CLOSED{}, {} AUTH answered ({} refused), \
+                     {} OK for no publish, {} signed late",
+                    n.notices,
+                    if kinds.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", kinds.join(" "))
+                    },
+                    n.auth,
+                    n.auth_refused,
+                    n.unmatched,
+                    n.signed_late
+                ),
+            );
+        }
+        for (kind, text) in &n.examples {
+            line(&format!("nostr {kind}"), format!("{text:?}"));
+        }
+    }
     let l = &r.latency_ms;
     line(
         "latency",

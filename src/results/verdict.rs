@@ -7,7 +7,7 @@
 //! or whose harness failed (1). A target that dies also closes every socket:
 //! that is said once, as its death, not again as disconnects.
 
-use super::{Connections, Hang};
+use super::{Connections, Hang, Nostr};
 use crate::exit::Exit;
 use crate::thresholds::ThresholdResult;
 
@@ -18,6 +18,8 @@ pub struct Evidence<'a> {
     pub target: &'a str,
     /// Connection counts and failures by kind.
     pub connections: &'a Connections,
+    /// What a Nostr relay answered (Nostr runs only).
+    pub nostr: Option<&'a Nostr>,
     /// Every hang of the run.
     pub hangs: &'a [Hang],
     /// Every threshold with its outcome.
@@ -71,7 +73,7 @@ pub fn judge(e: &Evidence<'_>) -> Verdict {
     sentences.extend(
         breached
             .iter()
-            .map(|t| threshold_sentence(t, e.connections)),
+            .map(|t| threshold_sentence(t, e.connections, e.nostr)),
     );
     if e.harness_failed {
         sentences.push(
@@ -178,8 +180,26 @@ fn hang_sentence(h: &Hang) -> String {
     }
 }
 
-fn threshold_sentence(t: &ThresholdResult, c: &Connections) -> String {
+fn threshold_sentence(t: &ThresholdResult, c: &Connections, nostr: Option<&Nostr>) -> String {
     match t.name.as_str() {
+        "rejected" => {
+            let n = nostr.cloned().unwrap_or_default();
+            let reasons: Vec<String> = n
+                .rejected_by_reason
+                .iter()
+                .map(|(reason, count)| match n.examples.get(reason) {
+                    Some(e) => format!("{reason} ×{count}, e.g. {e:?}"),
+                    None => format!("{reason} ×{count}"),
+                })
+                .collect();
+            format!(
+                "the relay refused {} of {} publishes ({}): refused events are never delivered, \
+                 so their subscribers count them as lost (set thresholds.rejected to allow some)",
+                num(t.actual),
+                n.accepted + n.rejected + n.unanswered,
+                reasons.join("; ")
+            )
+        }
         "min_received" => format!(
             "no deliveries received from a target that accepted {} sockets (set thresholds.min_received = 0 if none are expected)",
             c.established
@@ -224,6 +244,7 @@ mod tests {
         Evidence {
             target: "ws://127.0.0.1:9/ws",
             connections: c,
+            nostr: None,
             hangs,
             thresholds: t,
             complete: true,
@@ -295,6 +316,36 @@ mod tests {
         assert!(
             v.sentences[0].starts_with("the target closed 100 of"),
             "{v:?}"
+        );
+    }
+
+    #[test]
+    fn a_relay_that_refuses_publishes_breaks_the_run_and_says_why() {
+        // Issue 10: a Nostr relay answering `OK false` must not pass silently.
+        let c = Connections {
+            attempted: 50,
+            established: 50,
+            ..Default::default()
+        };
+        let nostr = Nostr {
+            accepted: 0,
+            rejected: 120,
+            rejected_by_reason: [("invalid".to_string(), 120)].into(),
+            examples: [("invalid".to_string(), "invalid: Bad signature".to_string())].into(),
+            ..Default::default()
+        };
+        let t = [failed("rejected", 120.0, 0.0, false)];
+        let mut e = evidence(&c, &[], &t);
+        e.nostr = Some(&nostr);
+        let v = judge(&e);
+        assert_eq!(v.exit, Exit::Breached);
+        assert_eq!(
+            v.sentences,
+            [
+                "the relay refused 120 of 120 publishes (invalid ×120, e.g. \"invalid: Bad signature\"): \
+                 refused events are never delivered, so their subscribers count them as lost \
+                 (set thresholds.rejected to allow some)"
+            ]
         );
     }
 

@@ -54,8 +54,13 @@ pub fn load(path: &Path, sets: &[String]) -> Result<Plan, ScenarioError> {
 
 impl Plan {
     /// Validates a raw scenario read from `source`.
-    pub fn new(source: &Source, raw: RawScenario) -> Result<Plan, ScenarioError> {
+    pub fn new(source: &Source, mut raw: RawScenario) -> Result<Plan, ScenarioError> {
         let err = |key: &str, message: String| source.error(key, message);
+        if raw.protocol.kind == super::raw::ProtocolKind::Nostr {
+            // A relay that refuses publishes fails a Nostr run unless the
+            // scenario allows it (`[thresholds] rejected = N`).
+            raw.thresholds.rejected.get_or_insert(0);
+        }
         let name = match &raw.name {
             Some(n) => n.clone(),
             None => source.path.file_stem().map_or_else(
@@ -283,6 +288,8 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
         Field::PublishTemplate => "protocol.publish",
         Field::SubscribeTemplate => "protocol.subscribe",
         Field::Script(part) => part.name(),
+        Field::NostrEventKind => "protocol.event_kind",
+        Field::NostrKeysFile => "protocol.keys_file",
         Field::AuthKey => "auth.key_file",
         Field::SocketsPerSource => "load.sockets_per_source",
         Field::Ramp => "load.ramp",

@@ -1,8 +1,10 @@
 //! `[protocol]` of a scenario turned into the engine's [`Protocol`]: which
 //! keys each kind needs, which it refuses, and the script's steps.
 
+use super::auth::beside;
 use super::raw::{ProtocolKind, RawProtocol};
 use super::source::{ScenarioError, Source};
+use squall_loadgen::nostr;
 use squall_loadgen::plan::Protocol;
 use squall_loadgen::script::{Keepalive, Script, Step};
 use std::time::Duration;
@@ -18,6 +20,7 @@ pub fn protocol(source: &Source, raw: &RawProtocol) -> Result<Protocol, Scenario
         ProtocolKind::Squall => "squall",
         ProtocolKind::Template => "template",
         ProtocolKind::Script => "script",
+        ProtocolKind::Nostr => "nostr",
     };
     let need = |key: &str, v: &Option<String>| {
         v.clone()
@@ -38,8 +41,42 @@ pub fn protocol(source: &Source, raw: &RawProtocol) -> Result<Protocol, Scenario
             format!("only with kind = \"script\", not \"{kind}\""),
         ));
     }
+    let nostr_only = [
+        ("event_kind", raw.event_kind.is_some()),
+        ("keys_file", raw.keys_file.is_some()),
+        ("forge_signatures", raw.forge_signatures.is_some()),
+    ];
+    if raw.kind != ProtocolKind::Nostr
+        && let Some((key, _)) = nostr_only.iter().find(|(_, set)| *set)
+    {
+        return Err(err(
+            key,
+            format!("only with kind = \"nostr\", not \"{kind}\""),
+        ));
+    }
+    if raw.kind == ProtocolKind::Nostr
+        && let Some(key) = [
+            ("subscribe", raw.subscribe.is_some()),
+            ("publish", raw.publish.is_some()),
+        ]
+        .iter()
+        .find_map(|(key, set)| set.then_some(*key))
+    {
+        return Err(err(
+            key,
+            "not with kind = \"nostr\": squall builds and signs the Nostr frames itself".into(),
+        ));
+    }
     Ok(match raw.kind {
         ProtocolKind::Squall => Protocol::Squall,
+        ProtocolKind::Nostr => {
+            let defaults = nostr::Settings::default();
+            Protocol::Nostr(nostr::Settings {
+                event_kind: raw.event_kind.unwrap_or(defaults.event_kind),
+                keys_file: raw.keys_file.as_deref().map(|path| beside(source, path)),
+                forge: raw.forge_signatures.unwrap_or(defaults.forge),
+            })
+        }
         ProtocolKind::Template => Protocol::Template {
             subscribe: need("subscribe", &raw.subscribe)?,
             publish: need("publish", &raw.publish)?,

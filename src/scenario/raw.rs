@@ -153,7 +153,7 @@ impl OneOrMany {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawProtocol {
-    /// `squall` (the reference wire protocol), `template` or `script`.
+    /// `squall` (the reference wire protocol), `template`, `script` or `nostr`.
     pub kind: ProtocolKind,
     /// `template`/`script`: the frame sent to subscribe, with `{topic}` and `{conn}`
     /// (`script`: also `{seq}`, `{uuid}`, `{now_ms}`).
@@ -174,6 +174,15 @@ pub struct RawProtocol {
     pub subscribed: Option<String>,
     /// `script`: regexes of replies counted as relay errors.
     pub errors: Vec<String>,
+    /// `nostr`: the kind of the published events (1 by default;
+    /// 20000–29999 are ephemeral).
+    pub event_kind: Option<u16>,
+    /// `nostr`: a file of hex secret keys, one per line, relative to the
+    /// scenario file (default: fresh keys every run).
+    pub keys_file: Option<std::path::PathBuf>,
+    /// `nostr`: sign every event wrongly on purpose (tests: the relay must
+    /// refuse them all).
+    pub forge_signatures: Option<bool>,
 }
 
 impl Default for RawProtocol {
@@ -188,6 +197,9 @@ impl Default for RawProtocol {
             keepalive: Vec::new(),
             subscribed: None,
             errors: Vec::new(),
+            event_kind: None,
+            keys_file: None,
+            forge_signatures: None,
         }
     }
 }
@@ -226,6 +238,8 @@ pub enum ProtocolKind {
     /// A text protocol described by its frames (connect steps, keepalives,
     /// acknowledgements, errors).
     Script,
+    /// Nostr (NIP-01): signed events, `REQ`/`EOSE`, `OK` per publish.
+    Nostr,
 }
 
 /// `[auth]`: how sockets authenticate at the upgrade.
@@ -389,6 +403,10 @@ pub struct RawThresholds {
     pub min_received: Option<u64>,
     /// Largest failed / attempted connections.
     pub connect_error_ratio: Option<f64>,
+    /// Most publishes the relay may refuse (Nostr: `OK false`). Default 0
+    /// with `[protocol] kind = "nostr"`: refused events are not delivered,
+    /// and a run that only measured refusals must not pass.
+    pub rejected: Option<u64>,
     /// Largest p99 of any window of the run.
     pub p99_ms_window: Option<RawWindow>,
 }

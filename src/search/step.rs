@@ -358,11 +358,14 @@ impl Measure<'_> {
             worst_window_p99_ms: w.windowed.as_ref().map_or(0.0, WindowedP99::worst_ms),
             target_disconnects: connections.dropped.values().sum(),
             received: messages.received,
+            rejected: self.report.nostr.as_ref().map_or(0, |n| n.rejected_total()),
         };
         let slo = self.base.search.slo.evaluate(&measured);
+        let nostr = self.report.nostr.as_ref().map(crate::results::Nostr::of);
         let verdict = verdict::judge(&Evidence {
             target: &self.target,
             connections: &connections,
+            nostr: nostr.as_ref(),
             hangs: &self.hangs,
             thresholds: &slo,
             complete: self.report.complete && !self.stopped,
