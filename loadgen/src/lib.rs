@@ -155,6 +155,7 @@ pub mod receive;
 pub mod report;
 mod schedule;
 pub mod snapshot;
+pub mod sse;
 pub mod stamp;
 mod stats;
 pub mod tracker;
