@@ -72,13 +72,14 @@ pub enum SocketError {
     SendTimeout,
 }
 
-/// Connects to `target` and upgrades, with `token` placed as asked, within
-/// `timeout`. The target's address passed the plan's loopback guard when the
-/// plan was checked.
+/// Connects to `target` and upgrades, with `token` placed as asked and
+/// `subprotocol` asked for, within `timeout`. The target's address passed
+/// the plan's loopback guard when the plan was checked.
 pub async fn connect(
     target: &Endpoint,
     source: Option<IpAddr>,
     token: Option<(&str, Placement)>,
+    subprotocol: Option<&str>,
     timeout: Duration,
 ) -> Result<Socket, SocketError> {
     let attempt = async {
@@ -96,6 +97,12 @@ pub async fn connect(
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| SocketError::Protocol)?;
             request.headers_mut().insert("authorization", value);
+        }
+        if let Some(protocol) = subprotocol {
+            let value = HeaderValue::from_str(protocol).map_err(|_| SocketError::Protocol)?;
+            request
+                .headers_mut()
+                .insert("sec-websocket-protocol", value);
         }
         let (socket, _response) =
             tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))

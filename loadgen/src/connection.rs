@@ -22,10 +22,11 @@
 
 use crate::connect::{self, Socket, SocketError};
 use crate::engine::Ctx;
-use crate::frames::{Control, PublishTemplate};
-use crate::plan::{Auth, Protocol, Reconnect};
+use crate::frames::{Acknowledgement, Control, PublishTemplate};
+use crate::plan::{Auth, Reconnect};
 use crate::receive::{Inbox, Progress};
 use crate::report::PublisherCount;
+use crate::script;
 use crate::stamp::Stamp;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use rand::RngExt;
@@ -73,8 +74,8 @@ enum End {
 enum Ack {
     /// Nothing to subscribe to.
     NotNeeded,
-    /// Subscribe sent; waiting for the `subscribed` Status until the deadline.
-    Waiting { deadline_ns: u64 },
+    /// Subscribe sent; waiting for `remaining` acknowledgements until the deadline.
+    Waiting { deadline_ns: u64, remaining: usize },
     /// Acknowledged: the inbox tracks the topics.
     Done,
     /// Did not come in time (counted); may still come.
@@ -132,6 +133,7 @@ pub(crate) async fn run(
         reported: Progress::default(),
         next_progress_ns: 0,
         noted_ns: 0,
+        replies: Vec::new(),
         publisher,
     };
     let mut attempt = conn.open(permit).await;
@@ -175,6 +177,8 @@ struct Conn<'a> {
     next_progress_ns: u64,
     /// When it last noted a delivery for the drain's quiet test.
     noted_ns: u64,
+    /// Frames to send back before waiting again (keepalive answers).
+    replies: Vec<String>,
     publisher: Option<Publisher>,
 }
 
@@ -400,8 +404,9 @@ impl Conn<'_> {
     }
 
     /// Mints the token and connects (TCP and upgrade) under the connect
-    /// timeout, at most until `until_ns`; the error kind if it failed. The
-    /// future does not borrow the connection.
+    /// timeout, at most until `until_ns`, then runs the script's
+    /// connect-time steps (each under its own timeout); the error kind if it
+    /// failed. The future does not borrow the connection.
     fn dial(
         &self,
         permit: OwnedSemaphorePermit,
@@ -420,17 +425,27 @@ impl Conn<'_> {
         let source = self.source_addr();
         let limit =
             Duration::from_nanos(until_ns.saturating_sub(self.now_ns())).min(plan.timeouts.connect);
+        let subprotocol = ctx.frames.subprotocol().map(str::to_string);
+        let script = ctx.frames.script().cloned();
+        let (c, send_timeout) = (self.c, plan.timeouts.send);
         async move {
             let token = token?;
             let result = connect::connect(
                 &target,
                 source,
                 token.as_ref().map(|(t, p)| (t.as_str(), *p)),
+                subprotocol.as_deref(),
                 limit,
             )
             .await;
             drop(permit);
-            result.map_err(|e| e.to_string())
+            let mut ws = result.map_err(|e| e.to_string())?;
+            if let Some(script) = script {
+                script::greet(&mut ws, &script, c, send_timeout)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(ws)
         }
     }
 
@@ -466,38 +481,23 @@ impl Conn<'_> {
             return Ok(());
         }
         let frames = self.ctx.frames.subscribe(self.c, &topics);
-        let sent = tokio::time::timeout(self.ctx.plan.timeouts.send, async {
-            for frame in frames {
-                ws.feed(Message::Text(frame.into())).await?;
-            }
-            ws.flush().await
-        })
-        .await;
-        match sent {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                self.ctx.stats.error(&connect::ws_kind(&e).to_string());
-                return Err(self.dropped_by_target(&connect::drop_cause(&e)));
-            }
-            Err(_) => {
-                self.ctx.stats.error("send_timeout");
-                return Err(End::Stopped);
-            }
-        }
+        let count = frames.len();
+        self.send_all(ws, frames).await?;
         let now = self.now_ns();
         if !self.inbox.is_tracking() {
             for &topic in &topics {
                 self.inbox.track(topic, &self.ctx.layout);
             }
         }
-        match &self.ctx.plan.protocol {
-            Protocol::Squall => {
+        match self.ctx.frames.acknowledgement(count) {
+            Acknowledgement::Replies(remaining) => {
                 let wait = self.ctx.plan.timeouts.subscribe_ack.as_nanos() as u64;
                 self.ack = Ack::Waiting {
                     deadline_ns: now + wait,
+                    remaining,
                 };
             }
-            Protocol::Template { settle, .. } => {
+            Acknowledgement::Settle(settle) => {
                 self.acknowledged(now + settle.as_nanos() as u64);
             }
         }
@@ -601,6 +601,13 @@ impl Conn<'_> {
         tokio::pin!(timer);
         let mut armed = None;
         loop {
+            if !self.replies.is_empty() {
+                // The answers the last frames asked for (keepalives).
+                let replies = std::mem::take(&mut self.replies);
+                if let Err(end) = self.send_all(ws, replies).await {
+                    return end;
+                }
+            }
             let now = self.now_ns();
             let due = self.next_due_ns();
             if due.is_some_and(|d| d <= now) {
@@ -725,17 +732,41 @@ impl Conn<'_> {
             return None;
         };
         match self.ctx.frames.control(text) {
-            Control::Subscribed => {
+            Control::Subscribed => match &mut self.ack {
+                Ack::Waiting { remaining, .. } if *remaining > 1 => *remaining -= 1,
                 // A late acknowledgement still starts the duty (from now on);
                 // the timeout it missed stays counted.
-                if matches!(self.ack, Ack::Waiting { .. } | Ack::TimedOut) {
-                    self.acknowledged(now);
-                }
-            }
+                Ack::Waiting { .. } | Ack::TimedOut => self.acknowledged(now),
+                Ack::NotNeeded | Ack::Done => {}
+            },
             Control::Error(code) => self.ctx.stats.error(&format!("relay_error_{code}")),
+            Control::Reply(frame) => self.replies.push(frame),
             Control::Other => {}
         }
         None
+    }
+
+    /// Sends `frames` under the send timeout; the end of the connection
+    /// (counted) if that failed.
+    async fn send_all(&mut self, ws: &mut Socket, frames: Vec<String>) -> Result<(), End> {
+        let sent = tokio::time::timeout(self.ctx.plan.timeouts.send, async {
+            for frame in frames {
+                ws.feed(Message::Text(frame.into())).await?;
+            }
+            ws.flush().await
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                self.ctx.stats.error(&connect::ws_kind(&e).to_string());
+                Err(self.dropped_by_target(&connect::drop_cause(&e)))
+            }
+            Err(_) => {
+                self.ctx.stats.error(&SocketError::SendTimeout.to_string());
+                Err(End::Stopped)
+            }
+        }
     }
 
     /// Sends every message due now (at most [`MAX_BATCH`]), under the send
@@ -766,7 +797,7 @@ impl Conn<'_> {
                     seq: p.next_seq,
                     scheduled_ns: due,
                 };
-                ws.feed(Message::Text(p.template.frame(stamp).into()))
+                ws.feed(Message::Text(p.template.frame(stamp, p.next_seq).into()))
                     .await?;
                 lags[batch] = (now - due) / 1000;
                 batch += 1;

@@ -104,10 +104,12 @@ pub(crate) struct Ctx {
 }
 
 /// Runs a checked plan against its `targets`, which
-/// [`LoadPlan::check_and_resolve`] resolved through the plan's loopback guard.
+/// [`LoadPlan::check_and_resolve`] resolved through the plan's loopback
+/// guard, speaking its `frames`.
 pub(crate) async fn run(
     plan: LoadPlan,
     targets: Vec<Endpoint>,
+    frames: Frames,
     origin: Origin,
     mut stop: watch::Receiver<bool>,
     snapshots: mpsc::UnboundedSender<LoadSnapshot>,
@@ -139,7 +141,7 @@ pub(crate) async fn run(
             Auth::Jwt(jwt) => Some(Minter::new(jwt).expect("checked plan")),
             Auth::None => None,
         },
-        frames: Frames::new(&plan),
+        frames,
         layout,
         schedule,
         origin,

@@ -1,16 +1,21 @@
 //! The frames the engine sends, per protocol, and what it makes of the
-//! frames without a stamp (the squall protocol's acknowledgements and errors).
+//! frames without a stamp (acknowledgements, errors, keepalives).
 
 use crate::plan::{LoadPlan, Protocol};
+use crate::script::{Compiled, Reading, ScriptError};
 use crate::stamp::Stamp;
+use crate::template::{Template, fill};
 use serde::Deserialize;
 use squall_proto::wire::Envelope;
 use std::borrow::Cow;
+use std::time::Duration;
 
-/// Builds the frames of one plan.
+/// Builds the frames of one plan and reads the replies.
 #[derive(Debug, Clone)]
 pub struct Frames {
     protocol: Protocol,
+    /// The script's patterns, compiled (script protocol only).
+    script: Option<Compiled>,
     topic_prefix: String,
     payload_bytes: usize,
 }
@@ -18,41 +23,54 @@ pub struct Frames {
 /// A frame without a stamp, as far as the engine cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
-    /// The `subscribed` Status.
+    /// One subscription acknowledged (the squall protocol's `subscribed`
+    /// Status acknowledges all of a connection's topics at once).
     Subscribed,
-    /// An `Error` reply with its code.
+    /// An error reply, by its code (counted as `relay_error_<code>`).
     Error(String),
+    /// A frame to send back at once (a keepalive's answer).
+    Reply(String),
     /// Anything else.
     Other,
 }
 
-/// One publisher's frame, split around the stamp.
+/// How a connection knows that its subscriptions hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acknowledgement {
+    /// This many [`Control::Subscribed`] replies.
+    Replies(usize),
+    /// None comes: they count this long after the frames were sent.
+    Settle(Duration),
+}
+
+/// One publisher's frame, with its per-message placeholders.
 #[derive(Debug, Clone)]
 pub struct PublishTemplate {
-    head: String,
-    tail: String,
+    template: Template,
     stamp_len: usize,
 }
 
 impl PublishTemplate {
-    /// The frame carrying `stamp`.
-    pub fn frame(&self, stamp: Stamp) -> String {
-        let mut bytes = Vec::with_capacity(self.head.len() + self.stamp_len + self.tail.len());
-        bytes.extend_from_slice(self.head.as_bytes());
-        stamp.write_padded(&mut bytes, self.stamp_len);
-        bytes.extend_from_slice(self.tail.as_bytes());
-        String::from_utf8(bytes).expect("UTF-8 around an ASCII stamp")
+    /// The frame carrying `stamp`, the publisher's message number `seq`.
+    pub fn frame(&self, stamp: Stamp, seq: u64) -> String {
+        self.template.render(Some((stamp, self.stamp_len)), seq)
     }
 }
 
 impl Frames {
-    /// The frames of `plan`.
-    pub fn new(plan: &LoadPlan) -> Self {
-        Self {
+    /// The frames of `plan`; fails only on a script that
+    /// [`LoadPlan::check`] refuses too.
+    pub fn new(plan: &LoadPlan) -> Result<Self, ScriptError> {
+        let script = match &plan.protocol {
+            Protocol::Script(script) => Some(script.check()?),
+            Protocol::Squall | Protocol::Template { .. } => None,
+        };
+        Ok(Self {
             protocol: plan.protocol.clone(),
+            script,
             topic_prefix: plan.topic_prefix.clone(),
             payload_bytes: plan.payload_bytes,
-        }
+        })
     }
 
     /// The name of topic `k`.
@@ -62,6 +80,16 @@ impl Frames {
 
     /// The frames that subscribe connection `conn` to `topics`.
     pub fn subscribe(&self, conn: u64, topics: &[u64]) -> Vec<String> {
+        let each = |template: &str| -> Vec<String> {
+            topics
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| {
+                    Template::parse(&fill(template, &self.topic_name(k), conn))
+                        .render(None, i as u64)
+                })
+                .collect()
+        };
         match &self.protocol {
             Protocol::Squall => {
                 let names: Vec<String> = topics.iter().map(|&k| self.topic_name(k)).collect();
@@ -70,67 +98,91 @@ impl Frames {
                     r#"{{"type":"Subscribe","data":{{"topics":{names}}}}}"#
                 )]
             }
-            Protocol::Template { subscribe, .. } => topics
-                .iter()
-                .map(|&k| fill(subscribe, &self.topic_name(k), conn))
-                .collect(),
+            Protocol::Template { subscribe, .. } => each(subscribe),
+            Protocol::Script(script) => each(&script.subscribe),
         }
     }
 
-    /// The publish frame of connection `conn` on `topic`, split around its stamp.
+    /// The publish frame of connection `conn` on `topic`.
     pub fn publish(&self, conn: u64, topic: u64) -> PublishTemplate {
         let name = self.topic_name(topic);
-        match &self.protocol {
-            Protocol::Squall => PublishTemplate {
-                head: format!(
-                    r#"{{"type":"Broadcast","data":{{"topic":{},"payload":""#,
+        let (template, stamp_len) = match &self.protocol {
+            Protocol::Squall => (
+                format!(
+                    r#"{{"type":"Broadcast","data":{{"topic":{},"payload":"{{stamp}}"}}}}"#,
                     serde_json::Value::from(name)
                 ),
-                tail: r#""}}"#.to_string(),
-                stamp_len: self.payload_bytes.saturating_sub(2),
-            },
-            Protocol::Template { publish, .. } => {
-                let filled = fill(publish, &name, conn);
-                let (head, tail) = filled.split_once("{stamp}").unwrap_or((&filled, ""));
-                PublishTemplate {
-                    head: head.to_string(),
-                    tail: tail.to_string(),
-                    stamp_len: self.payload_bytes,
-                }
-            }
+                self.payload_bytes.saturating_sub(2),
+            ),
+            Protocol::Template { publish, .. } => (fill(publish, &name, conn), self.payload_bytes),
+            Protocol::Script(script) => (fill(&script.publish, &name, conn), self.payload_bytes),
+        };
+        PublishTemplate {
+            template: Template::parse(&template),
+            stamp_len,
         }
     }
 
-    /// Whether the protocol acknowledges subscriptions.
-    pub fn acknowledges(&self) -> bool {
-        matches!(self.protocol, Protocol::Squall)
+    /// How a connection that sent `frames` subscribe frames knows they hold.
+    pub fn acknowledgement(&self, frames: usize) -> Acknowledgement {
+        match (&self.protocol, &self.script) {
+            (Protocol::Squall, _) => Acknowledgement::Replies(1),
+            (Protocol::Script(_), Some(c)) if c.acknowledges() => Acknowledgement::Replies(frames),
+            (Protocol::Script(s), _) => Acknowledgement::Settle(s.settle),
+            (Protocol::Template { settle, .. }, _) => Acknowledgement::Settle(*settle),
+        }
+    }
+
+    /// The script's compiled patterns (script protocol only).
+    pub fn script(&self) -> Option<&Compiled> {
+        self.script.as_ref()
+    }
+
+    /// The `Sec-WebSocket-Protocol` to ask for at the upgrade.
+    pub fn subprotocol(&self) -> Option<&str> {
+        match &self.protocol {
+            Protocol::Script(s) => s.subprotocol.as_deref(),
+            Protocol::Squall | Protocol::Template { .. } => None,
+        }
     }
 
     /// What a frame without a stamp is.
     pub fn control(&self, frame: &str) -> Control {
-        if !self.acknowledges() {
-            return Control::Other;
+        match &self.protocol {
+            Protocol::Squall => squall_control(frame),
+            Protocol::Template { .. } => Control::Other,
+            Protocol::Script(_) => match self.script.as_ref().map(|c| c.read(frame)) {
+                Some(Reading::Reply(reply)) => Control::Reply(reply),
+                Some(Reading::Subscribed) => Control::Subscribed,
+                Some(Reading::Error(n)) => Control::Error(format!("pattern_{n}")),
+                Some(Reading::Other) | None => Control::Other,
+            },
         }
-        let Ok(envelope) = serde_json::from_str::<Envelope>(frame) else {
-            return Control::Other;
-        };
-        let data = envelope.data.map_or("null", |d| d.get());
-        match envelope.kind.as_ref() {
-            "Status" => match serde_json::from_str::<Loose>(data) {
-                Ok(Loose {
-                    status: Some(status),
-                    ..
-                }) if status == "subscribed" => Control::Subscribed,
-                _ => Control::Other,
-            },
-            "Error" => match serde_json::from_str::<Loose>(data) {
-                Ok(Loose {
-                    code: Some(code), ..
-                }) => Control::Error(code.into_owned()),
-                _ => Control::Error("unknown".to_string()),
-            },
+    }
+}
+
+/// A squall-protocol frame without a stamp: a `subscribed` Status, an
+/// `Error` with its code, or something else.
+fn squall_control(frame: &str) -> Control {
+    let Ok(envelope) = serde_json::from_str::<Envelope>(frame) else {
+        return Control::Other;
+    };
+    let data = envelope.data.map_or("null", |d| d.get());
+    match envelope.kind.as_ref() {
+        "Status" => match serde_json::from_str::<Loose>(data) {
+            Ok(Loose {
+                status: Some(status),
+                ..
+            }) if status == "subscribed" => Control::Subscribed,
             _ => Control::Other,
-        }
+        },
+        "Error" => match serde_json::from_str::<Loose>(data) {
+            Ok(Loose {
+                code: Some(code), ..
+            }) => Control::Error(code.into_owned()),
+            _ => Control::Error("unknown".to_string()),
+        },
+        _ => Control::Other,
     }
 }
 
@@ -144,13 +196,6 @@ struct Loose<'a> {
     code: Option<Cow<'a, str>>,
 }
 
-/// Fills `{topic}` and `{conn}` of a template.
-fn fill(template: &str, topic: &str, conn: u64) -> String {
-    template
-        .replace("{topic}", topic)
-        .replace("{conn}", &conn.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,7 +205,7 @@ mod tests {
     fn squall_frames_match_the_wire_protocol_and_the_payload_size() {
         let mut plan = LoadPlan::new(vec!["ws://127.0.0.1:1".into()]);
         plan.payload_bytes = 100;
-        let f = Frames::new(&plan);
+        let f = Frames::new(&plan).unwrap();
         assert_eq!(
             f.subscribe(3, &[1, 4]),
             vec![r#"{"type":"Subscribe","data":{"topics":["topic-1","topic-4"]}}"#.to_string()]
@@ -170,7 +215,7 @@ mod tests {
             seq: 8,
             scheduled_ns: 9,
         };
-        let frame = f.publish(3, 4).frame(stamp);
+        let frame = f.publish(3, 4).frame(stamp, 0);
         let parsed = squall_proto::wire::ClientMessage::parse(&frame).unwrap();
         let squall_proto::wire::ClientMessage::Broadcast(b) = parsed else {
             panic!("{frame}")
@@ -209,21 +254,81 @@ mod tests {
             publish: r#"{"op":"pub","room":"{topic}","msg":"{stamp}"}"#.into(),
             settle: Duration::from_millis(100),
         };
-        let f = Frames::new(&plan);
+        let f = Frames::new(&plan).unwrap();
         assert_eq!(
             f.subscribe(5, &[2]),
             vec![r#"{"op":"sub","room":"topic-2","me":5}"#.to_string()]
         );
-        let frame = f.publish(5, 2).frame(Stamp {
-            publisher: 1,
-            seq: 2,
-            scheduled_ns: 3,
-        });
+        let frame = f.publish(5, 2).frame(
+            Stamp {
+                publisher: 1,
+                seq: 2,
+                scheduled_ns: 3,
+            },
+            2,
+        );
         assert!(frame.starts_with(r#"{"op":"pub","room":"topic-2","msg":"~sq1.2.3~xx"#));
         assert_eq!(
             frame.len(),
             r#"{"op":"pub","room":"topic-2","msg":""}"#.len() + 80
         );
-        assert!(!f.acknowledges());
+        assert_eq!(
+            f.acknowledgement(1),
+            Acknowledgement::Settle(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn scripts_number_their_frames_and_read_replies() {
+        let mut plan = LoadPlan::new(vec!["ws://127.0.0.1:1".into()]);
+        plan.payload_bytes = 80;
+        plan.protocol = Protocol::Script(crate::script::Script {
+            subprotocol: Some("graphql-transport-ws".into()),
+            connect: Vec::new(),
+            keepalive: vec![crate::script::Keepalive {
+                when: r#""type":"ping""#.into(),
+                reply: r#"{"type":"pong"}"#.into(),
+            }],
+            subscribe: r#"{"id":"s{seq}","topic":"{topic}","by":{conn}}"#.into(),
+            subscribed: None,
+            settle: Duration::from_millis(300),
+            publish: r#"{"id":"p{seq}","payload":"{stamp}"}"#.into(),
+            errors: vec![r#""type":"error""#.into()],
+        });
+        let f = Frames::new(&plan).unwrap();
+        assert_eq!(f.subprotocol(), Some("graphql-transport-ws"));
+        assert_eq!(
+            f.subscribe(4, &[1, 3]),
+            vec![
+                r#"{"id":"s0","topic":"topic-1","by":4}"#.to_string(),
+                r#"{"id":"s1","topic":"topic-3","by":4}"#.to_string(),
+            ]
+        );
+        assert_eq!(
+            f.acknowledgement(2),
+            Acknowledgement::Settle(Duration::from_millis(300))
+        );
+        let stamp = Stamp {
+            publisher: 1,
+            seq: 41,
+            scheduled_ns: 3,
+        };
+        let frame = f.publish(4, 1).frame(stamp, 41);
+        assert!(
+            frame.starts_with(r#"{"id":"p41","payload":"~sq1.41.3~"#),
+            "{frame}"
+        );
+        assert_eq!(
+            f.control(r#"{"type":"ping"}"#),
+            Control::Reply(r#"{"type":"pong"}"#.into())
+        );
+        assert_eq!(
+            f.control(r#"{"id":"p1","type":"error","payload":[]}"#),
+            Control::Error("pattern_1".into())
+        );
+        assert_eq!(
+            f.control(r#"{"id":"p1","type":"complete"}"#),
+            Control::Other
+        );
     }
 }

@@ -146,7 +146,7 @@ pub mod auth;
 mod connect;
 mod connection;
 mod engine;
-mod frames;
+pub mod frames;
 pub mod histogram;
 pub mod layout;
 pub mod limits;
@@ -154,10 +154,12 @@ pub mod plan;
 pub mod receive;
 pub mod report;
 mod schedule;
+pub mod script;
 pub mod snapshot;
 pub mod sse;
 pub mod stamp;
 mod stats;
+mod template;
 pub mod tracker;
 
 pub use histogram::LatencyHistogram;
@@ -194,5 +196,6 @@ pub async fn run(
     snapshots: mpsc::UnboundedSender<LoadSnapshot>,
 ) -> Result<LoadReport, PlanError> {
     let targets = plan.check_and_resolve()?;
-    Ok(engine::run(plan, targets, origin, stop, snapshots).await)
+    let frames = frames::Frames::new(&plan)?;
+    Ok(engine::run(plan, targets, frames, origin, stop, snapshots).await)
 }

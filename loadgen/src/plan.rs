@@ -30,6 +30,7 @@
 //!   model). Stages move the rate linearly to their own `rate`.
 
 use crate::auth::AuthError;
+use crate::script::{Script, ScriptError};
 use serde::{Deserialize, Serialize};
 use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme};
 use std::net::IpAddr;
@@ -141,6 +142,10 @@ pub enum Protocol {
         /// acknowledged `settle` after its frame was sent.
         settle: Duration,
     },
+    /// A text protocol described by its frames: subprotocol, connect-time
+    /// steps, keepalive answers, subscribe frames and their
+    /// acknowledgement, publish frames, error replies.
+    Script(Script),
 }
 
 /// How connections authenticate.
@@ -308,6 +313,8 @@ pub enum Field {
     PublishTemplate,
     /// The `subscribe` template of [`Protocol::Template`]: no `{topic}`.
     SubscribeTemplate,
+    /// A part of [`Protocol::Script`] (which one: [`crate::script::Part`]).
+    Script(crate::script::Part),
     /// The key of [`Auth::Jwt`]: it does not load or cannot sign.
     AuthKey,
     /// [`LoadPlan::sockets_per_source`]: zero.
@@ -447,6 +454,9 @@ pub enum PlanError {
     /// A subscribe template without `{topic}`.
     #[error("the subscribe template has no {{topic}}")]
     SubscribeTemplate,
+    /// A script that cannot run.
+    #[error(transparent)]
+    Script(#[from] ScriptError),
     /// A JWT key that does not load, or cannot sign.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -552,6 +562,7 @@ impl Field {
             Field::PayloadBytes => "payload_bytes",
             Field::PublishTemplate => "protocol.publish",
             Field::SubscribeTemplate => "protocol.subscribe",
+            Field::Script(part) => part.name(),
             Field::AuthKey => "auth.key",
             Field::SocketsPerSource => "sockets_per_source",
             Field::Ramp => "ramp",
@@ -589,6 +600,7 @@ impl PlanError {
             }
             PlanError::PublishTemplate => Field::PublishTemplate,
             PlanError::SubscribeTemplate => Field::SubscribeTemplate,
+            PlanError::Script(e) => Field::Script(e.part()),
             PlanError::Auth(_) => Field::AuthKey,
             PlanError::SocketsPerSource => Field::SocketsPerSource,
             PlanError::TooLong { .. } => Field::Ramp,
@@ -836,6 +848,9 @@ impl LoadPlan {
             if !subscribe.contains("{topic}") {
                 return Err(PlanError::SubscribeTemplate);
             }
+        }
+        if let Protocol::Script(script) = &self.protocol {
+            script.check()?;
         }
         if let Auth::Jwt(jwt) = &self.auth {
             crate::auth::Minter::new(jwt)?;

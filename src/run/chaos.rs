@@ -9,12 +9,13 @@ use crate::snapshot::{ChaosEventSnap, WatchdogSnap};
 use crate::target::{Target, TargetSpec};
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::report::{StepReport, StepState};
-use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource, squall_subscribe};
+use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource};
 use squall_chaos::watchdog::probe::PingStyle;
 use squall_chaos::watchdog::{
     HangRecord, Progress, TargetProcess, TopicProgress, Watchdog, WatchdogConfig,
 };
 use squall_loadgen::auth::Minter;
+use squall_loadgen::frames::Frames;
 use squall_loadgen::{Auth, LoadPlan, LoadSnapshot, Placement, Protocol};
 use squall_proto::{LoopbackGuard, Origin};
 use std::path::Path;
@@ -242,18 +243,15 @@ fn token_source(auth: &Auth) -> Result<Option<TokenSource>, String> {
 }
 
 /// What chaos sockets send after the upgrade: a subscription to one topic
-/// each, round robin over the topics, in the run's protocol.
+/// each, round robin over the topics, in the run's protocol (the engine's
+/// own frames; a script's connect-time steps are left out: chaos sockets
+/// misbehave on purpose).
 fn subscribe_frames(plan: &Plan) -> Vec<String> {
-    let topics = (0..plan.load.topics).map(|k| format!("{}{k}", plan.load.topic_prefix));
-    match &plan.load.protocol {
-        Protocol::Squall => topics.map(|t| squall_subscribe(&t)).collect(),
-        Protocol::Template { subscribe, .. } => topics
-            .enumerate()
-            .map(|(i, t)| {
-                subscribe
-                    .replace("{topic}", &t)
-                    .replace("{conn}", &(CHAOS_CONN + i as u64).to_string())
-            })
-            .collect(),
-    }
+    // The plan passed the engine's check, so its frames build.
+    let Ok(frames) = Frames::new(&plan.load) else {
+        return Vec::new();
+    };
+    (0..u64::from(plan.load.topics))
+        .flat_map(|k| frames.subscribe(CHAOS_CONN + k, &[k]))
+        .collect()
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod duration;
 pub mod plan;
+pub mod protocol;
 pub mod raw;
 pub mod source;
 pub mod target;

@@ -2,7 +2,7 @@
 //! downstream re-checks it. Built from a [`RawScenario`] and its [`Source`],
 //! so every error still names the file, line and key.
 
-use super::raw::{ProtocolKind, RawScenario};
+use super::raw::RawScenario;
 use super::source::{ScenarioError, Source};
 use crate::target::{TargetSettings, TargetSpec};
 use crate::thresholds::Thresholds;
@@ -81,24 +81,7 @@ impl Plan {
         let target = super::target::settings(source, &raw)?;
         let auth = super::auth::auth(source, &raw)?;
         let target = super::auth::with_relay_auth(source, &raw, target)?;
-        let protocol = match raw.protocol.kind {
-            ProtocolKind::Squall => lp::Protocol::Squall,
-            ProtocolKind::Template => {
-                let need = |key: &str, v: &Option<String>| {
-                    v.clone().ok_or_else(|| {
-                        err(
-                            &format!("protocol.{key}"),
-                            "required with kind = \"template\"".into(),
-                        )
-                    })
-                };
-                lp::Protocol::Template {
-                    subscribe: need("subscribe", &raw.protocol.subscribe)?,
-                    publish: need("publish", &raw.protocol.publish)?,
-                    settle: raw.protocol.settle.0,
-                }
-            }
-        };
+        let protocol = super::protocol::protocol(source, &raw.protocol)?;
         let l = &raw.load;
         let topics =
             u32::try_from(l.topics).map_err(|_| err("load.topics", "too many topics".into()))?;
@@ -297,6 +280,7 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
         Field::PayloadBytes => "load.payload_bytes",
         Field::PublishTemplate => "protocol.publish",
         Field::SubscribeTemplate => "protocol.subscribe",
+        Field::Script(part) => part.name(),
         Field::AuthKey => "auth.key_file",
         Field::SocketsPerSource => "load.sockets_per_source",
         Field::Ramp => "load.ramp",

@@ -142,15 +142,27 @@ impl OneOrMany {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawProtocol {
-    /// `squall` (the reference wire protocol) or `template`.
+    /// `squall` (the reference wire protocol), `template` or `script`.
     pub kind: ProtocolKind,
-    /// `template`: the frame sent to subscribe, with `{topic}` and `{conn}`.
+    /// `template`/`script`: the frame sent to subscribe, with `{topic}` and `{conn}`
+    /// (`script`: also `{seq}`, `{uuid}`, `{now_ms}`).
     pub subscribe: Option<String>,
-    /// `template`: the frame sent to publish, with `{topic}`, `{conn}` and `{stamp}`.
+    /// `template`/`script`: the frame sent to publish, with `{topic}`, `{conn}`
+    /// and `{stamp}` (`script`: also `{seq}`, `{uuid}`, `{now_ms}`).
     pub publish: Option<String>,
-    /// `template`: how long after its subscribe frame a subscription counts as
-    /// acknowledged (such relays send no acknowledgement).
+    /// `template`/`script`: how long after its subscribe frame a subscription
+    /// counts as acknowledged when no acknowledgement comes.
     pub settle: Dur,
+    /// `script`: the `Sec-WebSocket-Protocol` asked for at the upgrade.
+    pub subprotocol: Option<String>,
+    /// `script`: steps after the upgrade and before subscribing.
+    pub connect: Vec<RawStep>,
+    /// `script`: frames answered at once (`{ when = regex, reply = frame }`).
+    pub keepalive: Vec<RawKeepalive>,
+    /// `script`: a regex matching one acknowledgement per subscribe frame.
+    pub subscribed: Option<String>,
+    /// `script`: regexes of replies counted as relay errors.
+    pub errors: Vec<String>,
 }
 
 impl Default for RawProtocol {
@@ -160,8 +172,36 @@ impl Default for RawProtocol {
             subscribe: None,
             publish: None,
             settle: Dur::millis(500),
+            subprotocol: None,
+            connect: Vec::new(),
+            keepalive: Vec::new(),
+            subscribed: None,
+            errors: Vec::new(),
         }
     }
+}
+
+/// One connect-time step of `kind = "script"`: `{ send = "frame" }` or
+/// `{ expect = "regex", timeout = "5s" }`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    /// A frame to send.
+    pub send: Option<String>,
+    /// A regex a frame must match.
+    pub expect: Option<String>,
+    /// How long `expect` waits (default 5s).
+    pub timeout: Option<Dur>,
+}
+
+/// A keepalive rule of `kind = "script"`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeepalive {
+    /// A regex matching the server's frame.
+    pub when: String,
+    /// The frame sent back.
+    pub reply: String,
 }
 
 /// The protocols squall speaks.
@@ -172,6 +212,9 @@ pub enum ProtocolKind {
     Squall,
     /// Subscribe and publish frames from templates.
     Template,
+    /// A text protocol described by its frames (connect steps, keepalives,
+    /// acknowledgements, errors).
+    Script,
 }
 
 /// `[auth]`: how sockets authenticate at the upgrade.
