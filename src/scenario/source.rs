@@ -138,6 +138,9 @@ impl Source {
             let span = e.span();
             self.error_at(span, None, e.message().to_string())
         })?;
+        if let Some(kind) = self.target_kind_set() {
+            drop_other_kinds_keys(document.get_mut(), &kind);
+        }
         let mut base = self.text.len() + 1;
         for set in &self.sets {
             let fail = |message: String| ScenarioError {
@@ -165,6 +168,14 @@ impl Source {
         Ok(document)
     }
 
+    /// The kind named by the last `--set target.kind=K`, if any.
+    fn target_kind_set(&self) -> Option<String> {
+        self.sets.iter().rev().find_map(|set| {
+            let (key, value) = set.split_once('=')?;
+            (key.trim() == "target.kind").then(|| value.trim().trim_matches('"').to_string())
+        })
+    }
+
     /// The override whose shifted span holds `offset`.
     fn set_at(&self, offset: usize) -> Option<&str> {
         let mut base = self.text.len() + 1;
@@ -175,6 +186,25 @@ impl Source {
             base += set.len() + 1;
         }
         None
+    }
+}
+
+/// `--set target.kind=K` switches the target: the file's `[target]` keys that
+/// apply to other kinds only (a command line, the builtin relay's flags) are
+/// dropped before the overrides are applied, so that a scenario written for
+/// `kind = "command"` runs unchanged against a server already running with
+/// `--set target.kind=url --set target.url=URL`. Overrides that come after
+/// are applied as given, and checked as usual.
+fn drop_other_kinds_keys(document: &mut DeTable<'_>, kind: &str) {
+    if let Some(DeValue::Table(target)) = document.get_mut("target").map(Spanned::get_mut) {
+        let other: Vec<String> = target
+            .keys()
+            .map(|key| key.get_ref().to_string())
+            .filter(|key| !super::target::applies_to(key, kind))
+            .collect();
+        for key in other {
+            target.remove(key.as_str());
+        }
     }
 }
 
@@ -393,6 +423,30 @@ mod tests {
         let e = src("", &["load.nope=1"]).parse().unwrap_err();
         assert_eq!(e.set.as_deref(), Some("load.nope=1"));
         assert!(src("", &["novalue"]).parse().is_err());
+    }
+
+    #[test]
+    fn switching_the_target_kind_drops_the_files_keys_of_the_other_kind() {
+        let text = "[target]\nkind = \"command\"\ncommand = [\"node\", \"s.js\", \"{port}\"]\n\
+                    url = \"ws://127.0.0.1:{port}/x\"\nhealth = \"http://127.0.0.1:{port}/health\"\n\
+                    startup_timeout = \"15s\"\n";
+        let raw = src(text, &["target.kind=url", "target.url=ws://127.0.0.1:9/x"])
+            .parse()
+            .unwrap();
+        assert!(raw.target.command.is_empty());
+        assert_eq!(
+            raw.target.health.as_deref(),
+            Some("http://127.0.0.1:{port}/health"),
+            "kept: it applies to url targets too"
+        );
+        let raw = src(text, &["target.kind=builtin"]).parse().unwrap();
+        assert!(raw.target.command.is_empty() && raw.target.url.is_none());
+        assert!(raw.target.health.is_none());
+        // Without a --set of the kind nothing is dropped.
+        let raw = src(text, &["target.url=ws://127.0.0.1:9/x"])
+            .parse()
+            .unwrap();
+        assert_eq!(raw.target.command.len(), 3);
     }
 
     #[test]

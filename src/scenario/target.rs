@@ -8,6 +8,19 @@ use crate::target::{Endpoints, TargetSettings, TargetSpec};
 /// Most builtin relay processes one run starts.
 const MAX_RELAYS: u32 = 64;
 
+/// Whether the `[target]` key `key` applies to targets of kind `kind`
+/// (`builtin`, `command`, `url`); keys common to all kinds, and any kind
+/// name this does not know, say yes (the checks below then speak).
+pub fn applies_to(key: &str, kind: &str) -> bool {
+    let kinds: &[&str] = match key {
+        "command" => &["command"],
+        "bugs" | "relay_args" | "relays" => &["builtin"],
+        "url" | "health" | "metrics" => &["command", "url"],
+        _ => return true,
+    };
+    !matches!(kind, "builtin" | "command" | "url") || kinds.contains(&kind)
+}
+
 /// The target settings of a scenario.
 pub fn settings(source: &Source, raw: &RawScenario) -> Result<TargetSettings, ScenarioError> {
     let t = &raw.target;
