@@ -1,0 +1,87 @@
+//! `[protocol]` of a scenario turned into the engine's [`Protocol`]: which
+//! keys each kind needs, which it refuses, and the script's steps.
+
+use super::raw::{ProtocolKind, RawProtocol};
+use super::source::{ScenarioError, Source};
+use squall_loadgen::plan::Protocol;
+use squall_loadgen::script::{Keepalive, Script, Step};
+use std::time::Duration;
+
+/// How long a script's `expect` step waits when the file names no timeout.
+const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The engine's protocol for `[protocol]`; the patterns are checked later,
+/// with the rest of the load, by the engine's own check.
+pub fn protocol(source: &Source, raw: &RawProtocol) -> Result<Protocol, ScenarioError> {
+    let err = |key: &str, message: String| source.error(&format!("protocol.{key}"), message);
+    let kind = match raw.kind {
+        ProtocolKind::Squall => "squall",
+        ProtocolKind::Template => "template",
+        ProtocolKind::Script => "script",
+    };
+    let need = |key: &str, v: &Option<String>| {
+        v.clone()
+            .ok_or_else(|| err(key, format!("required with kind = \"{kind}\"")))
+    };
+    let script_only = [
+        ("subprotocol", raw.subprotocol.is_some()),
+        ("connect", !raw.connect.is_empty()),
+        ("keepalive", !raw.keepalive.is_empty()),
+        ("subscribed", raw.subscribed.is_some()),
+        ("errors", !raw.errors.is_empty()),
+    ];
+    if raw.kind != ProtocolKind::Script
+        && let Some((key, _)) = script_only.iter().find(|(_, set)| *set)
+    {
+        return Err(err(
+            key,
+            format!("only with kind = \"script\", not \"{kind}\""),
+        ));
+    }
+    Ok(match raw.kind {
+        ProtocolKind::Squall => Protocol::Squall,
+        ProtocolKind::Template => Protocol::Template {
+            subscribe: need("subscribe", &raw.subscribe)?,
+            publish: need("publish", &raw.publish)?,
+            settle: raw.settle.0,
+        },
+        ProtocolKind::Script => {
+            let connect = raw
+                .connect
+                .iter()
+                .enumerate()
+                .map(|(i, step)| {
+                    match (&step.send, &step.expect) {
+                    (Some(frame), None) if step.timeout.is_none() => Ok(Step::Send(frame.clone())),
+                    (None, Some(pattern)) => Ok(Step::Expect {
+                        pattern: pattern.clone(),
+                        timeout: step.timeout.map_or(DEFAULT_EXPECT_TIMEOUT, |d| d.0),
+                    }),
+                    _ => Err(err(
+                        &format!("connect.{i}"),
+                        "a step is { send = \"frame\" } or { expect = \"regex\", timeout = \"5s\" }"
+                            .into(),
+                    )),
+                }
+                })
+                .collect::<Result<_, _>>()?;
+            Protocol::Script(Script {
+                subprotocol: raw.subprotocol.clone(),
+                connect,
+                keepalive: raw
+                    .keepalive
+                    .iter()
+                    .map(|k| Keepalive {
+                        when: k.when.clone(),
+                        reply: k.reply.clone(),
+                    })
+                    .collect(),
+                subscribe: need("subscribe", &raw.subscribe)?,
+                subscribed: raw.subscribed.clone(),
+                settle: raw.settle.0,
+                publish: need("publish", &raw.publish)?,
+                errors: raw.errors.clone(),
+            })
+        }
+    })
+}
