@@ -1,7 +1,7 @@
 //! The frames the engine sends, per protocol, and what it makes of the
 //! frames without a stamp (acknowledgements, errors, keepalives).
 
-use crate::plan::{LoadPlan, Protocol};
+use crate::plan::{LoadPlan, Protocol, Transport};
 use crate::script::{Compiled, Reading, ScriptError};
 use crate::stamp::Stamp;
 use crate::template::{Template, fill};
@@ -18,6 +18,8 @@ pub struct Frames {
     script: Option<Compiled>,
     topic_prefix: String,
     payload_bytes: usize,
+    /// Over SSE the stream's URL subscribes: no subscribe frames.
+    sse: bool,
 }
 
 /// A frame without a stamp, as far as the engine cares.
@@ -70,6 +72,7 @@ impl Frames {
             script,
             topic_prefix: plan.topic_prefix.clone(),
             payload_bytes: plan.payload_bytes,
+            sse: matches!(plan.transport, Transport::Sse(_)),
         })
     }
 
@@ -78,8 +81,12 @@ impl Frames {
         format!("{}{k}", self.topic_prefix)
     }
 
-    /// The frames that subscribe connection `conn` to `topics`.
+    /// The frames that subscribe connection `conn` to `topics` (none over
+    /// SSE, where the stream's `GET` subscribes).
     pub fn subscribe(&self, conn: u64, topics: &[u64]) -> Vec<String> {
+        if self.sse {
+            return Vec::new();
+        }
         let each = |template: &str| -> Vec<String> {
             topics
                 .iter()

@@ -156,6 +156,7 @@ pub mod report;
 mod schedule;
 pub mod script;
 pub mod snapshot;
+mod socket;
 pub mod sse;
 pub mod stamp;
 mod stats;
@@ -164,8 +165,8 @@ pub mod tracker;
 
 pub use histogram::LatencyHistogram;
 pub use plan::{
-    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Reconnect, Shard,
-    Stage, Timeouts,
+    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Reconnect, Shard, Sse,
+    Stage, Timeouts, Transport,
 };
 pub use report::{LoadReport, Loss};
 pub use snapshot::{LoadSnapshot, Phase, TopicProgress};

@@ -163,6 +163,13 @@ pub struct RawProtocol {
     pub subscribed: Option<String>,
     /// `script`: regexes of replies counted as relay errors.
     pub errors: Vec<String>,
+    /// `load.transport = "sse"`: the path (and query) publishers `POST`
+    /// their `publish` body to, on the target's host and port, with
+    /// `{topic}` and `{conn}`.
+    pub publish_path: Option<String>,
+    /// `load.transport = "sse"`: the `Content-Type` of those `POST`s
+    /// (default `text/plain; charset=utf-8`).
+    pub content_type: Option<String>,
 }
 
 impl Default for RawProtocol {
@@ -177,6 +184,8 @@ impl Default for RawProtocol {
             keepalive: Vec::new(),
             subscribed: None,
             errors: Vec::new(),
+            publish_path: None,
+            content_type: None,
         }
     }
 }
@@ -317,6 +326,19 @@ pub struct RawLoad {
     pub reconnect_initial: Dur,
     /// The longest reconnect delay.
     pub reconnect_max: Dur,
+    /// What carries the sockets: `websocket`, or `sse` (Server-Sent Events
+    /// streams for subscribers, HTTP `POST`s for publishers).
+    pub transport: TransportKind,
+}
+
+/// The transports squall speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// One WebSocket per connection.
+    Websocket,
+    /// Server-Sent Events to subscribe, HTTP `POST` to publish.
+    Sse,
 }
 
 impl Default for RawLoad {
@@ -336,6 +358,7 @@ impl Default for RawLoad {
             reconnect: false,
             reconnect_initial: Dur::millis(100),
             reconnect_max: Dur::secs(5),
+            transport: TransportKind::Websocket,
         }
     }
 }

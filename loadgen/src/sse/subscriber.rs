@@ -11,7 +11,9 @@
 use super::event::{Event, EventParser};
 use super::http::{self, Body, MAX_HEAD};
 use crate::connect::{SocketError, io_kind};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Size of a stream's read buffer.
 pub const READ_BUFFER: usize = 4 * 1024;
@@ -120,12 +122,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseStream<S> {
     /// A connection that ends mid-body is `Err(Eof)`; a body that does not
     /// parse, `protocol` or `too_big`.
     pub async fn next_event(&mut self) -> Result<Option<Event<'_>>, SocketError> {
+        let held = std::future::poll_fn(|cx| self.poll_next(cx)).await?;
+        Ok(if held { self.parser.event() } else { None })
+    }
+
+    /// Polls for the next event: `Ready(Ok(true))` when one is held (read it
+    /// with [`event`](Self::event)), `Ready(Ok(false))` when the body ended
+    /// properly, errors as [`next_event`](Self::next_event). What a read
+    /// brings is taken in the same poll, so a caller may drop the poll at
+    /// any point without losing bytes.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, SocketError>> {
         loop {
             if self.parsed < self.body_end {
                 let fed = self.parser.feed(&self.buf[self.parsed..self.body_end])?;
                 self.parsed += fed.consumed;
                 if fed.dispatched {
-                    return Ok(self.parser.event());
+                    return Poll::Ready(Ok(true));
                 }
                 continue;
             }
@@ -134,20 +146,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseStream<S> {
                 continue;
             }
             if self.body.is_done() {
-                return Ok(None);
+                return Poll::Ready(Ok(false));
             }
             // Everything read has been parsed: the buffer is free again.
             self.parsed = 0;
             self.body_end = 0;
             self.raw = 0;
             self.filled = 0;
-            let n = self.io.read(&mut self.buf).await.map_err(|e| io_kind(&e))?;
+            let mut read = ReadBuf::new(&mut self.buf);
+            ready!(Pin::new(&mut self.io).poll_read(cx, &mut read)).map_err(|e| io_kind(&e))?;
+            let n = read.filled().len();
             if n == 0 {
                 self.body.at_eof()?;
-                return Ok(None);
+                return Poll::Ready(Ok(false));
             }
             self.filled = n;
         }
+    }
+
+    /// The event the last poll found, until the next poll.
+    pub fn event(&self) -> Option<Event<'_>> {
+        self.parser.event()
     }
 
     /// Moves the body data of `[raw..filled)` to `[body_end..)`, past the
@@ -185,7 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseStream<S> {
 
     /// Ends the stream: shuts the connection down (the server sees the end
     /// of the request side and drops the subscription).
-    pub async fn close(mut self) {
+    pub async fn close(&mut self) {
         let _ = self.io.shutdown().await;
     }
 }
