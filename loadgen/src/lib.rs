@@ -24,7 +24,9 @@
 //!
 //! # Where traffic goes, and what can fail
 //!
-//! Targets are `ws://` URLs ([`squall_proto::Endpoint`]), resolved once,
+//! Targets are `ws://` URLs, or `http://` event-stream URLs with
+//! [`Transport::Sse`] (Server-Sent Events subscribers, HTTP `POST`
+//! publishers: [`sse`]), ([`squall_proto::Endpoint`]), resolved once,
 //! before the first connection, through the plan's
 //! [`LoopbackGuard`](squall_proto::LoopbackGuard) ([`LoadPlan::guard`]):
 //! loopback addresses only (127.0.0.0/8, ::1) unless [`LoadPlan::allow_remote`]
@@ -72,13 +74,15 @@
 //! - **Connections**: attempts, upgrades, failures and abnormal ends by kind
 //!   (`refused`, `timeout`, `http_401`, `reset`, `eof`,
 //!   `closed_by_server_<code>`, `send_timeout`, `subscribe_timeout`,
-//!   `relay_error_<code>`, ...), and a handshake-latency histogram (TCP
+//!   `relay_error_<code>`, over SSE `publish_http_<code>`, ...), and a handshake-latency histogram (TCP
 //!   connect to the end of the upgrade). At most 100 upgrades are in flight
 //!   per target, below the usual listen backlog, so that a ramp never
 //!   overflows the target's accept queue.
 //! - **Dropped**: established sockets that the *target* ended (a close frame,
 //!   `close_<code>`; a reset, `reset`; the end of the stream, `eof`; a broken
-//!   frame) while squall did not end them, by cause, in
+//!   frame; over SSE also an event stream ended by its last chunk,
+//!   `stream_end`, and a publisher that cannot reach the server,
+//!   `publish_<kind>`) while squall did not end them, by cause, in
 //!   `connections.dropped`. The end of the drain, Ctrl-C, a planned close
 //!   and a send timeout are squall's own doing and are not drops. With
 //!   [`LoadPlan::reconnect`], a dropped socket reconnects after a jittered

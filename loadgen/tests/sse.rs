@@ -1,8 +1,10 @@
 //! The SSE subscriber and the HTTP publisher against small HTTP servers on
 //! loopback that write exactly the bytes of each edge case (chunk and line
 //! ends split across writes, bodies without framing, refusals, servers that
-//! close kept-alive connections). The real FastAPI + sse-starlette app is
-//! exercised by the root package's `tests/protocols_sse.rs`.
+//! close kept-alive connections); and the engine over SSE against a small
+//! pub/sub of the same kind (one stream for several topics, streams the
+//! server ends). The real FastAPI + sse-starlette app is exercised by the
+//! root package's `tests/protocols_sse.rs`.
 
 use squall_loadgen::Placement;
 use squall_loadgen::sse::http::place_token;
@@ -364,4 +366,130 @@ async fn an_idle_close_is_noticed_while_waiting_and_a_cut_response_is_an_error()
     })
     .await
     .expect("bounded");
+}
+
+/// A small SSE pub/sub on loopback: `GET /events?topics=a,b` streams what is
+/// `POST`ed to `/publish/<topic>` for those topics, one chunk per event;
+/// with `end_after`, a stream ends properly (its last chunk) after that
+/// many events.
+async fn pubsub(end_after: Option<usize>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, _) = tokio::sync::broadcast::channel::<(String, Vec<u8>)>(4096);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut pending = Vec::new();
+                while let Some((head, body)) = read_request(&mut s, &mut pending).await {
+                    let target = head.split(' ').nth(1).unwrap().to_string();
+                    if let Some(topic) = target.strip_prefix("/publish/") {
+                        let _ = tx.send((topic.to_string(), body));
+                        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                            .await
+                            .unwrap();
+                        continue;
+                    }
+                    let topics: Vec<String> = target
+                        .split_once("topics=")
+                        .map(|(_, t)| t.split(',').map(str::to_string).collect())
+                        .unwrap_or_default();
+                    let mut rx = tx.subscribe();
+                    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                    if s.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let mut sent = 0;
+                    while let Ok((topic, body)) = rx.recv().await {
+                        if !topics.contains(&topic) {
+                            continue;
+                        }
+                        if end_after == Some(sent) {
+                            let _ = s.write_all(b"0\r\n\r\n").await;
+                            return;
+                        }
+                        let event = [b"data: ", &body[..], b"\n\n"].concat();
+                        let chunk =
+                            [format!("{:x}\r\n", event.len()).as_bytes(), &event, b"\r\n"].concat();
+                        if s.write_all(&chunk).await.is_err() {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                    return;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A small SSE plan against `addr`: 8 connections with 2 topics each (one
+/// `{topics}` stream per connection), 4 publishers at 100 msg/s for 3 s.
+fn sse_plan(addr: SocketAddr) -> squall_loadgen::LoadPlan {
+    let mut plan =
+        squall_loadgen::LoadPlan::new(vec![format!("http://{addr}/events?topics={{topics}}")]);
+    plan.transport = squall_loadgen::Transport::Sse(squall_loadgen::Sse {
+        publish_path: "/publish/{topic}".into(),
+        content_type: "text/plain".into(),
+    });
+    plan.protocol = squall_loadgen::Protocol::Template {
+        subscribe: String::new(),
+        publish: "{stamp}".into(),
+        settle: Duration::from_millis(100),
+    };
+    plan.connections = 8;
+    plan.ramp = Duration::from_millis(200);
+    plan.topics = 4;
+    plan.subscriptions_per_connection = 2;
+    plan.publishers = 4;
+    plan.rate = 100.0;
+    plan.payload_bytes = 100;
+    plan.duration = Duration::from_secs(3);
+    plan.drain = Duration::from_millis(500);
+    plan
+}
+
+async fn run_plan(plan: squall_loadgen::LoadPlan) -> squall_loadgen::LoadReport {
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (snaps, mut rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    timeout(
+        Duration::from_secs(60),
+        squall_loadgen::run(plan, squall_loadgen::Origin::now(), stop, snaps),
+    )
+    .await
+    .expect("bounded")
+    .expect("a valid plan")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_subscribes_by_one_stream_of_several_topics_and_loses_nothing() {
+    let addr = pubsub(None).await;
+    let report = run_plan(sse_plan(addr)).await;
+    let loss = report.loss();
+    assert_eq!(report.connections.established, 8, "{report:?}");
+    assert!(report.connections.dropped.is_empty(), "{report:?}");
+    assert!(report.connections.errors.is_empty(), "{report:?}");
+    assert!(loss.expected > 100, "{loss:?}");
+    assert_eq!(loss.lost, 0, "{loss:?}");
+    assert!(loss.received >= loss.expected, "{loss:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_the_server_ends_properly_are_stream_end_drops_and_still_owe() {
+    let addr = pubsub(Some(5)).await;
+    let report = run_plan(sse_plan(addr)).await;
+    let loss = report.loss();
+    // A stream ends after 5 events; a publisher whose connection's stream
+    // ended stops (no reconnect), so not every stream sees 5.
+    assert!(
+        report.connections.dropped.get("stream_end") >= Some(&4),
+        "streams ended after 5 events: {report:?}"
+    );
+    assert_eq!(report.connections.dropped.len(), 1, "{report:?}");
+    assert!(
+        loss.lost > 0,
+        "what was published after the end is owed: {loss:?}"
+    );
 }
