@@ -303,6 +303,7 @@ pub fn merge(inputs: &[Results]) -> Result<Results, MergeError> {
             .unwrap_or_default(),
         planned_s: inputs.iter().map(|r| r.planned_s).fold(0.0, f64::max),
         target: targets.join(", "),
+        tls: first.tls.clone(),
         settings,
         thresholds,
         report,

@@ -5,8 +5,9 @@
 //! one is "not found below --max"; a level the generator cannot send is
 //! labelled so, never taken for the target's capacity; Ctrl-C keeps the
 //! steps done; `--min-capacity` gates (exit 3, and JUnit says so);
-//! `squall compare` and `squall report` read search files. Every search file
-//! is checked against `results/search-schema.json`.
+//! `--vary connections` finds the socket count a known delivery capacity
+//! allows, within ±25%; `squall compare` and `squall report` read search
+//! files. Every search file is checked against `results/search-schema.json`.
 
 mod common;
 
@@ -231,6 +232,108 @@ fn finds_a_known_capacity_within_its_precision_and_gates_on_it() {
     assert_eq!(worse.code(), 3, "{}{}", worse.stdout, worse.stderr);
     assert!(worse.stdout.contains("-33.3%"), "{}", worse.stdout);
     assert!(worse.stdout.contains("REGRESSED"), "{}", worse.stdout);
+}
+
+#[test]
+fn vary_connections_finds_the_connection_count_a_known_delivery_capacity_allows() {
+    let s = Scratch::new("search-connections");
+    // The relay delivers at most 1,000 a second. Two publishers send 40
+    // msg/s in all, each message to every subscriber of its topic: with C
+    // sockets on 10 topics that is 40 × C / 10 = 4·C deliveries a second,
+    // so the relay holds at most 1000 / 4 = 250 connections. (Two
+    // publishers, not more: messages published at the same instant reach
+    // the relay as one burst of deliveries, whose wait would blur the knee.)
+    let file = s.scenario(
+        "conns",
+        r#"name = "conns"
+drain = "1s"
+drain_max = "3s"
+[target]
+kind = "builtin"
+bugs = ["cap=1000"]
+relay_args = ["--queue-size", "100000"]
+[load]
+connections = 50
+ramp = "1s"
+topics = 10
+publishers = 2
+rate = 40
+payload_bytes = 128
+[search]
+step_duration = "4s"
+warmup = "1s"
+[search.slo]
+p99_ms = 200
+"#,
+    );
+    let started = Instant::now();
+    let out = search(
+        &s,
+        &file,
+        &["--vary", "connections", "--min", "50", "--max", "800"],
+    );
+    let took = started.elapsed();
+    let (_, r) = search_file(&s);
+    assert_eq!(out.code(), 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(r["vary"], "connections");
+    assert_eq!(r["unit"], "connections");
+    assert!(r.get("max_rate").is_none_or(Value::is_null), "{r:#}");
+    let found = r["max_connections"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{r:#}"));
+    // The answer within ±25% of the truth (the search's own precision is
+    // 10%; the rest is room for a loaded machine).
+    let truth = 250.0;
+    assert!(
+        (truth * 0.75..=truth * 1.25).contains(&found),
+        "found {found} connections, true capacity {truth}: {:?}\n{}",
+        judged(&r),
+        out.stderr
+    );
+    assert_eq!(r["outcome"], "found", "{:?}", judged(&r));
+    let first_failing = r["first_failing"].as_f64().unwrap();
+    assert!(
+        first_failing > found && first_failing <= (found * 1.1).ceil() + 1.0,
+        "{first_failing} against {found}"
+    );
+    for step in steps(&r) {
+        let level = step["level"].as_f64().unwrap();
+        assert_eq!(level.fract(), 0.0, "whole sockets: {step:#}");
+        // Each step held the level's sockets, at the scenario's own rate.
+        assert_eq!(
+            step["planned_connections"].as_f64(),
+            Some(level),
+            "{step:#}"
+        );
+        assert_eq!(step["connections"]["established"].as_f64(), Some(level));
+        assert_eq!(step["rate"], 40.0, "{step:#}");
+        assert!((step["throughput"]["fan_out"].as_f64().unwrap() - level / 10.0).abs() < 0.01);
+        // Past capacity the relay delivers at its cap, never more.
+        let delivered = step["throughput"]["delivered_per_s"].as_f64().unwrap();
+        assert!(delivered <= 1000.0 * 1.1, "{step:#}");
+        match step["judged"].as_str().unwrap() {
+            "pass" => assert!(step["latency_ms"]["p99"].as_f64().unwrap() <= 200.0),
+            "fail" => assert!(
+                level > truth * 0.75,
+                "failed well below the truth: {step:#}"
+            ),
+            other => panic!("step judged {other}: {step:#}"),
+        }
+    }
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("max connections: "))
+        .unwrap_or_else(|| panic!("no final line in {}", out.stdout));
+    assert!(
+        line.starts_with(&format!("max connections: {found} connections (p99 ")),
+        "{line}"
+    );
+    eprintln!(
+        "vary connections: found {found} (true {truth}), first failing {first_failing}, {} steps, {:.0}s",
+        steps(&r).len(),
+        took.as_secs_f64()
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod tui_tmux;
 use squall::report::RecordedRun;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tui_tmux::{Tmux, shell_quote};
+use tui_tmux::{Tmux, after, ended, start_squall};
 
 const SCENARIO: &str = r#"
 name = "tui-e2e"
@@ -161,20 +161,33 @@ fn q_stops_the_run_and_the_results_are_still_written() {
     assert!(!run.timeline.is_empty());
 }
 
+#[test]
+fn a_terminal_that_goes_away_stops_the_run_which_still_writes_its_results() {
+    if !Tmux::available() {
+        println!("SKIPPED: tmux is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tmux = start_run(dir.path(), "e2e-hup", &["--set", "duration=5m"]);
+    let (screen, ok) = tmux.wait_for(RUN_LIMIT, |s| s.contains("tui-e2e") && s.contains("Σ "));
+    assert!(ok, "the TUI never showed a snapshot:\n{screen}");
+    // The terminal goes away (its tmux ends): squall gets SIGHUP, and its
+    // UI must not keep it from writing the results.
+    drop(tmux);
+    let out = dir.path().join("out");
+    assert!(
+        ended(&out.display().to_string(), RUN_LIMIT),
+        "squall run still runs {RUN_LIMIT:?} after its terminal went away"
+    );
+    let run = RecordedRun::load(&results_file(&out)).unwrap();
+    assert!(!run.results.complete, "a stopped run is not complete");
+    assert!(run.results.messages.sent > 0);
+}
+
 /// Starts `squall run` on the test scenario in tmux with its output in
 /// `dir/out`; the pane shows `SQUALL-EXIT=<code>` when it ends.
 fn start_run(dir: &Path, name: &str, extra: &[&str]) -> Tmux {
-    let scenario = dir.join("tui-e2e.toml");
-    std::fs::write(&scenario, SCENARIO).unwrap();
-    let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
-    let command = format!(
-        "{} run {} --tui --out {} {}; echo SQUALL-EXIT=$?; sleep 60",
-        shell_quote(env!("CARGO_BIN_EXE_squall")),
-        shell_quote(&scenario.display().to_string()),
-        shell_quote(&dir.join("out").display().to_string()),
-        extra.join(" "),
-    );
-    Tmux::start(name, 100, 32, &command)
+    start_squall(name, "run", dir, "tui-e2e.toml", SCENARIO, extra)
 }
 
 /// The results file `squall run` wrote into `out`.
@@ -192,13 +205,4 @@ fn line_with<'a>(screen: &'a str, needle: &str) -> &'a str {
         .lines()
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no {needle:?} on screen:\n{screen}"))
-}
-
-/// The word right after `marker` in `text`.
-fn after<'a>(text: &'a str, marker: &str) -> &'a str {
-    let from = text.find(marker).unwrap() + marker.len();
-    text[from..]
-        .split(|c: char| c.is_whitespace() || c == '│')
-        .find(|w| !w.is_empty())
-        .unwrap()
 }

@@ -3,6 +3,8 @@
 //! `TestBackend` at the 80×24 the issue asks for and at a larger size, and
 //! read back as text.
 
+mod tui_screen;
+
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use squall::snapshot::{
@@ -11,6 +13,7 @@ use squall::snapshot::{
 };
 use squall::tui::state::{Action, App};
 use squall::tui::view;
+use tui_screen::{assert_shows, screen};
 
 /// A healthy second `t` of a 60 s run at 1000 msg/s over 1000 sockets.
 fn snapshot(t: u64) -> Snapshot {
@@ -107,27 +110,6 @@ fn app_at(t: u64, edit: impl FnOnce(&mut Snapshot)) -> App {
     edit(&mut last);
     app.ingest(last);
     app
-}
-
-/// The screen as text, one line per row.
-fn screen(app: &App, width: u16, height: u16) -> String {
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
-    terminal.draw(|frame| view::draw(frame, app)).unwrap();
-    let buffer = terminal.backend().buffer();
-    (0..height)
-        .map(|y| {
-            (0..width)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn assert_shows(screen: &str, wanted: &[&str]) {
-    for want in wanted {
-        assert!(screen.contains(want), "screen lacks {want:?}:\n{screen}");
-    }
 }
 
 #[test]

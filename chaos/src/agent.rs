@@ -134,7 +134,13 @@ impl ChaosAgent {
             None
         };
         let load_url = match &proxy {
-            Some(proxy) => format!("ws://{}{}", proxy.local_addr(), endpoint.path()),
+            // The proxy passes bytes: TLS goes through it end to end.
+            Some(proxy) => format!(
+                "{}://{}{}",
+                endpoint.url.scheme,
+                proxy.local_addr(),
+                endpoint.path()
+            ),
             None => config.target.ws_url.clone(),
         };
         let slots: Arc<Vec<StepSlot>> = Arc::new(

@@ -4,9 +4,12 @@
 //!
 //! It speaks just enough HTTP: one request per connection
 //! (`Connection: close`), the body read by `Content-Length` or to the end of
-//! the stream, at most [`MAX_BODY`] bytes of it.
+//! the stream, at most [`MAX_BODY`] bytes of it. An `https://` URL is
+//! fetched over TLS with the caller's [`TlsClient`] (the run's one, with its
+//! `tls_ca_file` or `tls_insecure`).
 
 use squall_proto::Endpoint;
+use squall_proto::tls::{Stream, TlsClient};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,6 +25,10 @@ pub enum HttpError {
     /// The TCP connect failed (refused, unreachable, ...).
     #[error("connect: {0}")]
     Connect(std::io::Error),
+    /// The TLS handshake of an `https://` URL failed (a refused
+    /// certificate: `squall_proto::tls::TlsFailure::of` tells).
+    #[error("tls: {0}")]
+    Tls(std::io::Error),
     /// Writing the request failed.
     #[error("write: {0}")]
     Write(std::io::Error),
@@ -39,13 +46,24 @@ pub enum HttpError {
     Runtime(std::io::Error),
 }
 
-/// GETs `endpoint` within `limit` (connect, request and response together);
-/// returns the status and the body.
-pub async fn get(endpoint: &Endpoint, limit: Duration) -> Result<(u16, String), HttpError> {
+/// GETs `endpoint` within `limit` (connect, TLS for `https://`, request and
+/// response together); returns the status and the body.
+pub async fn get(
+    endpoint: &Endpoint,
+    tls: &TlsClient,
+    limit: Duration,
+) -> Result<(u16, String), HttpError> {
     timeout(limit, async {
-        let mut stream = TcpStream::connect(endpoint.addr)
+        let tcp = TcpStream::connect(endpoint.addr)
             .await
             .map_err(HttpError::Connect)?;
+        let mut stream = if endpoint.url.scheme.is_tls() {
+            tls.handshake(&endpoint.url.host, tcp)
+                .await
+                .map_err(HttpError::Tls)?
+        } else {
+            Stream::Plain(tcp)
+        };
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: squall-watchdog\r\nAccept: */*\r\nConnection: close\r\n\r\n",
             endpoint.path(),
@@ -58,7 +76,13 @@ pub async fn get(endpoint: &Endpoint, limit: Duration) -> Result<(u16, String), 
         let mut buf = Vec::with_capacity(4096);
         let mut chunk = [0u8; 8192];
         loop {
-            let n = stream.read(&mut chunk).await.map_err(HttpError::Read)?;
+            let n = match stream.read(&mut chunk).await {
+                Ok(n) => n,
+                // A TLS server that ends the stream without close_notify:
+                // the end of the body all the same.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+                Err(e) => return Err(HttpError::Read(e)),
+            };
             buf.extend_from_slice(&chunk[..n]);
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut response = httparse::Response::new(&mut headers);
@@ -90,12 +114,16 @@ pub async fn get(endpoint: &Endpoint, limit: Duration) -> Result<(u16, String), 
 /// [`get`] for callers outside any tokio runtime (the CLI while it waits for
 /// a target it started): runs it on a single-threaded runtime of its own.
 /// Must not be called from within a runtime.
-pub fn get_blocking(endpoint: &Endpoint, limit: Duration) -> Result<(u16, String), HttpError> {
+pub fn get_blocking(
+    endpoint: &Endpoint,
+    tls: &TlsClient,
+    limit: Duration,
+) -> Result<(u16, String), HttpError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(HttpError::Runtime)?
-        .block_on(get(endpoint, limit))
+        .block_on(get(endpoint, tls, limit))
 }
 
 #[cfg(test)]
@@ -132,10 +160,20 @@ mod tests {
     #[test]
     fn reads_status_and_body_by_length_or_to_the_end() {
         let addr = answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA");
-        let got = get_blocking(&endpoint(addr, "/health"), Duration::from_secs(5)).unwrap();
+        let got = get_blocking(
+            &endpoint(addr, "/health"),
+            &TlsClient::default(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(got, (200, "ok".to_string()));
         let addr = answer_once(b"HTTP/1.1 503 Busy\r\n\r\nlater");
-        let got = get_blocking(&endpoint(addr, "/health"), Duration::from_secs(5)).unwrap();
+        let got = get_blocking(
+            &endpoint(addr, "/health"),
+            &TlsClient::default(),
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(got, (503, "later".to_string()));
     }
 
@@ -145,11 +183,21 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let e = get_blocking(&endpoint(closed, "/health"), Duration::from_secs(5)).unwrap_err();
+        let e = get_blocking(
+            &endpoint(closed, "/health"),
+            &TlsClient::default(),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
         assert!(matches!(e, HttpError::Connect(_)), "{e:?}");
         assert!(e.to_string().starts_with("connect: "), "{e}");
         let addr = answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort");
-        let e = get_blocking(&endpoint(addr, "/health"), Duration::from_secs(5)).unwrap_err();
+        let e = get_blocking(
+            &endpoint(addr, "/health"),
+            &TlsClient::default(),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
         assert!(matches!(e, HttpError::Incomplete), "{e:?}");
     }
 }

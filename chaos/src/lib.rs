@@ -43,8 +43,18 @@
 //!   CLI's readiness check through [`http::get_blocking`]).
 //!
 //! Every address goes through `squall_proto::LoopbackGuard` (see
-//! [`target::endpoint`]: `ws://` and `http://` only): 127.0.0.0/8 and ::1
-//! only, unless remote traffic is allowed by both the scenario and the user.
+//! [`target::endpoint`]: `ws://`, `wss://`, `http://`, `https://`):
+//! 127.0.0.0/8 and ::1 only, unless remote traffic is allowed by both the
+//! scenario and the user.
+//!
+//! # TLS
+//!
+//! `wss://` and `https://` go through the caller's one
+//! `squall_proto::TlsClient` ([`target::ChaosTarget::tls`],
+//! [`watchdog::WatchdogConfig::tls`]): the load's trust, built once. Every
+//! fault still owns its TCP socket under the TLS (a `reset` is an RST), and
+//! `reset`/`drop` with `mid_handshake` end in the middle of the TLS
+//! handshake, after a real ClientHello and the server's answer.
 //!
 //! # Threads
 //!

@@ -98,6 +98,12 @@ pub struct ChaosStep {
     /// reset, drop: write half a frame just before the fault.
     #[serde(default)]
     pub mid_frame: bool,
+    /// reset, drop: end in the middle of the handshake instead: over TLS
+    /// (`wss://`) after a ClientHello and the server's first answer, else
+    /// after half the upgrade request (waiting at most `after` for an
+    /// answer); no socket is established.
+    #[serde(default)]
+    pub mid_handshake: bool,
     /// halfopen, vanish, slowloris: how long each socket is held (default
     /// 10s). proxy: how long the toxics stay (default: to the end of the run).
     #[serde(
@@ -158,6 +164,7 @@ impl ChaosStep {
             rate: None,
             after: default_after(),
             mid_frame: false,
+            mid_handshake: false,
             hold: None,
             trickle: default_trickle(),
             backoff: Backoff::None,
@@ -225,6 +232,20 @@ impl ChaosStep {
             return Err(SpecError::new(
                 "mid_frame",
                 format!("chaos {action}: mid_frame applies to reset and drop only"),
+            ));
+        }
+        if self.mid_handshake && !matches!(self.action, Action::Reset | Action::Drop) {
+            return Err(SpecError::new(
+                "mid_handshake",
+                format!("chaos {action}: mid_handshake applies to reset and drop only"),
+            ));
+        }
+        if self.mid_handshake && self.mid_frame {
+            return Err(SpecError::new(
+                "mid_handshake",
+                format!(
+                    "chaos {action}: mid_handshake ends before any frame, so not with mid_frame"
+                ),
             ));
         }
         let known: &[&str] = match self.action {

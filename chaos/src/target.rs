@@ -2,7 +2,7 @@
 //! authenticate, and what they send after the upgrade.
 
 use serde::{Deserialize, Serialize};
-use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme};
+use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme, TlsClient};
 use std::sync::Arc;
 
 /// Hands out a token for chaos socket number `i`, exactly as the load's
@@ -30,8 +30,12 @@ named_enum!(TokenPlacement, "placement", {
 /// Everything a chaos step needs to know about the target.
 #[derive(Clone)]
 pub struct ChaosTarget {
-    /// The target's WebSocket URL (`ws://127.0.0.1:PORT/ws`), not the proxy's.
+    /// The target's WebSocket URL (`ws://127.0.0.1:PORT/ws`, or `wss://`),
+    /// not the proxy's.
     pub ws_url: String,
+    /// How a `wss://` target is trusted: the run's one TLS client (the
+    /// load's settings, `tls_ca_file` / `tls_insecure`).
+    pub tls: TlsClient,
     /// Tokens for the chaos sockets; `None` when the target needs no auth.
     pub tokens: Option<TokenSource>,
     /// Where tokens go.
@@ -52,11 +56,12 @@ pub struct ChaosTarget {
 }
 
 impl ChaosTarget {
-    /// A target with no auth, no subscribe frames, the squall protocol and a
-    /// loopback-only guard.
+    /// A target with no auth, no subscribe frames, the squall protocol, a
+    /// loopback-only guard, and (for `wss://`) Mozilla's roots.
     pub fn new(ws_url: impl Into<String>) -> Self {
         Self {
             ws_url: ws_url.into(),
+            tls: TlsClient::default(),
             tokens: None,
             placement: TokenPlacement::Query,
             subscribe_frames: Vec::new(),
@@ -82,6 +87,7 @@ impl std::fmt::Debug for ChaosTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChaosTarget")
             .field("ws_url", &self.ws_url)
+            .field("tls", &self.tls)
             .field("tokens", &self.tokens.is_some())
             .field("placement", &self.placement)
             .field("subscribe_frames", &self.subscribe_frames)
@@ -97,15 +103,15 @@ pub fn squall_subscribe(topic: &str) -> String {
     serde_json::json!({"type": "Subscribe", "data": {"topics": [topic]}}).to_string()
 }
 
-/// The schemes the chaos agent speaks: plain TCP only (`ws://`, and
-/// `http://` for health and metrics), so that it can own every socket;
-/// `wss://` and `https://` are refused.
-pub const SCHEMES: &[Scheme] = &[Scheme::Ws, Scheme::Http];
+/// The schemes the chaos agent and the watchdog speak: `ws://` and `wss://`
+/// for sockets, `http://` and `https://` for health and metrics. Over TLS
+/// each fault still owns its TCP socket underneath (a reset is a reset).
+pub const SCHEMES: &[Scheme] = &[Scheme::Ws, Scheme::Wss, Scheme::Http, Scheme::Https];
 
-/// Parses a `ws://` or `http://` URL, resolves its host and checks it with
-/// `guard`.
+/// Parses a `ws://`, `wss://`, `http://` or `https://` URL, resolves its
+/// host and checks it with `guard`.
 pub fn endpoint(url: &str, guard: &LoopbackGuard) -> Result<Endpoint, EndpointError> {
-    Endpoint::resolve(url, SCHEMES, "ws or http", guard)
+    Endpoint::resolve(url, SCHEMES, "ws, wss, http or https", guard)
 }
 
 #[cfg(test)]
@@ -134,8 +140,10 @@ mod tests {
             endpoint("ws://squall-remote.invalid:80/ws", &guard),
             Err(EndpointError::NotLoopback(_))
         ));
+        let e = endpoint("wss://127.0.0.1/ws", &guard).unwrap();
+        assert_eq!((e.url.scheme, e.url.port), (Scheme::Wss, 443));
         assert!(matches!(
-            endpoint("wss://127.0.0.1/ws", &guard),
+            endpoint("ftp://127.0.0.1/", &guard),
             Err(EndpointError::Url(UrlError::Scheme { .. }))
         ));
     }

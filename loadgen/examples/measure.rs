@@ -7,6 +7,10 @@
 //! Several processes run one load together with `SQUALL_SHARD=I/N` (1-based)
 //! and the same `SQUALL_ORIGIN_NS` (a `CLOCK_MONOTONIC` reading in ns);
 //! `SQUALL_SOCKETS_PER_SOURCE=N` overrides `sockets_per_source`.
+//! For `wss://` URLs, `SQUALL_TLS_CA_FILE=PEM` trusts that bundle (else
+//! Mozilla's roots), and the summary has the TLS handshake's own figures.
+//! `established_by_s` lists the sockets established at each snapshot
+//! (one a second): with a ramp of 0, its first entry is the connect rate.
 
 use squall_loadgen::{Auth, JwtAuth, JwtKey, LoadPlan, Origin, Placement};
 use std::time::Duration;
@@ -59,6 +63,9 @@ async fn main() {
             ttl: Duration::from_secs(3600),
         });
     }
+    if let Ok(ca) = std::env::var("SQUALL_TLS_CA_FILE") {
+        plan.tls.ca_file = Some(ca.into());
+    }
     if let Ok(n) = std::env::var("SQUALL_SOCKETS_PER_SOURCE") {
         plan.sockets_per_source = n.parse().expect("SQUALL_SOCKETS_PER_SOURCE: a number");
     }
@@ -79,7 +86,9 @@ async fn main() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let engine = tokio::spawn(squall_loadgen::run(plan.clone(), origin, stop, tx));
     let (mut peak_open, mut peak_kib, mut all_open_at) = (0u64, baseline_kib, None);
+    let mut established_by_s = Vec::new();
     while let Some(s) = rx.recv().await {
+        established_by_s.push(s.connections.established);
         let rss = rss_kib();
         if s.connections.open >= peak_open {
             peak_open = s.connections.open;
@@ -109,6 +118,10 @@ async fn main() {
         "errors": report.connections.errors,
         "handshake_p50_ms": report.connections.handshake.percentile_ms(50.0),
         "handshake_p99_ms": report.connections.handshake.percentile_ms(99.0),
+        "tls_handshakes": report.connections.tls_handshake.count(),
+        "tls_handshake_p50_ms": report.connections.tls_handshake.percentile_ms(50.0),
+        "tls_handshake_p99_ms": report.connections.tls_handshake.percentile_ms(99.0),
+        "established_by_s": established_by_s,
         "all_open_by_s": all_open_at,
         "peak_open": peak_open,
         "rss_baseline_mib": baseline_kib / 1024,

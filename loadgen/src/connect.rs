@@ -1,13 +1,15 @@
 //! Opening one connection: TCP (from a chosen local source address), the
-//! WebSocket upgrade with its token, all under one timeout; and naming what
-//! went wrong (`refused`, `timeout`, `http_401`, `reset`, ...).
+//! TLS handshake of a `wss://` target, the WebSocket upgrade with its token,
+//! all under one timeout; and naming what went wrong (`refused`, `timeout`,
+//! `http_401`, `reset`, `tls_cert`, ...).
 
 use crate::plan::Placement;
-use squall_proto::Endpoint;
+use squall_proto::tls::{Stream, TlsClient, TlsFailure};
+use squall_proto::{Endpoint, Scheme};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -15,8 +17,27 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, error::ProtocolError};
 
-/// An open WebSocket.
-pub type Socket = WebSocketStream<TcpStream>;
+/// An open WebSocket, over plain TCP or TLS.
+pub type Socket = WebSocketStream<Stream>;
+
+/// What every connection attempt of a run shares, made once per run.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// The TLS client of `wss://` targets (one rustls configuration for
+    /// every socket); `None` when no target is `wss://`.
+    pub tls: Option<TlsClient>,
+    /// The `Sec-WebSocket-Protocol` asked for at every upgrade.
+    pub subprotocol: Option<String>,
+}
+
+/// A socket that is open, and how long its TLS handshake took (`None`
+/// without TLS).
+pub struct Opened {
+    /// The WebSocket.
+    pub socket: Socket,
+    /// The TLS handshake: from the connected TCP socket to its end.
+    pub tls_handshake: Option<Duration>,
+}
 
 /// Largest frame or message the engine accepts (the reference relay's limit is 64 KiB).
 const MAX_MESSAGE: usize = 1 << 20;
@@ -70,27 +91,49 @@ pub enum SocketError {
     /// Writing frames took longer than the send timeout.
     #[error("send_timeout")]
     SendTimeout,
+    /// The server's TLS certificate was refused (unknown issuer, expired,
+    /// not valid for the target's name).
+    #[error("tls_cert")]
+    TlsCert,
+    /// Another TLS failure: an alert, a server that does not speak TLS.
+    #[error("tls")]
+    Tls,
 }
 
-/// Connects to `target` and upgrades, with `token` placed as asked and
-/// `subprotocol` asked for, within `timeout`. The target's address passed
-/// the plan's loopback guard when the plan was checked.
+/// Connects to `target`, runs the TLS handshake of a `wss://` target with
+/// `options.tls`, and upgrades, with `token` placed as asked and
+/// `options.subprotocol` asked for, all within `timeout`. The target's address passed the plan's loopback guard when the
+/// plan was checked.
 pub async fn connect(
     target: &Endpoint,
     source: Option<IpAddr>,
     token: Option<(&str, Placement)>,
-    subprotocol: Option<&str>,
     timeout: Duration,
-) -> Result<Socket, SocketError> {
+    options: &ConnectOptions,
+) -> Result<Opened, SocketError> {
     let attempt = async {
-        let stream = dial(target.addr, source).await.map_err(|e| io_kind(&e))?;
+        let tcp = dial(target.addr, source).await.map_err(|e| io_kind(&e))?;
+        let (stream, tls_handshake) = match (target.url.scheme, &options.tls) {
+            (Scheme::Wss, Some(tls)) => {
+                let start = Instant::now();
+                let stream = tls
+                    .handshake(&target.url.host, tcp)
+                    .await
+                    .map_err(|e| io_kind(&e))?;
+                (stream, Some(start.elapsed()))
+            }
+            // A checked plan has a TLS client whenever a target is wss://.
+            (Scheme::Wss, None) => return Err(SocketError::Tls),
+            _ => (Stream::Plain(tcp), None),
+        };
         let mut path = target.path().to_string();
         if let Some((token, Placement::Query)) = token {
             path.push(if path.contains('?') { '&' } else { '?' });
             path.push_str("token=");
             path.push_str(token);
         }
-        let mut request = format!("ws://{}{}", target.host_header(), path)
+        let scheme = if stream.is_tls() { "wss" } else { "ws" };
+        let mut request = format!("{scheme}://{}{}", target.host_header(), path)
             .into_client_request()
             .map_err(|e| ws_kind(&e))?;
         if let Some((token, Placement::Header)) = token {
@@ -98,7 +141,7 @@ pub async fn connect(
                 .map_err(|_| SocketError::Protocol)?;
             request.headers_mut().insert("authorization", value);
         }
-        if let Some(protocol) = subprotocol {
+        if let Some(protocol) = &options.subprotocol {
             let value = HeaderValue::from_str(protocol).map_err(|_| SocketError::Protocol)?;
             request
                 .headers_mut()
@@ -108,7 +151,10 @@ pub async fn connect(
             tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
                 .await
                 .map_err(|e| ws_kind(&e))?;
-        Ok(socket)
+        Ok(Opened {
+            socket,
+            tls_handshake,
+        })
     };
     tokio::time::timeout(timeout, attempt)
         .await
@@ -145,8 +191,14 @@ pub(crate) async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> io::Result
     Ok(stream)
 }
 
-/// The error kind of an I/O failure.
+/// The error kind of an I/O failure (a TLS failure first: tokio-rustls
+/// hands those in as `InvalidData`).
 pub fn io_kind(e: &io::Error) -> SocketError {
+    match TlsFailure::of(e) {
+        Some(TlsFailure::Certificate) => return SocketError::TlsCert,
+        Some(TlsFailure::Handshake) => return SocketError::Tls,
+        None => {}
+    }
     match e.kind() {
         io::ErrorKind::ConnectionRefused => SocketError::Refused,
         io::ErrorKind::TimedOut => SocketError::Timeout,
@@ -198,6 +250,8 @@ mod tests {
             SocketError::Refused,
             SocketError::Http(401),
             SocketError::SendTimeout,
+            SocketError::TlsCert,
+            SocketError::Tls,
             io_kind(&io::Error::from(io::ErrorKind::BrokenPipe)),
             io_kind(&io::Error::from_raw_os_error(libc::EMFILE)),
         ]
@@ -210,6 +264,8 @@ mod tests {
                 "refused",
                 "http_401",
                 "send_timeout",
+                "tls_cert",
+                "tls",
                 "reset",
                 "too_many_open_files"
             ]

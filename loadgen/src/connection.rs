@@ -333,14 +333,15 @@ impl Conn<'_> {
     }
 
     /// Opens the socket and subscribes: the first time, counted in
-    /// `attempted`, `established`, `failed` and the handshake latency.
+    /// `attempted`, `established`, `failed` and the handshake latencies
+    /// (the whole opening, and its TLS handshake).
     async fn open(&mut self, permit: OwnedSemaphorePermit) -> Result<Socket, End> {
         let ctx = self.ctx;
         ctx.stats.with_connections(|s| s.attempted += 1);
         let start = self.now_ns();
         let result = self.dial(permit, self.end_ns()).await;
-        let mut ws = match result {
-            Ok(ws) => ws,
+        let (mut ws, tls_handshake) = match result {
+            Ok(opened) => opened,
             Err(kind) => {
                 ctx.stats.with_connections(|s| {
                     s.failed += 1;
@@ -353,6 +354,9 @@ impl Conn<'_> {
         ctx.stats.with_connections(|s| {
             s.established += 1;
             s.handshake.record_us(took_us);
+            if let Some(tls) = tls_handshake {
+                s.tls_handshake.record_us(tls.as_micros() as u64);
+            }
         });
         ctx.stats.set_open(true);
         match self.subscribe(&mut ws).await {
@@ -384,7 +388,7 @@ impl Conn<'_> {
             let dialed = self.bounded(self.dial(permit, until), Self::reconnect_end_ns);
             match dialed.await {
                 None => return None,
-                Some(Ok(mut ws)) => {
+                Some(Ok((mut ws, _))) => {
                     self.ctx.stats.set_open(true);
                     return Some(match self.subscribe(&mut ws).await {
                         Ok(()) => Ok(ws),
@@ -403,15 +407,16 @@ impl Conn<'_> {
     }
 
     /// Mints the token and connects under the connect timeout, at most
-    /// until `until_ns`: over WebSocket, TCP and the upgrade, then the
+    /// until `until_ns`: over WebSocket, TCP, TLS and the upgrade, then the
     /// script's connect-time steps (each under its own timeout); over SSE,
-    /// every stream up to its `200`. The error kind if it failed. The
-    /// future does not borrow the connection.
+    /// every stream up to its `200`. The socket and its TLS handshake's
+    /// time, or the error kind if it failed. The future does not borrow the
+    /// connection.
     fn dial(
         &self,
         permit: OwnedSemaphorePermit,
         until_ns: u64,
-    ) -> impl Future<Output = Result<Socket, String>> + use<> {
+    ) -> impl Future<Output = Result<(Socket, Option<Duration>), String>> + use<> {
         let ctx = self.ctx;
         let plan = &ctx.plan;
         let token = match (&plan.auth, &ctx.minter) {
@@ -422,10 +427,10 @@ impl Conn<'_> {
             _ => Ok(None),
         };
         let target = ctx.targets[ctx.layout.target_of(self.c)].clone();
+        let options = ctx.connect.clone();
         let source = self.source_addr();
         let limit =
             Duration::from_nanos(until_ns.saturating_sub(self.now_ns())).min(plan.timeouts.connect);
-        let subprotocol = ctx.frames.subprotocol().map(str::to_string);
         let script = ctx.frames.script().cloned();
         let (c, send_timeout) = (self.c, plan.timeouts.send);
         let sse = match &plan.transport {
@@ -454,21 +459,20 @@ impl Conn<'_> {
                 let result = tokio::time::timeout(limit, open).await;
                 drop(permit);
                 return match result {
-                    Ok(Ok(socket)) => Ok(Socket::Sse(Box::new(socket))),
+                    Ok(Ok(socket)) => Ok((Socket::Sse(Box::new(socket)), None)),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(SocketError::Timeout.to_string()),
                 };
             }
-            let result =
-                connect::connect(&target, source, token, subprotocol.as_deref(), limit).await;
+            let result = connect::connect(&target, source, token, limit, &options).await;
             drop(permit);
-            let mut ws = result.map_err(|e| e.to_string())?;
+            let mut opened = result.map_err(|e| e.to_string())?;
             if let Some(script) = script {
-                script::greet(&mut ws, &script, c, send_timeout)
+                script::greet(&mut opened.socket, &script, c, send_timeout)
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok(Socket::ws(ws))
+            Ok((Socket::ws(opened.socket), opened.tls_handshake))
         }
     }
 

@@ -3,6 +3,7 @@
 //! Ctrl-C, enforces the run's hard deadline, and builds the report.
 
 use crate::auth::Minter;
+use crate::connect::ConnectOptions;
 use crate::frames::Frames;
 use crate::layout::Layout;
 use crate::limits::raise_open_file_limit;
@@ -12,7 +13,7 @@ use crate::schedule::Schedule;
 use crate::snapshot::{LoadSnapshot, Phase};
 use crate::stats::{Collector, Stats};
 use crate::{Origin, connection};
-use squall_proto::Endpoint;
+use squall_proto::{Endpoint, TlsClient};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -91,6 +92,9 @@ pub(crate) struct Ctx {
     pub frames: Frames,
     /// The plan's targets, resolved and accepted by its loopback guard.
     pub targets: Vec<Endpoint>,
+    /// What every connection attempt shares: the TLS client of `wss://`
+    /// targets, built once for the run.
+    pub connect: ConnectOptions,
     pub minter: Option<Minter>,
     pub stats: Stats,
     pub deadlines: Deadlines,
@@ -104,11 +108,12 @@ pub(crate) struct Ctx {
 }
 
 /// Runs a checked plan against its `targets`, which
-/// [`LoadPlan::check_and_resolve`] resolved through the plan's loopback
-/// guard, speaking its `frames`.
+/// [`LoadPlan::check_and_resolve`] resolved through the plan's loopback guard
+/// (with the TLS client it built, when a target is `wss://`), speaking its
+/// `frames`.
 pub(crate) async fn run(
     plan: LoadPlan,
-    targets: Vec<Endpoint>,
+    (targets, tls): (Vec<Endpoint>, Option<TlsClient>),
     frames: Frames,
     origin: Origin,
     mut stop: watch::Receiver<bool>,
@@ -137,6 +142,10 @@ pub(crate) async fn run(
             .map(|_| Arc::new(Semaphore::new(MAX_PENDING_CONNECTS_PER_TARGET)))
             .collect(),
         targets,
+        connect: ConnectOptions {
+            tls,
+            subprotocol: frames.subprotocol().map(str::to_string),
+        },
         minter: match &plan.auth {
             Auth::Jwt(jwt) => Some(Minter::new(jwt).expect("checked plan")),
             Auth::None => None,

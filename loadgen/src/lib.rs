@@ -24,9 +24,11 @@
 //!
 //! # Where traffic goes, and what can fail
 //!
-//! Targets are `ws://` URLs, or `http://` event-stream URLs with
+//! Targets are `ws://` or `wss://` URLs ([`squall_proto::Endpoint`]; TLS with
+//! rustls, trusting [`LoadPlan::tls`], one configuration built once per run,
+//! each socket a full handshake), or `http://` event-stream URLs with
 //! [`Transport::Sse`] (Server-Sent Events subscribers, HTTP `POST`
-//! publishers: [`sse`]), ([`squall_proto::Endpoint`]), resolved once,
+//! publishers: [`sse`]), resolved once,
 //! before the first connection, through the plan's
 //! [`LoopbackGuard`](squall_proto::LoopbackGuard) ([`LoadPlan::guard`]):
 //! loopback addresses only (127.0.0.0/8, ::1) unless [`LoadPlan::allow_remote`]
@@ -74,8 +76,10 @@
 //! - **Connections**: attempts, upgrades, failures and abnormal ends by kind
 //!   (`refused`, `timeout`, `http_401`, `reset`, `eof`,
 //!   `closed_by_server_<code>`, `send_timeout`, `subscribe_timeout`,
-//!   `relay_error_<code>`, over SSE `publish_http_<code>`, ...), and a handshake-latency histogram (TCP
-//!   connect to the end of the upgrade). At most 100 upgrades are in flight
+//!   `relay_error_<code>`, `tls_cert`, `tls`, over SSE `publish_http_<code>`,
+//!   ...), and a handshake-latency histogram (TCP connect to the end of the
+//!   upgrade), with beside it the TLS handshake's own (`wss://` targets). At
+//!   most 100 upgrades are in flight
 //!   per target, below the usual listen backlog, so that a ramp never
 //!   overflows the target's accept queue.
 //! - **Dropped**: established sockets that the *target* ended (a close frame,
@@ -200,7 +204,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     snapshots: mpsc::UnboundedSender<LoadSnapshot>,
 ) -> Result<LoadReport, PlanError> {
-    let targets = plan.check_and_resolve()?;
+    let resolved = plan.check_and_resolve()?;
     let frames = frames::Frames::new(&plan)?;
-    Ok(engine::run(plan, targets, frames, origin, stop, snapshots).await)
+    Ok(engine::run(plan, resolved, frames, origin, stop, snapshots).await)
 }

@@ -32,16 +32,23 @@
 use crate::auth::AuthError;
 use crate::script::{Script, ScriptError};
 use serde::{Deserialize, Serialize};
-use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme};
+use squall_proto::tls::TlsError;
+use squall_proto::{Endpoint, EndpointError, LoopbackGuard, Scheme, TlsClient, TlsSettings};
 use std::net::IpAddr;
 use std::time::Duration;
 
 /// The validated, fully resolved load of one run (or of one shard of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadPlan {
-    /// WebSocket URLs (`ws://host:port/path`), one or more; topics are spread
-    /// over them whole. Loopback addresses only unless `allow_remote`.
+    /// WebSocket URLs (`ws://host:port/path` or `wss://`), one or more;
+    /// topics are spread over them whole. Loopback addresses only unless
+    /// `allow_remote`.
     pub targets: Vec<String>,
+    /// How `wss://` targets are trusted: Mozilla's roots by default, a CA
+    /// file, or (insecure) any certificate. The rustls configuration is built
+    /// from it once per run, when the plan is checked.
+    #[serde(default)]
+    pub tls: TlsSettings,
     /// Whether the targets may be other than loopback addresses. False by
     /// default; the CLI sets it only when the scenario's `allow_remote` and
     /// the user's `--allow-remote` are both given.
@@ -328,8 +335,11 @@ impl Default for Timeouts {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
     /// [`LoadPlan::targets`]: none, or a URL that is malformed, not `ws://`
-    /// or does not resolve.
+    /// or `wss://`, or does not resolve.
     Targets,
+    /// [`LoadPlan::tls`]: a CA file that cannot be read or holds no usable
+    /// certificate.
+    Tls,
     /// [`LoadPlan::allow_remote`]: a target is not a loopback address and
     /// remote targets are not allowed.
     AllowRemote,
@@ -406,7 +416,8 @@ pub enum PlanError {
     /// No target at all.
     #[error("no target URL")]
     NoTarget,
-    /// A target URL that is malformed, not `ws://`, or does not resolve.
+    /// A target URL that is malformed, not `ws://` or `wss://`, or does not
+    /// resolve.
     #[error("target {url:?}: {source}")]
     Target {
         /// The URL as given.
@@ -511,6 +522,10 @@ pub enum PlanError {
     /// A JWT key that does not load, or cannot sign.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The TLS settings of `wss://` targets: a CA file that cannot be read
+    /// or holds no usable certificate.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// `sockets_per_source` of zero.
     #[error("sockets_per_source must be at least 1")]
     SocketsPerSource,
@@ -605,6 +620,7 @@ impl Field {
     pub fn name(self) -> &'static str {
         match self {
             Field::Targets => "targets",
+            Field::Tls => "tls",
             Field::AllowRemote => "allow_remote",
             Field::Shard => "shard",
             Field::Publishers => "publishers",
@@ -659,6 +675,7 @@ impl PlanError {
             PlanError::ContentType(_) => Field::ContentType,
             PlanError::Script(e) => Field::Script(e.part()),
             PlanError::Auth(_) => Field::AuthKey,
+            PlanError::Tls(_) => Field::Tls,
             PlanError::SocketsPerSource => Field::SocketsPerSource,
             PlanError::TooLong { .. } => Field::Ramp,
             PlanError::TooManyConnections { .. } => Field::Connections,
@@ -681,6 +698,7 @@ impl LoadPlan {
     pub fn new(targets: Vec<String>) -> Self {
         Self {
             targets,
+            tls: TlsSettings::default(),
             allow_remote: false,
             protocol: Protocol::Squall,
             transport: Transport::Websocket,
@@ -808,7 +826,7 @@ impl LoadPlan {
         }
         let guard = self.guard();
         let (schemes, expected) = match self.transport {
-            Transport::Websocket => (&[Scheme::Ws][..], "ws"),
+            Transport::Websocket => (&[Scheme::Ws, Scheme::Wss][..], "ws or wss"),
             Transport::Sse(_) => (&[Scheme::Http][..], "http (load.transport = \"sse\")"),
         };
         self.targets
@@ -834,9 +852,17 @@ impl LoadPlan {
         self.check_and_resolve().map(drop)
     }
 
-    /// [`check`](Self::check), returning the resolved targets for the engine.
-    pub(crate) fn check_and_resolve(&self) -> Result<Vec<Endpoint>, PlanError> {
+    /// [`check`](Self::check), returning the resolved targets for the engine,
+    /// and the TLS client (built here, once) when a target is `wss://`.
+    pub(crate) fn check_and_resolve(
+        &self,
+    ) -> Result<(Vec<Endpoint>, Option<TlsClient>), PlanError> {
         let endpoints = self.endpoints()?;
+        let tls = endpoints
+            .iter()
+            .any(|e| e.url.scheme == Scheme::Wss)
+            .then(|| TlsClient::new(&self.tls))
+            .transpose()?;
         for shard in [self.shard, self.group] {
             if shard.count == 0 || shard.index >= shard.count {
                 return Err(PlanError::Shard {
@@ -940,7 +966,7 @@ impl LoadPlan {
                 duration: self.duration,
             });
         }
-        Ok(endpoints)
+        Ok((endpoints, tls))
     }
 }
 
@@ -1073,6 +1099,21 @@ mod tests {
             ttl: Duration::from_secs(1),
         });
         assert_eq!(field(&|p| p.auth = bad_key.clone()), Field::AuthKey);
+        // A wss:// target is a target; its CA file is read when checked.
+        let mut wss = ok.clone();
+        wss.targets = vec!["wss://127.0.0.1:9/ws".into()];
+        wss.check().unwrap();
+        let missing_ca = |p: &mut LoadPlan| {
+            p.targets = vec!["wss://127.0.0.1:9/ws".into()];
+            p.tls.ca_file = Some("/nonexistent/squall-ca.pem".into());
+        };
+        let e = {
+            let mut plan = ok.clone();
+            missing_ca(&mut plan);
+            plan.check().unwrap_err()
+        };
+        assert_eq!(e.field(), Field::Tls);
+        assert!(e.to_string().contains("squall-ca.pem"), "{e}");
     }
 
     /// Issue 11: topic groups, split further into parts, cover every

@@ -46,12 +46,20 @@ pub struct ConnectionStats {
     /// Attempts that did not.
     pub failed: u64,
     /// Failed attempts and abnormal ends by kind: `refused`, `timeout`,
-    /// `http_401`, `http_403`, `http_503`, `http_<status>`, `reset`,
+    /// `http_401`, `http_403`, `http_503`, `http_<status>`, `tls_cert` (the
+    /// server's certificate was refused), `tls` (another TLS failure), `reset`,
     /// `closed_by_server_<code>`, `protocol`, `io`, `subscribe_timeout`;
     /// failed reconnect attempts as `reconnect_<kind>`.
     pub errors: BTreeMap<String, u64>,
-    /// Time from the TCP connect to the end of the upgrade, in µs.
+    /// Time from the TCP connect to the end of the upgrade, in µs (the TLS
+    /// handshake of a `wss://` target included).
     pub handshake: LatencyHistogram,
+    /// The TLS handshake alone (from the connected TCP socket to the end of
+    /// the TLS handshake), in µs, of each socket that `handshake` counts;
+    /// empty for `ws://` targets. Every one is a full handshake (no session
+    /// resumption: each socket is a new client).
+    #[serde(default)]
+    pub tls_handshake: LatencyHistogram,
     /// Established sockets that the TARGET ended while squall did not end
     /// them (not a planned close, not the end of the drain, not a send
     /// timeout), by cause: `close_<code>` (a close frame; 1005 when it had
@@ -193,6 +201,7 @@ impl ConnectionStats {
         self.failed += other.failed;
         merge_counts(&mut self.errors, &other.errors);
         self.handshake.merge(&other.handshake);
+        self.tls_handshake.merge(&other.tls_handshake);
         merge_counts(&mut self.dropped, &other.dropped);
         self.reconnects += other.reconnects;
         self.reconnect.merge(&other.reconnect);

@@ -11,11 +11,15 @@
 //!   counts from and which crosses process boundaries as a number;
 //! - [`endpoint`]: target URLs (`ws://`, `wss://`, `http://`, `https://`)
 //!   taken apart, and the [`endpoint::LoopbackGuard`] that every address
-//!   squall sends traffic to passes through.
+//!   squall sends traffic to passes through;
+//! - [`tls`]: TLS for all of them: the client configuration that the load
+//!   engine, the chaos agent and the watchdog share, the relay's server
+//!   configuration, a stream that is plain TCP or TLS, and the error kinds
+//!   of a TLS failure.
 //!
 //! Every fallible function returns a typed error of its module
 //! ([`DurationError`], [`UrlError`], [`EndpointError`],
-//! [`wire::ProtocolError`]), so that callers match on variants rather than
+//! [`wire::ProtocolError`], [`tls::TlsError`]), so that callers match on variants rather than
 //! search messages.
 
 #![warn(missing_docs)]
@@ -23,8 +27,10 @@
 pub mod duration;
 pub mod endpoint;
 pub mod origin;
+pub mod tls;
 pub mod wire;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use endpoint::{Endpoint, EndpointError, LoopbackGuard, Scheme, Url, UrlError};
 pub use origin::Origin;
+pub use tls::{TlsClient, TlsSettings};

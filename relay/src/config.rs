@@ -1,7 +1,10 @@
 //! [`RelayConfig`]: everything a relay needs to run, constructible in code
 //! (tests, other crates) or from the command line (`cli`).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use squall_proto::tls::ServerConfig;
 
 use crate::auth::AuthConfig;
 use crate::bugs::Bugs;
@@ -28,10 +31,14 @@ pub struct RelayConfig {
     pub rate_limit: u32,
     /// Deliberate bugs (all off by default).
     pub bugs: Bugs,
-    /// The request head must arrive within this time (slowloris defence).
+    /// The request head must arrive within this time (slowloris defence);
+    /// so must, before it, the TLS handshake of a TLS relay.
     pub head_timeout: Duration,
     /// On shutdown, connections get this long to finish their closing handshake.
     pub drain_timeout: Duration,
+    /// Serve TLS (`wss://`, `https://` health and metrics) on the port with
+    /// this configuration (`--tls-cert`, `--tls-key`); `None`: plain TCP.
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl Default for RelayConfig {
@@ -47,6 +54,7 @@ impl Default for RelayConfig {
             bugs: Bugs::default(),
             head_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }

@@ -17,7 +17,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::ProtocolError as WsProtocolError;
@@ -30,9 +29,10 @@ use crate::outbox::{CloseCause, Outbox, QueueRx};
 use crate::rate_limit::{RateLimiter, Verdict};
 use crate::registry::{ConnId, text_frame};
 use crate::server::{Admitted, Shared};
+use squall_proto::tls::Stream;
 use squall_proto::wire::{ClientMessage, ErrorData, PingData, ServerMessage, Status, Topics};
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Stream>;
 
 /// Read buffer per connection: small, since most connections are idle.
 const READ_BUFFER_BYTES: usize = 2 * 1024;
@@ -61,7 +61,7 @@ enum Ended {
 
 /// Serves one admitted connection until it ends, then removes it from the
 /// registry.
-pub(crate) async fn serve(stream: TcpStream, admitted: Admitted, shared: &Shared) {
+pub(crate) async fn serve(stream: Stream, admitted: Admitted, shared: &Shared) {
     let Admitted {
         user,
         rest,

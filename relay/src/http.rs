@@ -1,12 +1,12 @@
 //! The hand-rolled HTTP front: reads one request head with a size and a time
 //! limit (slowloris), and writes the plain answers (`/health`, `/metrics`,
-//! refusals) and the `101 Switching Protocols` of an upgrade.
+//! refusals) and the `101 Switching Protocols` of an upgrade, over plain
+//! TCP or TLS alike (any async stream).
 
 use std::io;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The largest request head accepted.
@@ -86,8 +86,8 @@ impl RequestHead {
 }
 
 /// Reads one request head; returns it with any bytes read past its end.
-pub async fn read_head(
-    stream: &mut TcpStream,
+pub async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
     within: Duration,
 ) -> Result<(RequestHead, Vec<u8>), HeadError> {
     match tokio::time::timeout(within, read_head_unbounded(stream)).await {
@@ -96,7 +96,9 @@ pub async fn read_head(
     }
 }
 
-async fn read_head_unbounded(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>), HeadError> {
+async fn read_head_unbounded<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         if buf.len() >= MAX_HEAD_BYTES {
@@ -143,8 +145,8 @@ async fn read_head_unbounded(stream: &mut TcpStream) -> Result<(RequestHead, Vec
 }
 
 /// Writes a complete answer and closes the write side.
-pub async fn respond(
-    stream: &mut TcpStream,
+pub async fn respond<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     status: u16,
     content_type: &str,
     body: &str,
@@ -160,7 +162,11 @@ pub async fn respond(
 }
 
 /// Writes a one-line plain-text refusal.
-pub async fn refuse(stream: &mut TcpStream, status: u16, reason: &str) -> io::Result<()> {
+pub async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    status: u16,
+    reason: &str,
+) -> io::Result<()> {
     respond(
         stream,
         status,
@@ -171,7 +177,7 @@ pub async fn refuse(stream: &mut TcpStream, status: u16, reason: &str) -> io::Re
 }
 
 /// Writes the `101 Switching Protocols` answer to a WebSocket key.
-pub async fn accept_upgrade(stream: &mut TcpStream, key: &str) -> io::Result<()> {
+pub async fn accept_upgrade<S: AsyncWrite + Unpin>(stream: &mut S, key: &str) -> io::Result<()> {
     let answer = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())

@@ -30,10 +30,13 @@ pub enum Rejection {
     BadRequest,
     /// The request head was too large or too slow (slowloris).
     BadHead,
+    /// The TLS handshake failed, was reset, or did not finish within the
+    /// head timeout (`--tls-cert`).
+    TlsHandshake,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 9] = [
+    const ALL: [Rejection; 10] = [
         Rejection::MissingToken,
         Rejection::Malformed,
         Rejection::WrongAlgorithm,
@@ -43,6 +46,7 @@ impl Rejection {
         Rejection::Unavailable,
         Rejection::BadRequest,
         Rejection::BadHead,
+        Rejection::TlsHandshake,
     ];
 
     /// The metrics label.
@@ -57,6 +61,7 @@ impl Rejection {
             Rejection::Unavailable => "unavailable",
             Rejection::BadRequest => "bad_request",
             Rejection::BadHead => "bad_head",
+            Rejection::TlsHandshake => "tls_handshake",
         }
     }
 }

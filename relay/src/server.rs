@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use squall_proto::tls::{self, Stream};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -74,9 +75,15 @@ impl RelayHandle {
         self.addr
     }
 
-    /// `ws://ADDR/ws`, the URL clients connect to (any path upgrades).
+    /// `ws://ADDR/ws` (`wss://` when it serves TLS), the URL clients
+    /// connect to (any path upgrades).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        let scheme = if self.shared.config.tls.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}/ws", self.addr)
     }
 
     /// The gauges `/metrics` would show now.
@@ -232,15 +239,42 @@ async fn timed_bugs(shared: Arc<Shared>) {
     }
 }
 
-/// Serves one accepted socket: HTTP routing first, then, for an admitted
-/// upgrade, the WebSocket connection. The routing future is boxed and gone
-/// before the long-lived part starts: its state (request head, buffers,
-/// timers, about 1.5 KiB) would otherwise be part of every connection's task
-/// for its whole life.
-async fn handle_socket(mut stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+/// Serves one accepted socket: the TLS handshake of a TLS relay, HTTP
+/// routing, then, for an admitted upgrade, the WebSocket connection. The
+/// routing future is boxed and gone before the long-lived part starts: its
+/// state (request head, buffers, timers, about 1.5 KiB) would otherwise be
+/// part of every connection's task for its whole life.
+async fn handle_socket(tcp: TcpStream, shared: Arc<Shared>) {
+    let _ = tcp.set_nodelay(true);
+    let Some(mut stream) = Box::pin(secure(tcp, &shared)).await else {
+        return;
+    };
     if let Some(admitted) = Box::pin(route(&mut stream, &shared)).await {
         connection::serve(stream, admitted, &shared).await;
+    }
+}
+
+/// The socket as the relay speaks on it: plain, or (`--tls-cert`) after the
+/// server side of a TLS handshake. The handshake runs here, in the
+/// connection's own task, under the head timeout: one that stalls or is
+/// reset costs this task alone, never the accept loop. A failed one is
+/// counted (rejected, `tls_handshake`) and the socket dropped.
+async fn secure(tcp: TcpStream, shared: &Shared) -> Option<Stream> {
+    let Some(config) = &shared.config.tls else {
+        return Some(Stream::Plain(tcp));
+    };
+    match tokio::time::timeout(shared.config.head_timeout, tls::accept(config, tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!("TLS handshake failed: {e}");
+            shared.registry.metrics.reject(Rejection::TlsHandshake);
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake not done within the head timeout");
+            shared.registry.metrics.reject(Rejection::TlsHandshake);
+            None
+        }
     }
 }
 
@@ -256,7 +290,7 @@ pub(crate) struct Admitted {
 
 /// Reads the request head and answers it: `/health`, `/metrics`, a refusal,
 /// or the `101` of an admitted upgrade.
-async fn route(stream: &mut TcpStream, shared: &Shared) -> Option<Admitted> {
+async fn route(stream: &mut Stream, shared: &Shared) -> Option<Admitted> {
     let metrics = &shared.registry.metrics;
     let (head, rest) = match http::read_head(stream, shared.config.head_timeout).await {
         Ok(read) => read,
@@ -300,7 +334,7 @@ async fn route(stream: &mut TcpStream, shared: &Shared) -> Option<Admitted> {
 /// Checks an upgrade request (shape, shutdown, auth, capacity) and answers
 /// `101`, or refuses it with a one-line reason.
 async fn admit(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     head: &RequestHead,
     rest: Vec<u8>,
     shared: &Shared,
@@ -357,7 +391,7 @@ async fn admit(
 /// holds the socket until the client gives up (EOF or an error), the relay
 /// stops, or [`STALLED_UPGRADE_HOLD`] passes. Bytes the client sends meanwhile
 /// are read and ignored.
-async fn hold_unanswered(stream: &mut TcpStream, shared: &Shared) {
+async fn hold_unanswered(stream: &mut Stream, shared: &Shared) {
     let mut stop = shared.stop.clone();
     let mut buf = [0u8; 512];
     let until_gone = async {

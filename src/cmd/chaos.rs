@@ -15,7 +15,7 @@ use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::scenario::{Action, Backoff, ChaosStep, DEFAULT_HOLD};
 use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource, squall_subscribe};
 use squall_chaos::{Error, tokens};
-use squall_proto::{LoopbackGuard, Origin, parse_duration};
+use squall_proto::{LoopbackGuard, Origin, TlsClient, TlsSettings, parse_duration};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +26,16 @@ pub struct ChaosArgs {
     /// The fault: reset, drop, halfopen, vanish, slowloris, garbage, badauth, storm.
     #[arg(value_parser = names::<Action>(Action::NAMES))]
     pub action: Action,
-    /// The target's WebSocket URL, e.g. ws://127.0.0.1:8080/ws.
+    /// The target's WebSocket URL, e.g. ws://127.0.0.1:8080/ws (or wss://).
     #[arg(long)]
     pub target: String,
+    /// wss://: trust the certificates of this PEM file instead of Mozilla's
+    /// roots (a private CA, or the server's self-signed certificate).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// wss://: accept any certificate, unverified (self-signed staging).
+    #[arg(long, conflicts_with = "tls_ca_file")]
+    pub tls_insecure: bool,
     /// Sockets (or rounds of cases for garbage and badauth).
     #[arg(long, default_value_t = 1)]
     pub count: u64,
@@ -41,6 +48,10 @@ pub struct ChaosArgs {
     /// reset, drop: write half a frame just before the fault.
     #[arg(long)]
     pub mid_frame: bool,
+    /// reset, drop: end in the middle of the handshake (over wss://, right
+    /// after a ClientHello and the server's answer).
+    #[arg(long, conflicts_with = "mid_frame")]
+    pub mid_handshake: bool,
     /// halfopen, vanish, slowloris: how long each socket is held [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     pub hold: Option<Duration>,
@@ -100,6 +111,7 @@ impl ChaosArgs {
             rate: self.rate,
             after: self.after,
             mid_frame: self.mid_frame,
+            mid_handshake: self.mid_handshake,
             hold: self.hold,
             trickle: self.trickle,
             backoff: self.backoff,
@@ -108,8 +120,14 @@ impl ChaosArgs {
         }
     }
 
-    /// The target these arguments describe.
-    pub fn target(&self) -> ChaosTarget {
+    /// The target these arguments describe; a CA file that does not load is
+    /// a usage failure.
+    pub fn target(&self) -> Result<ChaosTarget, Failure> {
+        let tls = TlsClient::new(&TlsSettings {
+            ca_file: self.tls_ca_file.clone(),
+            insecure: self.tls_insecure,
+        })
+        .map_err(|e| Failure::usage(format!("chaos: --tls-ca-file: {e}")))?;
         let tokens = match (&self.jwt_secret, &self.token) {
             (Some(secret), _) => Some(tokens::hs256_source(secret.clone())),
             (None, Some(token)) => {
@@ -118,8 +136,9 @@ impl ChaosArgs {
             }
             (None, None) => None,
         };
-        ChaosTarget {
+        Ok(ChaosTarget {
             ws_url: self.target.clone(),
+            tls,
             tokens,
             placement: self.placement,
             subscribe_frames: if self.not_squall {
@@ -130,7 +149,7 @@ impl ChaosArgs {
             squall_protocol: !self.not_squall,
             jwt_secret: self.jwt_secret.clone(),
             guard: LoopbackGuard::new(self.allow_remote),
-        }
+        })
     }
 }
 
@@ -150,11 +169,15 @@ pub fn run(args: ChaosArgs) -> Result<Exit, Failure> {
         + step.rate.map_or(Duration::ZERO, |r| {
             Duration::from_secs_f64(step.count as f64 / r)
         });
+    let target = args.target()?;
+    if target.tls.is_insecure() {
+        eprintln!("chaos: WARNING: --tls-insecure: the target's certificate is NOT verified");
+    }
     let runtime = super::runtime("squall-chaos")?;
     let result = runtime.block_on(async {
         let config = AgentConfig {
             steps: vec![step],
-            target: args.target(),
+            target,
             origin: Origin::now(),
             last_chaos: LastChaos::default(),
         };

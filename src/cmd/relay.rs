@@ -55,6 +55,24 @@ pub struct RelayArgs {
     /// `rate_limited`, and close 1008 if it persists.
     #[arg(long, env = "SQUALL_RELAY_RATE_LIMIT", default_value_t = 1000)]
     pub rate_limit: u32,
+    /// Serve TLS with this certificate (PEM, the chain with the server's
+    /// certificate first): wss:// upgrades and https:// /health and
+    /// /metrics on the same port. Needs --tls-key.
+    #[arg(
+        long,
+        env = "SQUALL_RELAY_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        env = "SQUALL_RELAY_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
     /// Turn on a deliberate bug (see the list below).
     #[arg(long = "bug", value_name = "NAME", env = "SQUALL_RELAY_BUGS", value_delimiter = ',', long_help = BUG_HELP)]
     pub bugs: Vec<Bug>,
@@ -97,8 +115,16 @@ impl RelayArgs {
                 "--ping-interval and --idle-timeout must be positive",
             ));
         }
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                squall_proto::tls::server_config(cert, key)
+                    .map_err(|e| Failure::usage(format!("--tls-cert/--tls-key: {e}")))?,
+            ),
+            _ => None,
+        };
         Ok(RelayConfig {
             auth,
+            tls,
             max_connections: self.max_connections,
             queue_size: self.queue_size,
             ping_interval: self.ping_interval,
@@ -142,7 +168,8 @@ async fn serve_until_signal(args: &RelayArgs, config: RelayConfig) -> Result<Exi
         .map_err(|e| Failure::harness(format!("cannot listen on {addr}: {e}")))?;
     let relay = server::start(listener, config);
     let bound = relay.local_addr();
-    tracing::info!(%bound, "relay listening");
+    let url = relay.ws_url();
+    tracing::info!(%bound, %url, "relay listening");
     if let Some(path) = &args.ready_file
         && let Err(e) = listen::write_ready_file(path, bound)
     {

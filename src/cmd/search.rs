@@ -50,6 +50,13 @@ pub struct SearchArgs {
     /// Also write the HTML report next to the search file.
     #[arg(long)]
     pub report: bool,
+    /// Show the live terminal UI: every step so far and the running one
+    /// (default when stdout is a terminal).
+    #[arg(long, conflicts_with = "no_tui")]
+    pub tui: bool,
+    /// No TUI: a line on stderr when each step starts and when it is judged.
+    #[arg(long)]
+    pub no_tui: bool,
     /// Override a field, e.g. `load.connections=500` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
@@ -68,8 +75,12 @@ pub enum VaryArg {
 }
 
 impl SearchArgs {
-    /// The search's options: the flags as overrides after the user's.
+    /// The search's options: the flags as overrides after the user's; the
+    /// TUI is on when asked, or when stdout is a terminal and `--no-tui` was
+    /// not given.
     pub fn into_options(self) -> Result<crate::search::SearchOptions, Failure> {
+        use std::io::IsTerminal;
+        let tui = self.tui || (!self.no_tui && std::io::stdout().is_terminal());
         let mut sets = self.sets;
         for slo in &self.slo {
             sets.push(slo_override(slo).map_err(|e| Failure::usage(e.to_string()))?);
@@ -115,6 +126,7 @@ impl SearchArgs {
             junit: self.junit,
             report: self.report,
             allow_remote: self.allow_remote,
+            tui,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! The report page: summary, thresholds, charts, hangs, chaos, errors and
-//! settings, with its stylesheet inline so the file stands alone.
+//! settings, with its stylesheet inline so the file stands alone (the
+//! frame and the rules every squall page shares are `frame`'s).
 
 use super::format::{self, escape};
+use super::frame;
 use super::svg::{Chart, Series};
 use crate::results::recorded::{RecordedRun, value_text};
 use crate::snapshot::Snapshot;
@@ -30,29 +32,14 @@ const SHOWN_KEYS: &[&str] = &[
 /// Longer strings at the top level are data (histograms), not settings.
 const MAX_SETTING_CHARS: usize = 200;
 
+/// This page's own rules, after `frame`'s.
 const STYLE: &str = r#"
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-main{max-width:1100px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
-.meta{color:#5b6475;margin-bottom:16px}
-.verdict{display:inline-block;padding:2px 10px;border-radius:4px;font-weight:700;color:#fff}
-.pass{background:#1f8f4e}.fail{background:#c62828}
 .cards{display:grid;grid-template-columns:repeat(4,1fr);gap:12px}
 .card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px 14px}
 .card h3{margin:0 0 6px;font-size:13px;color:#5b6475;text-transform:uppercase;letter-spacing:.04em}
 .card dl{display:grid;grid-template-columns:auto 1fr;gap:2px 12px;margin:0}
 .card dd{margin:0;text-align:right;font-variant-numeric:tabular-nums}
-table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #dde1e8}
-th,td{padding:6px 10px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.failed td{background:#fdecea}
 .ok{color:#1f8f4e;font-weight:700}.bad{color:#c62828;font-weight:700}
-figure{background:#fff;border:1px solid #dde1e8;border-radius:6px;margin:0 0 16px;padding:8px 12px}
-figcaption{font-weight:600;margin-bottom:4px}
-svg.chart{width:100%;height:auto;display:block}
-svg .grid{stroke:#eceef2}
-svg .tick,svg .unit,svg .legend{font-size:11px;fill:#5b6475}
-svg .series{fill:none;stroke-width:1.8;stroke-linejoin:round}
 svg .hang{fill:#e53935;fill-opacity:.16}
 svg .chaos line{stroke:#8e24aa;stroke-dasharray:4 3;stroke-width:1.2}
 svg .chaos text{font-size:11px;fill:#8e24aa}
@@ -68,20 +55,12 @@ pub fn page(run: &RecordedRun) -> String {
     let r = &run.results;
     let title = format!("squall report: {}", r.scenario);
     let mut html = String::new();
+    frame::open(&mut html, &title, STYLE);
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t}</title><style>{STYLE}</style></head><body><main>",
-        t = escape(&title)
-    );
-    let (verdict, class) = if r.passed {
-        ("PASSED", "pass")
-    } else {
-        ("FAILED", "fail")
-    };
-    let _ = write!(
-        html,
-        "<h1>{t}</h1><div class=\"meta\"><span class=\"verdict {class}\">{verdict}</span> exit code {code} ({meaning}) · started {started} · ran {ran}{partial}</div>",
+        "<h1>{t}</h1><div class=\"meta\">{verdict} exit code {code} ({meaning}) · started {started} · ran {ran}{partial}</div>",
         t = escape(&title),
+        verdict = frame::verdict(r.passed),
         code = r.exit_code,
         meaning = format::exit_code_meaning(r.exit_code),
         started = escape(&r.started_at),
@@ -99,7 +78,7 @@ pub fn page(run: &RecordedRun) -> String {
     chaos(&mut html, run);
     errors(&mut html, run);
     settings(&mut html, &run.raw);
-    html.push_str("</main></body></html>\n");
+    frame::close(&mut html);
     html
 }
 
@@ -150,6 +129,13 @@ fn summary(html: &mut String, run: &RecordedRun) {
     ];
     conn.push(("handshake p50", format::ms(c.handshake_ms.p50)));
     conn.push(("handshake p99", format::ms(c.handshake_ms.p99)));
+    if let Some(tls) = &c.tls_handshake_ms {
+        conn.push(("TLS handshake p50", format::ms(tls.p50)));
+        conn.push(("TLS handshake p99", format::ms(tls.p99)));
+    }
+    if let Some(tls) = r.tls.as_ref().filter(|t| t.insecure) {
+        conn.push(("TLS", tls.describe()));
+    }
     card(html, "connections", &conn);
     let failed = r.thresholds.iter().filter(|t| !t.passed).count();
     card(

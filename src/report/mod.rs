@@ -21,8 +21,9 @@
 //! both read runs through [`RecordedRun`].
 
 pub mod format;
+pub(crate) mod frame;
 mod html;
-mod svg;
+pub(crate) mod svg;
 
 pub use crate::results::recorded::RecordedRun;
 

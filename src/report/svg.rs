@@ -1,17 +1,125 @@
 //! Line charts as inline SVG, drawn by hand so the report needs nothing
 //! from the network: time on x, one or more series on y, hang windows
-//! shaded and chaos actions marked as labelled vertical lines.
+//! shaded and chaos actions marked as labelled vertical lines. The
+//! [`Canvas`] the charts draw on is shared with the search's report, whose
+//! x axis is the level offered.
 
 use super::format::{clock, escape, value};
 use std::fmt::Write;
 
-/// Drawing size in SVG user units; the page scales it to its width.
-const WIDTH: f64 = 1000.0;
-const HEIGHT: f64 = 260.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 34.0;
-const BOTTOM: f64 = 34.0;
+/// A chart's drawing box in SVG user units (the page scales it to its
+/// width), and the parts every squall chart draws alike: the `<svg>` element
+/// with its title, y grid lines with their labels, labels under the x axis,
+/// the unit of y and the legend.
+#[derive(Debug, Clone, Copy)]
+pub struct Canvas {
+    /// Drawing width.
+    pub width: f64,
+    /// Drawing height.
+    pub height: f64,
+    /// Room left of the plot, for the y labels.
+    pub left: f64,
+    /// Room right of the plot.
+    pub right: f64,
+    /// Room above the plot, for the unit and the legend.
+    pub top: f64,
+    /// Room below the plot, for the x labels.
+    pub bottom: f64,
+}
+
+/// Height of one row of labels under the x axis.
+const X_LABEL_ROW: f64 = 13.0;
+
+impl Canvas {
+    /// The plot's width.
+    pub fn plot_width(&self) -> f64 {
+        self.width - self.left - self.right
+    }
+
+    /// The plot's height.
+    pub fn plot_height(&self) -> f64 {
+        self.height - self.top - self.bottom
+    }
+
+    /// Opens the `<svg>` element, titled for screen readers and tooltips;
+    /// [`Canvas::close`] ends it.
+    pub fn open(&self, svg: &mut String, title: &str) {
+        let _ = write!(
+            svg,
+            r#"<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><title>{t}</title>"#,
+            w = self.width,
+            h = self.height,
+            t = escape(title)
+        );
+    }
+
+    /// Ends the `<svg>` element.
+    pub fn close(svg: &mut String) {
+        svg.push_str("</svg>");
+    }
+
+    /// A grid line across the plot at `py`, labelled left of it.
+    pub fn y_tick(&self, svg: &mut String, py: f64, label: &str) {
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{l}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
+            l = self.left,
+            x2 = self.width - self.right,
+            tx = self.left - 6.0,
+            ty = py + 4.0,
+            label = escape(label)
+        );
+    }
+
+    /// A label under the x axis, centred on `px`, on label row `row` (0 is
+    /// the first, right under the axis).
+    pub fn x_label(&self, svg: &mut String, px: f64, row: usize, label: &str) {
+        let _ = write!(
+            svg,
+            r#"<text class="tick" x="{px:.1}" y="{py:.1}" text-anchor="middle">{label}</text>"#,
+            py = self.height - self.bottom + 16.0 + X_LABEL_ROW * row as f64,
+            label = escape(label)
+        );
+    }
+
+    /// What the y values are, above the plot's top left corner.
+    pub fn y_unit(&self, svg: &mut String, unit: &str) {
+        let _ = write!(
+            svg,
+            r#"<text class="unit" x="{x}" y="{y}">{unit}</text>"#,
+            x = self.left,
+            y = self.top - 10.0,
+            unit = escape(unit)
+        );
+    }
+
+    /// The legend above the plot's right end: a swatch and a name for each
+    /// `(name, colour)`, in order.
+    pub fn legend(&self, svg: &mut String, items: &[(&str, &str)]) {
+        let mut legend_x = self.width - self.right;
+        for (name, color) in items.iter().rev() {
+            legend_x -= 14.0 + 7.5 * name.chars().count() as f64;
+            let _ = write!(
+                svg,
+                r#"<rect class="swatch" x="{legend_x:.1}" y="{sy}" width="10" height="10" fill="{color}"/><text class="legend" x="{lx:.1}" y="{ly}">{name}</text>"#,
+                sy = self.top - 20.0,
+                lx = legend_x + 13.0,
+                ly = self.top - 11.0,
+                name = escape(name)
+            );
+        }
+    }
+}
+
+/// The run's charts: time on x.
+const CANVAS: Canvas = Canvas {
+    width: 1000.0,
+    height: 260.0,
+    left: 70.0,
+    right: 20.0,
+    top: 34.0,
+    bottom: 34.0,
+};
 
 /// Lines chaos labels may stack on, and roughly how wide one character of
 /// a label is, in drawing units.
@@ -64,22 +172,19 @@ impl Chart<'_> {
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max);
         let (y_max, y_step) = nice_axis(y_data_max, self.whole);
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
-        let x = |t: f64| LEFT + t.clamp(0.0, x_max) / x_max * plot_w;
-        let y = |v: f64| TOP + plot_h - v.clamp(0.0, y_max) / y_max * plot_h;
+        let c = CANVAS;
+        let (plot_w, plot_h) = (c.plot_width(), c.plot_height());
+        let x = |t: f64| c.left + t.clamp(0.0, x_max) / x_max * plot_w;
+        let y = |v: f64| c.top + plot_h - v.clamp(0.0, y_max) / y_max * plot_h;
 
         let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{title}"><title>{title}</title>"#,
-            title = escape(self.title)
-        );
+        c.open(&mut svg, self.title);
         for &(from, to) in self.hangs {
             let (x0, x1) = (x(from), x(to));
             let _ = write!(
                 svg,
-                r#"<rect class="hang" x="{x0:.1}" y="{TOP}" width="{w:.1}" height="{plot_h}"><title>hang {from} to {to}</title></rect>"#,
+                r#"<rect class="hang" x="{x0:.1}" y="{top}" width="{w:.1}" height="{plot_h}"><title>hang {from} to {to}</title></rect>"#,
+                top = c.top,
                 w = (x1 - x0).max(2.0),
                 from = clock(from),
                 to = clock(to)
@@ -87,35 +192,16 @@ impl Chart<'_> {
         }
         let mut tick = 0.0;
         while tick <= y_max + y_step / 2.0 {
-            let _ = write!(
-                svg,
-                r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
-                x2 = WIDTH - RIGHT,
-                py = y(tick),
-                tx = LEFT - 6.0,
-                ty = y(tick) + 4.0,
-                label = value(tick)
-            );
+            c.y_tick(&mut svg, y(tick), &value(tick));
             tick += y_step;
         }
         let x_step = time_step(x_max);
         let mut t = 0.0;
         while t <= x_max + 1e-9 {
-            let _ = write!(
-                svg,
-                r#"<text class="tick" x="{px:.1}" y="{py}" text-anchor="middle">{label}</text>"#,
-                px = x(t),
-                py = HEIGHT - BOTTOM + 16.0,
-                label = clock(t)
-            );
+            c.x_label(&mut svg, x(t), 0, &clock(t));
             t += x_step;
         }
-        let _ = write!(
-            svg,
-            r#"<text class="unit" x="{LEFT}" y="{uy}">{unit}</text>"#,
-            uy = TOP - 10.0,
-            unit = escape(self.unit)
-        );
+        c.y_unit(&mut svg, self.unit);
         for series in &self.series {
             let mut d = String::new();
             let mut pen_down = false;
@@ -154,28 +240,18 @@ impl Chart<'_> {
             line_ends[line] = px + 3.0 + LABEL_CHAR_WIDTH * label.chars().count() as f64 + 4.0;
             let _ = write!(
                 svg,
-                r#"<g class="chaos"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{y2}"/><text x="{tx:.1}" y="{ty}">{label}</text><title>chaos at {at}: {label}</title></g>"#,
-                y2 = TOP + plot_h,
+                r#"<g class="chaos"><line x1="{px:.1}" x2="{px:.1}" y1="{top}" y2="{y2}"/><text x="{tx:.1}" y="{ty}">{label}</text><title>chaos at {at}: {label}</title></g>"#,
+                top = c.top,
+                y2 = c.top + plot_h,
                 tx = px + 3.0,
-                ty = TOP + 10.0 + 12.0 * line as f64,
+                ty = c.top + 10.0 + 12.0 * line as f64,
                 at = clock(*at),
                 label = escape(label)
             );
         }
-        let mut legend_x = WIDTH - RIGHT;
-        for series in self.series.iter().rev() {
-            legend_x -= 14.0 + 7.5 * series.name.len() as f64;
-            let _ = write!(
-                svg,
-                r#"<rect class="swatch" x="{legend_x:.1}" y="{sy}" width="10" height="10" fill="{color}"/><text class="legend" x="{lx:.1}" y="{ly}">{name}</text>"#,
-                sy = TOP - 20.0,
-                color = series.color,
-                lx = legend_x + 13.0,
-                ly = TOP - 11.0,
-                name = escape(series.name)
-            );
-        }
-        svg.push_str("</svg>");
+        let legend: Vec<(&str, &str)> = self.series.iter().map(|s| (s.name, s.color)).collect();
+        c.legend(&mut svg, &legend);
+        Canvas::close(&mut svg);
         svg
     }
 }

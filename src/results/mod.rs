@@ -58,6 +58,10 @@ pub struct Results {
     pub verdict: Vec<String>,
     /// The target's URL(s).
     pub target: String,
+    /// How squall trusted the target's TLS, when it spoke TLS to it
+    /// (`wss://`, `https://`); absent for plain targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsUse>,
     /// Shards (processes or `--shard` runs) merged into these figures.
     pub shards: u32,
     /// Connection counts.
@@ -88,6 +92,30 @@ pub struct Results {
     /// The load engine's report as the engine serializes it: what `squall
     /// merge` hands back to [`LoadReport::merge`] to add shards up exactly.
     pub load_report: serde_json::Value,
+}
+
+/// How a run trusted its target's TLS: recorded so that a run made without
+/// verifying the certificate says so wherever its results go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TlsUse {
+    /// `tls_insecure = true`: the certificate was NOT verified.
+    pub insecure: bool,
+    /// The PEM bundle trusted instead of Mozilla's roots (`tls_ca_file`, or
+    /// the builtin relay's own certificate); `None`: Mozilla's roots (or
+    /// nothing, when insecure).
+    pub ca_file: Option<String>,
+}
+
+impl TlsUse {
+    /// What the summary says about it, in words.
+    pub fn describe(&self) -> String {
+        match (&self.insecure, &self.ca_file) {
+            (true, _) => "INSECURE: the certificate was NOT verified (tls_insecure = true)".into(),
+            (false, Some(ca)) => format!("verified against {ca}"),
+            (false, None) => "verified against Mozilla's roots (webpki-roots)".into(),
+        }
+    }
 }
 
 /// One hang of the target.
@@ -295,8 +323,11 @@ pub struct Connections {
     pub error_ratio: f64,
     /// Failures and abnormal ends by kind.
     pub errors: BTreeMap<String, u64>,
-    /// Handshake latency (TCP connect to upgrade done), in ms.
+    /// Handshake latency (TCP connect to upgrade done, TLS included), in ms.
     pub handshake_ms: Handshake,
+    /// The TLS handshake alone (`wss://` targets), in ms; absent without TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_ms: Option<Latency>,
     /// Sockets the target ended on its own (squall did not fault them), by
     /// cause: `close_<code>`, `reset`, `eof`.
     pub dropped: BTreeMap<String, u64>,
@@ -414,6 +445,7 @@ pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
             p50: c.handshake.percentile_ms(50.0),
             p99: c.handshake.percentile_ms(99.0),
         },
+        tls_handshake_ms: (c.tls_handshake.count() > 0).then(|| Latency::of(&c.tls_handshake)),
     };
     let m = &report.messages;
     let loss = report.loss();
@@ -466,6 +498,8 @@ pub struct Parts {
     pub planned_s: f64,
     /// Target URL(s).
     pub target: String,
+    /// How the target's TLS was trusted, when squall spoke TLS to it.
+    pub tls: Option<TlsUse>,
     /// The scenario as it ran.
     pub settings: serde_json::Value,
     /// The scenario's thresholds.
@@ -527,6 +561,7 @@ impl Results {
             exit_code: exit.code(),
             verdict: verdict.sentences,
             target: p.target,
+            tls: p.tls,
             shards: p.report.shards,
             connections,
             messages,

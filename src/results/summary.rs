@@ -21,12 +21,22 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
     for sentence in &r.verdict {
         let _ = writeln!(out, "  → {sentence}");
     }
+    if r.tls.as_ref().is_some_and(|t| t.insecure) {
+        let _ = writeln!(
+            out,
+            "  ⚠ TLS INSECURE: tls_insecure = true, the target's certificate was NOT verified: \
+             anyone in the path could have posed as it"
+        );
+    }
     out.push('\n');
     let mut line = |name: &str, value: String| {
         let dots = ".".repeat(22usize.saturating_sub(name.len()));
         let _ = writeln!(out, "  {name} {dots} {value}");
     };
     line("target", r.target.clone());
+    if let Some(tls) = &r.tls {
+        line("tls", tls.describe());
+    }
     line(
         "duration",
         format!(
@@ -55,6 +65,18 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
             ms(c.handshake_ms.p99)
         ),
     );
+    if let Some(tls) = &c.tls_handshake_ms {
+        line(
+            "tls handshake",
+            format!(
+                "p50={} p99={} max={} ({} full handshakes, part of the handshake above)",
+                ms(tls.p50),
+                ms(tls.p99),
+                ms(tls.max),
+                tls.count
+            ),
+        );
+    }
     let m = &r.messages;
     line(
         "messages",

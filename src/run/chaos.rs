@@ -63,6 +63,11 @@ impl ChaosSide {
             _ => TokenPlacement::Query,
         };
         let squall_protocol = matches!(plan.load.protocol, Protocol::Squall);
+        // One TLS client for the watchdog's probes and the chaos sockets,
+        // with the load's trust (`tls_ca_file`, `tls_insecure`).
+        let tls = target
+            .tls_client()
+            .map_err(|e| Failure::harness(e.to_string()))?;
         let first_url = target.urls()[0].clone();
         let mut config = WatchdogConfig::new(plan.watchdog.clone(), origin, out_dir, run_name);
         config.health_url = target.endpoints.health.clone();
@@ -88,6 +93,7 @@ impl ChaosSide {
             stderr_tail: target.stderr_tail(),
         });
         config.guard = guard;
+        config.tls = tls.clone();
         config.progress_fed = true;
         let last_chaos = LastChaos::default();
         config.last_chaos = last_chaos.clone();
@@ -100,6 +106,7 @@ impl ChaosSide {
         } else {
             let chaos_target = ChaosTarget {
                 ws_url: first_url,
+                tls,
                 tokens,
                 placement,
                 subscribe_frames: subscribe_frames(plan),

@@ -135,6 +135,12 @@ pub fn run(opts: &RunOptions) -> Result<Exit, Failure> {
         _ => Failure::harness(e.to_string()),
     })?;
     let mut target = target;
+    if target.uses_tls() && target.tls.insecure {
+        crate::output::note(
+            "squall: WARNING: tls_insecure = true: the target's TLS certificate is NOT verified \
+             (the results file records it)",
+        );
+    }
     let outcome = runtime.block_on(drive(&plan, opts, &mut target));
     for how in target.stop() {
         if how.was_killed() {
@@ -284,12 +290,10 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
     }
     let report = load.final_report().await;
     drop(ui_tx);
-    if let Some(ui) = ui {
-        match ui.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => crate::output::note(&format!("squall: the TUI failed: {e}")),
-            Err(e) => crate::output::note(&format!("squall: the TUI panicked: {e}")),
-        }
+    if let Some(ui) = ui
+        && let Err(why) = crate::tui::join(ui).await
+    {
+        crate::output::note(&format!("squall: {why}"));
     }
     let record = side.finish(Duration::from_secs(2)).await;
     let harness_error = report.as_ref().err().cloned();
@@ -305,6 +309,10 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
             .map_or_else(|| started.rfc3339(), |at| at.text.clone()),
         planned_s: plan.duration().as_secs_f64(),
         target: target.describe(),
+        tls: target.uses_tls().then(|| crate::results::TlsUse {
+            insecure: target.tls.insecure,
+            ca_file: target.tls.ca_file.as_ref().map(|p| p.display().to_string()),
+        }),
         settings: crate::merge::shard_settings(
             &plan.settings,
             sharded.is_some().then_some(shard),

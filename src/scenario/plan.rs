@@ -108,6 +108,7 @@ impl Plan {
         load.protocol = protocol;
         load.transport = transport;
         load.auth = auth;
+        load.tls = target.tls.clone();
         load.connections = l.connections;
         load.ramp = l.ramp.0;
         load.topics = topics;
@@ -274,6 +275,7 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
     use lp::Field;
     match e.field() {
         Field::Targets => "target",
+        Field::Tls => "target.tls_ca_file",
         Field::AllowRemote => "allow_remote",
         // The shard comes from `--shard`, not from the file.
         Field::Shard => "load",

@@ -83,6 +83,15 @@ pub struct RawTarget {
     /// `builtin`: how many relay processes to start (topics are spread over
     /// them whole), to load more sockets than one process may hold.
     pub relays: u32,
+    /// `wss://` and `https://`: trust the certificates of this PEM file
+    /// (relative to the scenario file) instead of Mozilla's roots: a private
+    /// CA, or the server's self-signed certificate. A builtin relay with
+    /// `--tls-cert` trusts its own certificate when neither this nor
+    /// `tls_insecure` is set.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `wss://` and `https://`: accept any certificate, unverified (a
+    /// self-signed staging server). The summary and the results say so.
+    pub tls_insecure: bool,
     /// How long the target may take to become ready.
     pub startup_timeout: Dur,
     /// How long the target gets after SIGTERM before SIGKILL.
@@ -100,6 +109,8 @@ impl Default for RawTarget {
             bugs: Vec::new(),
             relay_args: Vec::new(),
             relays: 1,
+            tls_ca_file: None,
+            tls_insecure: false,
             startup_timeout: Dur::secs(10),
             stop_timeout: Dur::secs(5),
         }

@@ -74,6 +74,19 @@ pub enum Outcome {
     },
 }
 
+/// Where the capacity lies so far: between the highest passing level and
+/// the lowest failing one.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Bracket {
+    /// The highest level that passed.
+    pub highest_pass: Option<f64>,
+    /// The lowest level that failed because of the target.
+    pub lowest_fail: Option<f64>,
+    /// The lowest level the generator could not send, when that is what
+    /// bounds the search from above (never the target's failure).
+    pub generator: Option<f64>,
+}
+
 /// The search's state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
@@ -159,6 +172,15 @@ impl Search {
     /// The stage the search is in.
     pub fn stage(&self) -> Stage {
         self.stage
+    }
+
+    /// The levels that bound the capacity so far.
+    pub fn bracket(&self) -> Bracket {
+        Bracket {
+            highest_pass: self.lo,
+            lowest_fail: self.hi.filter(|h| !h.1).map(|h| h.0),
+            generator: self.hi.filter(|h| h.1).map(|h| h.0),
+        }
     }
 
     /// The outcome: final once [`Search::done`], else [`Outcome::Partial`].
@@ -294,6 +316,15 @@ mod tests {
             panic!("{:?}", s.outcome());
         };
         assert!(lo <= 700.0 && could_not_send > 700.0 && could_not_send <= lo * 1.1);
+        assert_eq!(
+            s.bracket(),
+            Bracket {
+                highest_pass: Some(lo),
+                lowest_fail: None,
+                generator: Some(could_not_send)
+            },
+            "the generator's limit is never the target's failing level"
+        );
         let mut s = Search::new(1000.0, 10_000.0, 2.0, 0.1, false);
         against(&mut s, 5000.0, 700.0);
         assert_eq!(

@@ -9,6 +9,8 @@
 //!   → the next level (bisect.rs: grow ×2 until a failure, then bisect to the precision)
 //!   → the search file after every step (results.rs), the final line, the exit code
 //! squall report / squall compare on a search file: report.rs, compare.rs
+//! the live screen (TUI): snapshot.rs, the search's side of it, and each
+//! step's own once-a-second Snapshot
 //! ```
 //!
 //! Why one engine run per step: the engine's schedule is a pure function of
@@ -25,15 +27,18 @@ pub mod compare;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod snapshot;
 pub mod step;
 
 use crate::exit::{Exit, Failure};
 use crate::results::file;
 use crate::results::time::Utc;
 use crate::scenario::plan::Plan;
+use crate::snapshot::Snapshot;
 use crate::target::{Target, TargetError};
 use bisect::{Search, Stage};
 use results::{End, SearchResults};
+use snapshot::{CurrentStep, SearchSnap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +61,56 @@ pub struct SearchOptions {
     pub report: bool,
     /// The user allows a remote target.
     pub allow_remote: bool,
+    /// Show the live TUI; otherwise a line on stderr when each step starts
+    /// and when it is judged.
+    pub tui: bool,
+}
+
+/// Where the search's lines go: stderr, or, while the TUI holds the
+/// terminal, a list printed once it has let go (a line written under the
+/// TUI would tear its screen, and be lost when it redraws).
+#[derive(Debug, Default)]
+pub struct Notes {
+    /// The lines held back while the TUI runs; `None` without a TUI and
+    /// once they are released. Locked only to push or take, never across I/O.
+    held: Mutex<Option<Vec<String>>>,
+}
+
+impl Notes {
+    /// Lines for a search with the TUI on (`held`) or off.
+    pub fn new(held: bool) -> Notes {
+        Notes {
+            held: Mutex::new(held.then(Vec::new)),
+        }
+    }
+
+    /// Writes `line` to stderr, or keeps it while the TUI runs.
+    pub fn say(&self, line: &str) {
+        if let Some(held) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            held.push(line.to_string());
+            return;
+        }
+        crate::output::note(line);
+    }
+
+    /// Writes the lines kept so far to stderr, in order; from now on every
+    /// line goes straight there.
+    pub fn release(&self) {
+        let lines = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for line in lines.unwrap_or_default() {
+            crate::output::note(&line);
+        }
+    }
+}
+
+/// The live screen's two feeds: the search (when a step starts and when it
+/// is judged) and the running step's once-a-second snapshot.
+#[derive(Debug)]
+pub struct Screen {
+    /// The search so far.
+    pub search: watch::Sender<SearchSnap>,
+    /// The running step's latest snapshot; `None` between steps.
+    pub step: watch::Sender<Option<Snapshot>>,
 }
 
 /// `squall search FILE ...`.
@@ -116,18 +171,44 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
     results.conclude(search.outcome(), Some(End::Signal), 0.0);
     write(&results, &path)?;
 
+    let notes = Arc::new(Notes::new(opts.tui));
     let (stop_tx, stop) = watch::channel(false);
-    let signal_name: Arc<Mutex<Option<&'static str>>> = Arc::default();
-    let named = signal_name.clone();
+    let on_signal = stop_tx.clone();
+    let signalled = notes.clone();
     tokio::spawn(async move {
         let name = crate::run::stop_signal().await;
-        crate::output::note(&format!(
+        signalled.say(&format!(
             "squall: stopping the search ({name}); the steps done are kept, \"complete\": false"
         ));
-        *named.lock().expect("signal name lock") = Some(name);
-        let _ = stop_tx.send(true);
+        let _ = on_signal.send(true);
     });
-    crate::output::note(&format!(
+    let (screen, ui) = if opts.tui {
+        let (search_tx, search_rx) =
+            watch::channel(SearchSnap::of(&results, search.bracket(), None, 0.0));
+        let (step_tx, step_rx) = watch::channel(None);
+        let quit = notes.clone();
+        let ui = tokio::task::spawn_blocking(move || {
+            crate::tui::run_search(search_rx, step_rx, move || {
+                // The screen is given back before this is called: what
+                // it held, and what follows, can be printed at once.
+                quit.release();
+                quit.say(
+                    "squall: stopping the search (q pressed); the steps done are kept, \"complete\": false",
+                );
+                let _ = stop_tx.send(true);
+            })
+        });
+        (
+            Some(Screen {
+                search: search_tx,
+                step: step_tx,
+            }),
+            Some(ui),
+        )
+    } else {
+        (None, None)
+    };
+    notes.say(&format!(
         "squall: searching the {} of {} from {} to {} within {} (precision {}%, steps of {} after a {} ramp, {} of it warm-up; results: {})",
         s.vary.noun(),
         target.describe(),
@@ -150,8 +231,15 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             break;
         }
         if let Some(bound) = settle_before.take() {
-            let waited = step::settle(target.endpoints.health.clone(), bound).await;
-            crate::output::note(&format!(
+            let waited = step::settle(
+                target.endpoints.health.clone(),
+                target
+                    .tls_client()
+                    .map_err(|e| Failure::harness(e.to_string()))?,
+                bound,
+            )
+            .await;
+            notes.say(&format!(
                 "squall: step {index}'s backlog was still arriving when its drain ended; waited {:.1}s \
                  (until the target's health check answered within 250 ms) before the next step",
                 waited.as_secs_f64()
@@ -163,7 +251,24 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             break;
         }
         index += 1;
-        crate::output::note(&format!(
+        if let Some(screen) = &screen {
+            // The last step's figures go before the new step is named, so
+            // the screen never folds them into the new one.
+            screen.step.send_replace(None);
+            screen.search.send_replace(SearchSnap::of(
+                &results,
+                search.bracket(),
+                Some(CurrentStep {
+                    index,
+                    stage,
+                    level,
+                    window_from_s: (plan.load.ramp + s.warmup).as_secs_f64(),
+                    window_to_s: (plan.load.ramp + s.step_duration).as_secs_f64(),
+                }),
+                started.elapsed().as_secs_f64(),
+            ));
+        }
+        notes.say(&format!(
             "squall: step {index} · {} · {} · {} ramp + {} ({} warm-up)",
             match stage {
                 Stage::Grow => "grow",
@@ -184,9 +289,11 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             stop: stop.clone(),
             deadline,
             started,
+            notes: &notes,
+            screen: screen.as_ref().map(|s| &s.step),
         };
         let done = step::run(&mut env, index, level, stage).await?;
-        crate::output::note(&format!(
+        notes.say(&format!(
             "squall: {}",
             results::step_line(&results, &done.step)
         ));
@@ -201,6 +308,14 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             settle_before = Some(plan.load.drain_limit());
         }
         results.steps.push(done.step);
+        if let Some(screen) = &screen {
+            screen.search.send_replace(SearchSnap::of(
+                &results,
+                search.bracket(),
+                None,
+                started.elapsed().as_secs_f64(),
+            ));
+        }
         end = match done.end {
             StepEnd::Ran => None,
             StepEnd::Signal => Some(End::Signal),
@@ -208,7 +323,7 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
             StepEnd::Died => Some(End::Died),
             StepEnd::Untestable => Some(End::Untestable),
             StepEnd::Harness(e) => {
-                crate::output::note(&format!("squall: error: {e}"));
+                notes.say(&format!("squall: error: {e}"));
                 Some(End::Harness)
             }
         };
@@ -228,6 +343,15 @@ async fn drive(plan: &Plan, opts: &SearchOptions, target: &mut Target) -> Result
     }
     results.conclude(search.outcome(), end, started.elapsed().as_secs_f64());
     write(&results, &path)?;
+    // The screen closes when its feeds do; then the lines it held are
+    // printed, and the final line after them.
+    drop(screen);
+    if let Some(ui) = ui
+        && let Err(why) = crate::tui::join(ui).await
+    {
+        notes.say(&format!("squall: {why}"));
+    }
+    notes.release();
     finish(&results, &path, opts)
 }
 

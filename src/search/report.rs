@@ -4,45 +4,47 @@
 //! failing level), the objective's limit drawn on the latency chart, and
 //! every step in a table.
 //!
-//! Levels grow geometrically, so the x axis is logarithmic; latency spans
-//! milliseconds below the knee and seconds past it, so its axis is too.
+//! Levels grow geometrically, so the x axis is logarithmic, with a tick and
+//! a label at every level tried (labels of close levels on rows below one
+//! another); latency spans milliseconds below the knee and seconds past it,
+//! so its axis is logarithmic too. The page's frame, its common styles and
+//! the charts' canvas are the run report's (`report::frame`, `report::svg`).
 
 use super::bisect::Judged;
 use super::results::{self, SearchResults, Step, loss_text};
 use crate::report::format::{escape, ms, value};
+use crate::report::frame;
+use crate::report::svg::Canvas;
 use std::fmt::Write;
 use std::io;
 use std::path::Path;
 
-const WIDTH: f64 = 1000.0;
-const HEIGHT: f64 = 300.0;
-const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
-const TOP: f64 = 34.0;
-const BOTTOM: f64 = 40.0;
+/// The charts' drawing box: room below the plot for three rows of level
+/// labels and the x unit.
+const CANVAS: Canvas = Canvas {
+    width: 1000.0,
+    height: 320.0,
+    left: 70.0,
+    right: 20.0,
+    top: 34.0,
+    bottom: 72.0,
+};
+
+/// Rows the labels of the levels tried may stack on.
+const LABEL_ROWS: usize = 3;
+
+/// Roughly how wide one character of a tick label is, in drawing units.
+const LABEL_CHAR_WIDTH: f64 = 6.5;
 
 const PASS: &str = "#1f8f4e";
 const FAIL: &str = "#c62828";
 const GENERATOR: &str = "#757575";
 
+/// This page's own rules, after `report::frame`'s.
 const STYLE: &str = r#"
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-main{max-width:1100px;margin:0 auto;padding:24px}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 10px}
-.meta{color:#5b6475;margin-bottom:16px}
-.verdict{display:inline-block;padding:2px 10px;border-radius:4px;font-weight:700;color:#fff}
-.pass{background:#1f8f4e}.fail{background:#c62828}
 .answer{font-size:18px;font-weight:600;margin:12px 0}
-table{border-collapse:collapse;background:#fff;width:100%;border:1px solid #dde1e8}
-th,td{padding:6px 10px;border-bottom:1px solid #eceef2;text-align:left;vertical-align:top}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-tr.failed td{background:#fdecea}tr.generator td{background:#f0f0f0}
-figure{background:#fff;border:1px solid #dde1e8;border-radius:6px;margin:0 0 16px;padding:8px 12px}
-figcaption{font-weight:600;margin-bottom:4px}
-svg.chart{width:100%;height:auto;display:block}
-svg .grid{stroke:#eceef2}
-svg .tick,svg .unit,svg .legend{font-size:11px;fill:#5b6475}
-svg .series{fill:none;stroke-width:1.8;stroke-linejoin:round}
+tr.generator td{background:#f0f0f0}
+svg .level{stroke:#c3c8d2;stroke-width:1}
 svg .knee line{stroke-width:1.5}svg .knee text{font-size:11px}
 svg .limit{stroke:#c62828;stroke-dasharray:6 4;stroke-width:1.2}
 "#;
@@ -60,20 +62,12 @@ pub fn write_html(path: &Path, out: &Path) -> io::Result<()> {
 pub fn page(r: &SearchResults) -> String {
     let mut html = String::new();
     let title = format!("squall capacity search: {}", r.scenario);
+    frame::open(&mut html, &title, STYLE);
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{t}</title><style>{STYLE}</style></head><body><main>",
-        t = escape(&title)
-    );
-    let (verdict, class) = if r.passed {
-        ("PASSED", "pass")
-    } else {
-        ("FAILED", "fail")
-    };
-    let _ = write!(
-        html,
-        "<h1>{t}</h1><div class=\"meta\">{target} · started {started} · {dur:.0}s · {n} steps · <span class=\"verdict {class}\">{verdict}</span> exit {code}{incomplete}</div>",
+        "<h1>{t}</h1><div class=\"meta\">{target} · started {started} · {dur:.0}s · {n} steps · {verdict} exit {code}{incomplete}</div>",
         t = escape(&title),
+        verdict = frame::verdict(r.passed),
         target = escape(&r.target),
         started = escape(&r.started_at),
         dur = r.duration_s,
@@ -172,7 +166,8 @@ pub fn page(r: &SearchResults) -> String {
             escape(&s.reasons.join("; "))
         );
     }
-    html.push_str("</table></main></body></html>\n");
+    html.push_str("</table>");
+    frame::close(&mut html);
     html
 }
 
@@ -242,10 +237,10 @@ struct Plot<'a> {
 
 impl Plot<'_> {
     fn svg(&self) -> String {
-        let xs = self
-            .series
+        let levels = self.levels();
+        let xs = levels
             .iter()
-            .flat_map(|s| s.2.iter().map(|p| p.0))
+            .copied()
             .chain(self.knee.iter().map(|k| k.0))
             .filter(|x| x.is_finite() && *x > 0.0);
         let (x_lo, x_hi) = bounds(xs);
@@ -265,64 +260,64 @@ impl Plot<'_> {
         } else {
             (0.0, nice_top(y_hi))
         };
-        let plot_w = WIDTH - LEFT - RIGHT;
-        let plot_h = HEIGHT - TOP - BOTTOM;
-        let x = |v: f64| LEFT + (v.max(x_lo).ln() - x_lo.ln()) / (x_hi.ln() - x_lo.ln()) * plot_w;
+        let c = CANVAS;
+        let (plot_w, plot_h) = (c.plot_width(), c.plot_height());
+        let (top, bottom) = (c.top, c.top + plot_h);
+        let x = |v: f64| c.left + (v.max(x_lo).ln() - x_lo.ln()) / (x_hi.ln() - x_lo.ln()) * plot_w;
         let y = |v: f64| {
             let f = if self.y_log {
                 (v.clamp(y_lo, y_hi).ln() - y_lo.ln()) / (y_hi.ln() - y_lo.ln())
             } else {
                 v.clamp(y_lo, y_hi) / y_hi
             };
-            TOP + plot_h - f * plot_h
+            top + plot_h - f * plot_h
         };
         let mut svg = String::new();
-        let _ = write!(
-            svg,
-            r#"<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{t}"><title>{t}</title>"#,
-            t = escape(self.title)
-        );
+        c.open(&mut svg, self.title);
         let y_ticks: Vec<f64> = if self.y_log {
             decades(y_lo, y_hi)
         } else {
             (0..=5).map(|i| y_hi * f64::from(i) / 5.0).collect()
         };
         for t in y_ticks {
-            let _ = write!(
-                svg,
-                r#"<line class="grid" x1="{LEFT}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
-                x2 = WIDTH - RIGHT,
-                py = y(t),
-                tx = LEFT - 6.0,
-                ty = y(t) + 4.0,
-                label = value(t)
-            );
+            c.y_tick(&mut svg, y(t), &value(t));
         }
-        for t in log_ticks(x_lo, x_hi) {
+        // The x axis: a faint guide, a tick and a label at every level
+        // tried; a label that would overlap the one before it goes on the
+        // next row down.
+        let mut row_ends = [f64::MIN; LABEL_ROWS];
+        for level in &levels {
+            let px = x(*level);
+            let label = value(*level);
+            let half = LABEL_CHAR_WIDTH * label.chars().count() as f64 / 2.0;
+            let row = row_ends
+                .iter()
+                .position(|end| px - half > *end)
+                .unwrap_or(LABEL_ROWS - 1);
+            row_ends[row] = px + half + 4.0;
             let _ = write!(
                 svg,
-                r#"<text class="tick" x="{px:.1}" y="{py}" text-anchor="middle">{label}</text>"#,
-                px = x(t),
-                py = HEIGHT - BOTTOM + 16.0,
-                label = value(t)
+                r#"<line class="level" x1="{px:.1}" x2="{px:.1}" y1="{top}" y2="{tick:.1}"/>"#,
+                tick = bottom + 4.0 + 13.0 * row as f64
             );
+            c.x_label(&mut svg, px, row, &label);
         }
         let _ = write!(
             svg,
-            r#"<text class="unit" x="{LEFT}" y="{uy}">{yu}</text><text class="unit" x="{ux}" y="{ly}" text-anchor="end">{xu} (log)</text>"#,
-            uy = TOP - 10.0,
-            yu = escape(self.y_unit),
-            ux = WIDTH - RIGHT,
-            ly = HEIGHT - 6.0,
+            r#"<text class="unit" x="{ux}" y="{ly}" text-anchor="end">{xu} (log; a tick at each level tried)</text>"#,
+            ux = c.width - c.right,
+            ly = c.height - 6.0,
             xu = escape(self.x_unit)
         );
+        c.y_unit(&mut svg, self.y_unit);
         if let Some((limit, label)) = &self.limit {
             let _ = write!(
                 svg,
-                r#"<line class="limit" x1="{LEFT}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}">{label}</text>"#,
-                x2 = WIDTH - RIGHT,
+                r#"<line class="limit" x1="{l}" x2="{x2}" y1="{py:.1}" y2="{py:.1}"/><text class="tick" x="{tx}" y="{ty:.1}">{label}</text>"#,
+                l = c.left,
+                x2 = c.width - c.right,
                 py = y(*limit),
-                tx = LEFT + 4.0,
+                tx = c.left + 4.0,
                 ty = y(*limit) - 4.0,
                 label = escape(label)
             );
@@ -331,11 +326,10 @@ impl Plot<'_> {
             let px = x(*at);
             let _ = write!(
                 svg,
-                r#"<g class="knee"><line x1="{px:.1}" x2="{px:.1}" y1="{TOP}" y2="{y2}" stroke="{color}" stroke-dasharray="{dash}"/><text x="{tx:.1}" y="{ty}" fill="{color}" text-anchor="{anchor}">{label}</text></g>"#,
-                y2 = TOP + plot_h,
+                r#"<g class="knee"><line x1="{px:.1}" x2="{px:.1}" y1="{top}" y2="{bottom}" stroke="{color}" stroke-dasharray="{dash}"/><text x="{tx:.1}" y="{ty}" fill="{color}" text-anchor="{anchor}">{label}</text></g>"#,
                 dash = if i == 0 { "none" } else { "5 3" },
                 tx = if i == 0 { px - 4.0 } else { px + 4.0 },
-                ty = TOP + 12.0,
+                ty = top + 12.0,
                 anchor = if i == 0 { "end" } else { "start" },
                 label = escape(label)
             );
@@ -371,19 +365,23 @@ impl Plot<'_> {
                 );
             }
         }
-        let mut legend_x = WIDTH - RIGHT;
-        for (name, color, _) in self.series.iter().rev() {
-            legend_x -= 14.0 + 7.5 * name.len() as f64;
-            let _ = write!(
-                svg,
-                r#"<rect x="{legend_x:.1}" y="{sy}" width="10" height="10" fill="{color}"/><text class="legend" x="{lx:.1}" y="{ly}">{name}</text>"#,
-                sy = TOP - 20.0,
-                lx = legend_x + 13.0,
-                ly = TOP - 11.0
-            );
-        }
-        svg.push_str("</svg>");
+        let legend: Vec<(&str, &str)> = self.series.iter().map(|s| (s.0, s.1)).collect();
+        c.legend(&mut svg, &legend);
+        Canvas::close(&mut svg);
         svg
+    }
+
+    /// The levels tried (every step's marker), lowest first, each once.
+    fn levels(&self) -> Vec<f64> {
+        let mut levels: Vec<f64> = self
+            .dots
+            .iter()
+            .map(|d| d.0)
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .collect();
+        levels.sort_by(f64::total_cmp);
+        levels.dedup();
+        levels
     }
 }
 
@@ -419,22 +417,6 @@ fn decades(lo: f64, hi: f64) -> Vec<f64> {
     while t <= hi * 1.0001 && out.len() < 20 {
         out.push(t);
         t *= 10.0;
-    }
-    out
-}
-
-/// 1-2-5 ticks between `lo` and `hi`.
-fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
-    let mut out = Vec::new();
-    let mut decade = 10f64.powf(lo.log10().floor());
-    while decade <= hi && out.len() < 40 {
-        for m in [1.0, 2.0, 5.0] {
-            let t = decade * m;
-            if t >= lo && t <= hi {
-                out.push(t);
-            }
-        }
-        decade *= 10.0;
     }
     out
 }
@@ -501,7 +483,71 @@ mod tests {
         assert!(html.contains("p99 limit 100 ms"));
         assert!(html.contains("cap&lt;1&gt;"), "escaped");
         assert_eq!(html.matches("<circle").count(), 12);
-        assert_eq!(log_ticks(40.0, 250.0), [50.0, 100.0, 200.0]);
+        // The x axis: a tick and a label at each level tried, in each chart,
+        // and no two labels on one row overlap.
+        assert_eq!(html.matches(r#"<line class="level""#).count(), 12);
+        let labels = x_labels(&html[..html.find("</svg>").unwrap()]);
+        let texts: Vec<&str> = labels.iter().map(|l| l.2.as_str()).collect();
+        assert_eq!(texts, ["50", "100", "109", "119", "141", "200"]);
+        assert_apart(&labels);
         assert_eq!(decades(1.0, 1000.0), [1.0, 10.0, 100.0, 1000.0]);
+    }
+
+    /// `(x, y, text)` of every label under the x axis of `svg`.
+    fn x_labels(svg: &str) -> Vec<(f64, f64, String)> {
+        svg.split(r#"<text class="tick" x=""#)
+            .skip(1)
+            .filter(|t| t.contains(r#"text-anchor="middle""#))
+            .map(|t| {
+                let x: f64 = t[..t.find('"').unwrap()].parse().unwrap();
+                let y_at = t.find(r#"y=""#).unwrap() + 3;
+                let y: f64 = t[y_at..y_at + t[y_at..].find('"').unwrap()]
+                    .parse()
+                    .unwrap();
+                let text = t[t.find('>').unwrap() + 1..t.find("</text>").unwrap()].to_string();
+                (x, y, text)
+            })
+            .collect()
+    }
+
+    /// No two labels on one row overlap.
+    fn assert_apart(labels: &[(f64, f64, String)]) {
+        for (i, a) in labels.iter().enumerate() {
+            for b in &labels[i + 1..] {
+                let apart =
+                    (a.0 - b.0).abs() > LABEL_CHAR_WIDTH * (a.2.len() + b.2.len()) as f64 / 2.0;
+                assert!(a.1 != b.1 || apart, "{a:?} overlaps {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn labels_of_close_levels_stack_on_rows_below_one_another() {
+        // A search from 50 to 5000 that bisected to 1%: 1000, 1010, 1020.
+        let levels = [50.0, 100.0, 1000.0, 1010.0, 1020.0, 5000.0];
+        let plot = Plot {
+            title: "t",
+            x_unit: "offered msg/s",
+            y_unit: "ms",
+            y_log: false,
+            series: vec![("p99", "#000", levels.iter().map(|l| (*l, 1.0)).collect())],
+            dots: levels
+                .iter()
+                .map(|l| (*l, 1.0, PASS, String::new()))
+                .collect(),
+            limit: None,
+            knee: Vec::new(),
+        };
+        let svg = plot.svg();
+        let labels = x_labels(&svg);
+        assert_eq!(labels.len(), levels.len(), "{svg}");
+        assert_apart(&labels);
+        let rows: Vec<f64> = labels.iter().map(|l| l.1).collect();
+        assert!(
+            rows[3] > rows[2] && rows[4] > rows[3],
+            "1010 and 1020 go below 1000: {rows:?}"
+        );
+        assert_eq!(rows[5], rows[0], "5000 has room on the first row");
+        assert!(svg.contains("(log; a tick at each level tried)"));
     }
 }

@@ -22,10 +22,11 @@ use crate::exit::{Exit, Failure};
 use crate::results::verdict::{self, Evidence};
 use crate::results::{Hang, Latency, figures};
 use crate::run::chaos::ChaosSide;
+use crate::run::live::Live;
 use crate::run::load::{self, LoadRun};
 use crate::run::worker::WorkerSpec;
 use crate::scenario::plan::{self, Plan};
-use crate::snapshot::WatchdogSnap;
+use crate::snapshot::{Snapshot, WatchdogSnap};
 use crate::target::Target;
 use crate::thresholds::{Measured, WindowedP99};
 use squall_loadgen::{LatencyHistogram, LoadReport, LoadSnapshot, Origin, Phase};
@@ -56,6 +57,10 @@ pub struct Env<'a> {
     pub deadline: tokio::time::Instant,
     /// When the search started.
     pub started: Instant,
+    /// Where the step's lines go.
+    pub notes: &'a super::Notes,
+    /// The live screen's feed of the step's snapshots, when the TUI is on.
+    pub screen: Option<&'a watch::Sender<Option<Snapshot>>>,
 }
 
 /// How a step ended, beyond its judgement.
@@ -124,8 +129,18 @@ pub async fn run(
     let (mut side, urls) =
         ChaosSide::start(&plan, env.target, origin, env.out, &name, plan.allow_remote).await?;
     let (step_stop_tx, step_stop) = watch::channel(false);
-    let mut load = start_load(&plan, &sets, urls, origin, step_stop)?;
+    let mut load = start_load(&plan, &sets, urls, origin, step_stop, env.notes)?;
     let mut window = Window::new(from_s, publish_end, env.base);
+    // The screen's view of the step: its snapshots judged against the
+    // objective as they come (the step's verdict is the window's, below).
+    let mut live = env.screen.map(|_| {
+        Live::new(
+            &plan.name,
+            &env.target.describe(),
+            publish_end,
+            &env.base.search.slo,
+        )
+    });
     let step_deadline = tokio::time::Instant::now() + plan.deadline();
     let mut exit_checks = tokio::time::interval(Duration::from_millis(250));
     let mut died = false;
@@ -146,6 +161,9 @@ pub async fn run(
                         side.note_progress(&s, &plan.load);
                     }
                     window.absorb(&s, &side.watchdog());
+                    if let (Some(live), Some(screen)) = (&mut live, env.screen) {
+                        screen.send_replace(Some(live.next(&s, side.watchdog(), Vec::new())));
+                    }
                 }
                 None => break,
             },
@@ -168,7 +186,7 @@ pub async fn run(
                 let _ = step_stop_tx.send(true);
             }
             () = tokio::time::sleep_until(step_deadline) => {
-                crate::output::note(&format!(
+                env.notes.say(&format!(
                     "squall: step {index} passed its deadline ({:?}); ending it",
                     plan.deadline()
                 ));
@@ -211,12 +229,13 @@ fn start_load(
     urls: Vec<String>,
     origin: Origin,
     stop: watch::Receiver<bool>,
+    notes: &super::Notes,
 ) -> Result<LoadRun, Failure> {
     let processes = plan.processes();
     if processes <= 1 {
         return Ok(load::in_process(plan.load_for(urls), origin, stop));
     }
-    crate::output::note(&format!(
+    notes.say(&format!(
         "squall: {} sockets: running the step in {processes} worker processes",
         plan.load.peak_connections()
     ));
@@ -470,17 +489,21 @@ impl Measure<'_> {
 /// Waits, after a step whose backlog was still arriving when its drain
 /// ended, until the target answers its health check within 250 ms (at most
 /// `bound`): the next step must not start on the last one's backlog.
-pub async fn settle(health: Option<String>, bound: Duration) -> Duration {
+pub async fn settle(
+    health: Option<String>,
+    tls: squall_proto::TlsClient,
+    bound: Duration,
+) -> Duration {
     let started = Instant::now();
     let Some(url) = health else {
         tokio::time::sleep(bound.min(Duration::from_secs(2))).await;
         return started.elapsed();
     };
     while started.elapsed() < bound {
-        let u = url.clone();
+        let (u, tls) = (url.clone(), tls.clone());
         let t = Instant::now();
         let ok = tokio::task::spawn_blocking(move || {
-            crate::target::health::http_status(&u, Duration::from_millis(250))
+            crate::target::health::http_status(&u, &tls, Duration::from_millis(250))
         })
         .await
         .is_ok_and(|r| r == Ok(200));

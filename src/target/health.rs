@@ -3,17 +3,23 @@
 //! (the target is started before squall's runtime does anything).
 
 use squall_chaos::http;
-use squall_proto::{Endpoint, LoopbackGuard, Scheme, Url};
+use squall_proto::{Endpoint, LoopbackGuard, Scheme, TlsClient, Url};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// The status code of `GET url`, within `timeout`.
-pub fn http_status(url: &str, timeout: Duration) -> Result<u16, String> {
+/// The status code of `GET url` (`https://` over TLS with `tls`), within
+/// `timeout`.
+pub fn http_status(url: &str, tls: &TlsClient, timeout: Duration) -> Result<u16, String> {
     // Whether the URL may leave loopback was decided before the target
     // started (`check_remote`); here it is only resolved.
-    let endpoint = Endpoint::resolve(url, &[Scheme::Http], "http", &LoopbackGuard::new(true))
-        .map_err(|e| format!("{url}: {e}"))?;
-    http::get_blocking(&endpoint, timeout)
+    let endpoint = Endpoint::resolve(
+        url,
+        &[Scheme::Http, Scheme::Https],
+        "http or https",
+        &LoopbackGuard::new(true),
+    )
+    .map_err(|e| format!("{url}: {e}"))?;
+    http::get_blocking(&endpoint, tls, timeout)
         .map(|(status, _)| status)
         .map_err(|e| format!("{url}: {e}"))
 }

@@ -12,6 +12,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use squall_proto::{TlsClient, TlsSettings};
+
 /// What to start, resolved from the scenario's `[target]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetSpec {
@@ -22,6 +24,9 @@ pub enum TargetSpec {
         relay_args: Vec<String>,
         /// How many relay processes (topics are spread over them whole).
         relays: u32,
+        /// The flags serve TLS (`--tls-cert`): the URLs are `wss://` and
+        /// `https://`.
+        tls: bool,
     },
     /// Any program; `{port}` (a free loopback port) and `{squall}` (this
     /// binary) are substituted in the command and the endpoints. It is ready
@@ -75,6 +80,10 @@ pub enum TargetError {
     /// squall could not find its own binary (to start `squall relay`).
     #[error("cannot find squall's own binary: {0}")]
     OwnBinary(std::io::Error),
+    /// The TLS settings do not load (a CA file that went missing since
+    /// the scenario was validated).
+    #[error("TLS: {0}")]
+    Tls(#[from] squall_proto::tls::TlsError),
     /// `[target] command` is empty.
     #[error("the target's command is empty")]
     EmptyCommand,
@@ -107,6 +116,9 @@ pub enum TargetError {
 pub struct TargetSettings {
     /// What to start.
     pub spec: TargetSpec,
+    /// How `wss://` and `https://` URLs are trusted (the readiness GET of an
+    /// `https://` health URL among them).
+    pub tls: TlsSettings,
     /// How long it may take to become ready.
     pub startup_timeout: Duration,
     /// How long it gets between SIGTERM and SIGKILL.
@@ -118,6 +130,8 @@ pub struct TargetSettings {
 pub struct Target {
     /// Where it listens.
     pub endpoints: Endpoints,
+    /// How its `wss://` and `https://` URLs are trusted.
+    pub tls: TlsSettings,
     /// The processes squall owns (several for a builtin target with
     /// `relays > 1`; the first is the one the watchdog watches).
     processes: Vec<ChildProcess>,
@@ -129,29 +143,34 @@ impl Target {
     pub fn start(settings: &TargetSettings) -> Result<Target, TargetError> {
         let deadline = Instant::now() + settings.startup_timeout;
         match &settings.spec {
-            TargetSpec::Builtin { relay_args, relays } => {
-                start_builtin(relay_args, *relays, settings, deadline)
-            }
+            TargetSpec::Builtin {
+                relay_args,
+                relays,
+                tls,
+            } => start_builtin(relay_args, *relays, *tls, settings, deadline),
             TargetSpec::Command { argv, endpoints } => {
                 let port = free_port()?.to_string();
                 let exe = current_exe()?;
                 let fill = |s: &String| s.replace("{port}", &port).replace("{squall}", &exe);
                 let argv: Vec<String> = argv.iter().map(fill).collect();
                 let endpoints = endpoints.map(fill);
+                let tls = TlsClient::new(&settings.tls)?;
                 let mut process = ChildProcess::spawn(&argv)?;
                 let probe = |timeout| match &endpoints.health {
-                    Some(h) => health::http_status(h, timeout) == Ok(200),
+                    Some(h) => health::http_status(h, &tls, timeout) == Ok(200),
                     None => health::tcp_open(&endpoints.urls[0], timeout),
                 };
                 wait_ready(&mut process, deadline, probe)?;
                 Ok(Target {
                     endpoints,
+                    tls: settings.tls.clone(),
                     processes: vec![process],
                     stop_timeout: settings.stop_timeout,
                 })
             }
             TargetSpec::Url { endpoints } => Ok(Target {
                 endpoints: endpoints.clone(),
+                tls: settings.tls.clone(),
                 processes: Vec::new(),
                 stop_timeout: settings.stop_timeout,
             }),
@@ -161,6 +180,19 @@ impl Target {
     /// The WebSocket URLs to load.
     pub fn urls(&self) -> &[String] {
         &self.endpoints.urls
+    }
+
+    /// Whether squall speaks TLS to it (a `wss://` or `https://` URL).
+    pub fn uses_tls(&self) -> bool {
+        self.endpoints
+            .all()
+            .any(|u| u.starts_with("wss://") || u.starts_with("https://"))
+    }
+
+    /// The TLS client of its `wss://` and `https://` URLs, from the
+    /// scenario's settings.
+    pub fn tls_client(&self) -> Result<TlsClient, TargetError> {
+        Ok(TlsClient::new(&self.tls)?)
     }
 
     /// The (first) target process's id, when squall owns it.
@@ -201,6 +233,7 @@ impl Target {
 fn start_builtin(
     relay_args: &[String],
     relays: u32,
+    tls: bool,
     settings: &TargetSettings,
     deadline: Instant,
 ) -> Result<Target, TargetError> {
@@ -227,12 +260,18 @@ fn start_builtin(
         processes.push(process);
     }
     let first = addrs[0];
+    let (ws, http) = if tls {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     Ok(Target {
         endpoints: Endpoints {
-            urls: addrs.iter().map(|a| format!("ws://{a}/ws")).collect(),
-            health: Some(format!("http://{first}/health")),
-            metrics: Some(format!("http://{first}/metrics")),
+            urls: addrs.iter().map(|a| format!("{ws}://{a}/ws")).collect(),
+            health: Some(format!("{http}://{first}/health")),
+            metrics: Some(format!("{http}://{first}/metrics")),
         },
+        tls: settings.tls.clone(),
         processes,
         stop_timeout: settings.stop_timeout,
     })

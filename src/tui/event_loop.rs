@@ -1,5 +1,6 @@
-//! The loop shared by live runs and replay: feed the app, read keys, and
-//! redraw when something changed, at most ten times a second.
+//! The loop shared by live runs, searches and replay: feed the app, read
+//! keys, and redraw when something changed, at most ten times a second;
+//! and leave when the terminal goes away.
 
 use super::keys;
 use super::state::{App, Flow};
@@ -32,6 +33,9 @@ pub(super) enum Exit {
     Ended,
     /// The user quit.
     Quit,
+    /// The terminal went away (hung up): nobody is watching, and the
+    /// SIGHUP that comes with it stops the run.
+    Gone,
 }
 
 /// Runs the UI until `source` ends or the user quits. `source` is asked
@@ -51,6 +55,11 @@ pub(super) fn run(app: &mut App, mut source: impl FnMut(&mut App) -> Tick) -> io
             dirty = false;
             last_frame = Some(Instant::now());
         }
+        // crossterm spins forever reading a terminal that has hung up, so
+        // look before asking it for keys.
+        if hung_up() {
+            return Ok(Exit::Gone);
+        }
         if event::poll(POLL)? {
             match event::read()? {
                 Event::Key(key) => {
@@ -66,4 +75,17 @@ pub(super) fn run(app: &mut App, mut source: impl FnMut(&mut App) -> Tick) -> io
             }
         }
     }
+}
+
+/// Whether the terminal the UI draws on (stdout) has hung up: its window
+/// closed, or the tmux or ssh session holding it ended.
+fn hung_up() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll(2) on one pollfd that lives across the call, without waiting.
+    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+    ready > 0 && fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
 }

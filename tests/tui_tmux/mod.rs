@@ -2,7 +2,9 @@
 //! own socket, so nothing else's tmux is touched), a detached session of a
 //! fixed size running one command, and its screen read with `capture-pane`.
 //! Every wait is bounded.
+#![allow(dead_code)] // each test file uses its own subset
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -112,4 +114,64 @@ impl Drop for Tmux {
 /// Single-quotes `s` for the shell.
 pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Starts `squall SUBCOMMAND <dir>/<file> --tui --out <dir>/out EXTRA...` in
+/// a 100×32 tmux pane, with `scenario` written to `<dir>/<file>` first; the
+/// pane shows `SQUALL-EXIT=<code>` when squall ends, and stays a while so
+/// it can be read.
+pub fn start_squall(
+    name: &str,
+    subcommand: &str,
+    dir: &Path,
+    file: &str,
+    scenario: &str,
+    extra: &[&str],
+) -> Tmux {
+    let path = dir.join(file);
+    std::fs::write(&path, scenario).unwrap();
+    let extra: Vec<String> = extra.iter().map(|a| shell_quote(a)).collect();
+    let command = format!(
+        "{} {subcommand} {} --tui --out {} {}; echo SQUALL-EXIT=$?; sleep 60",
+        shell_quote(env!("CARGO_BIN_EXE_squall")),
+        shell_quote(&path.display().to_string()),
+        shell_quote(&dir.join("out").display().to_string()),
+        extra.join(" "),
+    );
+    Tmux::start(name, 100, 32, &command)
+}
+
+/// The word right after `marker` in `text` (a screen: `│` ends a word).
+pub fn after<'a>(text: &'a str, marker: &str) -> &'a str {
+    let from = text.find(marker).unwrap() + marker.len();
+    text[from..]
+        .split(|c: char| c.is_whitespace() || c == '│')
+        .find(|w| !w.is_empty())
+        .unwrap()
+}
+
+/// Whether a process whose command line holds `marker` (e.g. a test's own
+/// temporary directory) is still running.
+pub fn running(marker: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        e.file_name().to_string_lossy().parse::<u32>().is_ok()
+            && std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+    })
+}
+
+/// Waits, at most `limit`, until no process whose command line holds
+/// `marker` runs; says whether none does.
+pub fn ended(marker: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while running(marker) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    true
 }

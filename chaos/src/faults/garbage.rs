@@ -27,6 +27,7 @@ use crate::ws::WsConn;
 use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_TEXT};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout_at};
 
 /// Every case, in the order they run.
@@ -209,18 +210,18 @@ fn describe(result: Result<Option<u16>, ReadEnd>) -> Answer {
 /// server that stops reading must not stall the client's write forever.
 async fn oversized(ws: &mut WsConn) -> Answer {
     let bytes = Frame::client(OP_TEXT, vec![b'a'; OVERSIZED]).encode();
-    let stream = ws.stream();
+    let stream = ws.stream_mut();
     let mut written = 0;
+    // Each write takes what the socket (or the TLS layer) accepts now; the
+    // timeout may stop it halfway, and `written` says how far it got.
     let write = async {
         while written < bytes.len() {
-            stream.writable().await.ok()?;
-            match stream.try_write(&bytes[written..]) {
+            match stream.write(&bytes[written..]).await {
+                Ok(0) | Err(_) => return None,
                 Ok(n) => written += n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return None,
             }
         }
-        Some(())
+        stream.flush().await.ok()
     };
     let wrote = tokio::time::timeout(ANSWER_WAIT, write).await;
     if !matches!(wrote, Ok(Some(()))) && written == 0 {

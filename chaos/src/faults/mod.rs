@@ -42,6 +42,7 @@ impl FaultContext {
             recv_buffer: None,
             token: self.target.token(i),
             placement: self.target.placement,
+            tls: self.target.tls.clone(),
         }
     }
 

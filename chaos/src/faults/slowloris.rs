@@ -1,15 +1,16 @@
 //! `slowloris`: upgrade requests trickled one byte every `trickle`, each
 //! socket held for at most `hold`. A server with a header deadline closes
-//! them early; `server_closed` counts those.
+//! them early; `server_closed` counts those. Over TLS (`wss://`) the
+//! handshake completes first and the request is trickled inside it.
 
 use super::{FaultContext, pace};
 use crate::report::Findings;
 use crate::scenario::DEFAULT_HOLD;
-use crate::ws::handshake::{io_kind, open_tcp, upgrade_request};
+use crate::ws::handshake::{io_kind, open, upgrade_request};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::time::{Instant, sleep_until};
+use tokio::time::{Instant, sleep_until, timeout};
 
 /// Runs the step's `count` sockets.
 pub async fn run(ctx: Arc<FaultContext>) -> Findings {
@@ -18,9 +19,12 @@ pub async fn run(ctx: Arc<FaultContext>) -> Findings {
     pace::each(ctx.step.count, ctx.step.rate, pace::MAX_IN_FLIGHT, |i| {
         let (ctx, closed) = (ctx.clone(), closed.clone());
         async move {
-            let mut stream = match open_tcp(&ctx.endpoint, None).await {
-                Ok(s) => s,
-                Err(e) => return ctx.progress.fail(io_kind(&e)),
+            let options = ctx.options(i);
+            let stream = match timeout(super::CONNECT_TIMEOUT, open(&ctx.endpoint, &options)).await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return ctx.progress.fail(io_kind(&e)),
+                Err(_) => return ctx.progress.fail("timeout"),
             };
             let (request, _key) = upgrade_request(
                 &ctx.endpoint,
@@ -28,7 +32,7 @@ pub async fn run(ctx: Arc<FaultContext>) -> Findings {
                 ctx.target.placement,
             );
             let request = request.into_bytes();
-            let (mut reader, mut writer) = stream.split();
+            let (mut reader, mut writer) = tokio::io::split(stream);
             let deadline = Instant::now() + hold;
             let (mut sent, mut next) = (0, Instant::now());
             let mut sink = [0u8; 1024];
@@ -52,7 +56,7 @@ pub async fn run(ctx: Arc<FaultContext>) -> Findings {
             if server_closed {
                 closed.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = stream.set_zero_linger();
+            let _ = reader.unsplit(writer).tcp().set_zero_linger();
             ctx.progress.done();
         }
     })

@@ -47,7 +47,7 @@ use probe::PingStyle;
 use runner::Runner;
 use serde::{Deserialize, Serialize};
 use squall_proto::origin::monotonic_ns;
-use squall_proto::{LoopbackGuard, Origin};
+use squall_proto::{LoopbackGuard, Origin, TlsClient};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 pub use stderr::StderrTail;
@@ -91,6 +91,9 @@ pub struct WatchdogConfig {
     pub last_chaos: LastChaos,
     /// Refuses non-loopback URLs.
     pub guard: LoopbackGuard,
+    /// How `https://` and `wss://` URLs are trusted: the run's one TLS
+    /// client, the load's.
+    pub tls: TlsClient,
     /// The caller will call [`Watchdog::note_progress`] once a second (a
     /// run with load): before the first samples, a slow probe is no hang.
     pub progress_fed: bool,
@@ -119,6 +122,7 @@ impl WatchdogConfig {
             origin,
             last_chaos: LastChaos::default(),
             guard: LoopbackGuard::loopback_only(),
+            tls: TlsClient::default(),
             progress_fed: false,
         }
     }
@@ -131,6 +135,7 @@ impl std::fmt::Debug for WatchdogConfig {
             .field("health_url", &self.health_url)
             .field("ws_url", &self.ws_url)
             .field("metrics_url", &self.metrics_url)
+            .field("tls", &self.tls)
             .field("target", &self.target)
             .field("out_dir", &self.out_dir)
             .field("run_name", &self.run_name)

@@ -7,7 +7,7 @@ use crate::http::{self, HttpError};
 use crate::target::{TokenPlacement, TokenSource};
 use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::{ConnectError, ConnectOptions, WsConn, connect};
-use squall_proto::Endpoint;
+use squall_proto::{Endpoint, TlsClient};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -54,14 +54,16 @@ impl ProbeError {
 /// the close, off the probe's clock.
 const ACCEPT_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
-/// An accept probe: a fresh WebSocket upgrade (TCP connect and HTTP upgrade,
-/// with the token) within `limit`; `Ok` with how long it took. The socket
+/// An accept probe: a fresh WebSocket upgrade (TCP connect, TLS for `wss://`,
+/// and HTTP upgrade, with the token) within `limit`; `Ok` with how long it
+/// took. The socket
 /// is then closed politely (a Close 1000 and a FIN) by a task of its own,
 /// bounded by a second, so the round does not wait for it.
 pub async fn accept(
     endpoint: &Endpoint,
     token: Option<String>,
     placement: TokenPlacement,
+    tls: &TlsClient,
     limit: Duration,
 ) -> Result<Duration, ProbeError> {
     let start = Instant::now();
@@ -70,6 +72,7 @@ pub async fn accept(
         recv_buffer: None,
         token,
         placement,
+        tls: tls.clone(),
     };
     let mut ws = connect(endpoint, &options)
         .await
@@ -84,10 +87,15 @@ pub async fn accept(
     Ok(took)
 }
 
-/// A health probe: GET, expecting a 2xx status, within `limit`.
-pub async fn health(endpoint: &Endpoint, limit: Duration) -> Result<Duration, ProbeError> {
+/// A health probe: GET (over TLS for `https://`), expecting a 2xx status,
+/// within `limit`.
+pub async fn health(
+    endpoint: &Endpoint,
+    tls: &TlsClient,
+    limit: Duration,
+) -> Result<Duration, ProbeError> {
     let start = Instant::now();
-    match http::get(endpoint, limit).await? {
+    match http::get(endpoint, tls, limit).await? {
         (code, _) if (200..300).contains(&code) => Ok(start.elapsed()),
         (code, _) => Err(ProbeError::Status(code)),
     }
@@ -123,10 +131,18 @@ impl WsProber {
         tokens: Option<TokenSource>,
         placement: TokenPlacement,
         style: PingStyle,
+        tls: TlsClient,
         limit: Duration,
     ) -> Self {
         let (requests, rx) = mpsc::unbounded_channel();
-        tokio::spawn(prober(endpoint, tokens, placement, style, limit, rx));
+        let options = ConnectOptions {
+            timeout: limit,
+            recv_buffer: None,
+            token: None,
+            placement,
+            tls,
+        };
+        tokio::spawn(prober(endpoint, tokens, options, style, rx));
         Self { requests }
     }
 
@@ -147,12 +163,13 @@ impl WsProber {
     }
 }
 
+/// The prober task: `options` are the connect options of every connect but
+/// for the token, taken from `tokens` each time.
 async fn prober(
     endpoint: Endpoint,
     tokens: Option<TokenSource>,
-    placement: TokenPlacement,
+    options: ConnectOptions,
     style: PingStyle,
-    limit: Duration,
     mut requests: mpsc::UnboundedReceiver<PingRequest>,
 ) {
     let mut conn: Option<WsConn> = None;
@@ -167,10 +184,8 @@ async fn prober(
                 continue; // that probe has timed out already
             }
             let options = ConnectOptions {
-                timeout: limit,
-                recv_buffer: None,
                 token: tokens.as_ref().and_then(|t| t(u64::MAX)),
-                placement,
+                ..options.clone()
             };
             match connect(&endpoint, &options).await {
                 Ok(ws) => {

@@ -43,6 +43,7 @@ impl Runner {
                 self.config.tokens.clone(),
                 self.config.placement,
                 self.config.ping,
+                self.config.tls.clone(),
                 settings.timeout,
             )
         });
@@ -66,15 +67,15 @@ impl Runner {
                     let fresh = accept.clone().map(|endpoint| {
                         (endpoint, self.config.tokens.as_ref().and_then(|t| t(u64::MAX)))
                     });
-                    let placement = self.config.placement;
+                    let (placement, tls) = (self.config.placement, self.config.tls.clone());
                     next_round += 1;
                     // Each probe is bounded by `limit`: the task ends.
                     tokio::spawn(async move {
-                        let health = async { match &health { Some(e) => Some(probe::health(e, limit).await), None => None } };
+                        let health = async { match &health { Some(e) => Some(probe::health(e, &tls, limit).await), None => None } };
                         let ping = async { match &prober { Some(p) => Some(p.ping(n, limit).await), None => None } };
                         let accept = async {
                             match fresh {
-                                Some((endpoint, token)) => Some(probe::accept(&endpoint, token, placement, limit).await),
+                                Some((endpoint, token)) => Some(probe::accept(&endpoint, token, placement, &tls, limit).await),
                                 None => None,
                             }
                         };
@@ -84,8 +85,9 @@ impl Runner {
                 }
                 _ = scrapes.tick(), if self.metrics.is_some() => {
                     let (endpoint, tx, origin, limit) = (self.metrics.clone().expect("guarded"), scrape_tx.clone(), self.config.origin, settings.timeout);
+                    let tls = self.config.tls.clone();
                     tokio::spawn(async move {
-                        if let Ok((200, body)) = http::get(&endpoint, limit).await {
+                        if let Ok((200, body)) = http::get(&endpoint, &tls, limit).await {
                             let _ = tx.send((seconds_since(origin), body));
                         }
                     });

@@ -3,10 +3,10 @@
 
 use super::frame::{Frame, OP_CLOSE, TooLarge};
 use super::handshake::io_kind;
+use squall_proto::tls::Stream;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
 /// The largest frame the client reads (the relay's own limit is 64 KiB).
@@ -37,20 +37,21 @@ impl ReadEnd {
 /// An open WebSocket whose socket the caller may abuse at will.
 #[derive(Debug)]
 pub struct WsConn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
 }
 
 impl WsConn {
-    /// A connection on `stream` whose upgrade is done; `buf` holds bytes
-    /// that arrived after the upgrade response.
-    pub(crate) fn new(stream: TcpStream, buf: Vec<u8>) -> Self {
+    /// A connection on `stream` (TCP or TLS) whose upgrade is done; `buf`
+    /// holds bytes that arrived after the upgrade response.
+    pub(crate) fn new(stream: Stream, buf: Vec<u8>) -> Self {
         Self { stream, buf }
     }
 
-    /// The socket.
-    pub fn stream(&self) -> &TcpStream {
-        &self.stream
+    /// The stream, to write to it directly (a bounded write that may stop
+    /// halfway).
+    pub fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.stream
     }
 
     /// Writes raw bytes.
@@ -158,14 +159,16 @@ impl WsConn {
         end
     }
 
-    /// Ends the connection with a TCP RST and no closing handshake.
+    /// Ends the connection with a TCP RST and no closing handshake (over
+    /// TLS, no close_notify either).
     pub fn reset(self) -> io::Result<()> {
-        self.stream.set_zero_linger()
+        self.stream.tcp().set_zero_linger()
     }
 
-    /// Ends the connection with a plain FIN and no Close frame: shuts the
-    /// write side, then reads (discarding) until the server closes or `wait`
-    /// passes, so that no unread data turns the close into an RST.
+    /// Ends the connection with a plain FIN and no Close frame (over TLS, a
+    /// close_notify first): shuts the write side, then reads (discarding)
+    /// until the server closes or `wait` passes, so that no unread data
+    /// turns the close into an RST.
     pub async fn drop_with_fin(mut self, wait: Duration) {
         if self.stream.shutdown().await.is_err() {
             return;

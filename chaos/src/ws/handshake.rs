@@ -1,12 +1,13 @@
-//! The client side of the HTTP upgrade.
+//! The client side of the HTTP upgrade, over TCP or TLS (`wss://`).
 
 use super::conn::WsConn;
 use crate::target::TokenPlacement;
 use base64::Engine;
 use squall_proto::Endpoint;
+use squall_proto::tls::{Stream, TlsClient, TlsFailure};
 use std::io;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{Instant, timeout_at};
 
@@ -24,6 +25,9 @@ pub struct ConnectOptions {
     pub token: Option<String>,
     /// Where the token goes.
     pub placement: TokenPlacement,
+    /// The TLS client of a `wss://` (or `https://`) endpoint; unused for
+    /// plain ones.
+    pub tls: TlsClient,
 }
 
 impl Default for ConnectOptions {
@@ -33,6 +37,7 @@ impl Default for ConnectOptions {
             recv_buffer: None,
             token: None,
             placement: TokenPlacement::Query,
+            tls: TlsClient::default(),
         }
     }
 }
@@ -52,7 +57,7 @@ pub enum ConnectError {
 
 impl ConnectError {
     /// A short label for error counts: `refused`, `reset`, `timeout`,
-    /// `http_401`, `bad_response`, `io`.
+    /// `http_401`, `bad_response`, `tls_cert`, `tls`, `io`.
     pub fn kind(&self) -> String {
         match self {
             ConnectError::Io(e) => io_kind(e).to_string(),
@@ -63,8 +68,12 @@ impl ConnectError {
     }
 }
 
-/// A short label for an I/O error (`refused`, `reset`, `eof`, `io`).
+/// A short label for an I/O error (`refused`, `reset`, `eof`, `tls_cert`,
+/// `tls`, `io`).
 pub fn io_kind(e: &io::Error) -> &'static str {
+    if let Some(tls) = TlsFailure::of(e) {
+        return tls.as_str();
+    }
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "refused",
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "reset",
@@ -123,7 +132,10 @@ pub fn accept_key(key: &str) -> String {
 }
 
 /// Opens a TCP socket to `endpoint` (with the options' receive buffer).
-pub async fn open_tcp(endpoint: &Endpoint, recv_buffer: Option<u32>) -> io::Result<TcpStream> {
+pub(crate) async fn open_tcp(
+    endpoint: &Endpoint,
+    recv_buffer: Option<u32>,
+) -> io::Result<TcpStream> {
     let socket = if endpoint.addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -137,16 +149,26 @@ pub async fn open_tcp(endpoint: &Endpoint, recv_buffer: Option<u32>) -> io::Resu
     Ok(stream)
 }
 
-/// Connects and upgrades.
+/// Opens the stream to `endpoint`: TCP (with the options' receive buffer),
+/// then, for a `wss://` or `https://` endpoint, the TLS handshake with the
+/// options' client. Not bounded in time: callers bound it.
+pub async fn open(endpoint: &Endpoint, options: &ConnectOptions) -> io::Result<Stream> {
+    let tcp = open_tcp(endpoint, options.recv_buffer).await?;
+    if endpoint.url.scheme.is_tls() {
+        options.tls.handshake(&endpoint.url.host, tcp).await
+    } else {
+        Ok(Stream::Plain(tcp))
+    }
+}
+
+/// Connects (TCP, and TLS for `wss://`) and upgrades.
 pub async fn connect(
     endpoint: &Endpoint,
     options: &ConnectOptions,
 ) -> Result<WsConn, ConnectError> {
     let deadline = Instant::now() + options.timeout;
     let attempt = async {
-        let mut stream = open_tcp(endpoint, options.recv_buffer)
-            .await
-            .map_err(ConnectError::Io)?;
+        let mut stream = open(endpoint, options).await.map_err(ConnectError::Io)?;
         let (request, key) = upgrade_request(endpoint, options.token.as_deref(), options.placement);
         stream
             .write_all(request.as_bytes())
@@ -165,8 +187,8 @@ pub async fn connect(
 
 /// Reads the upgrade response; returns its status and the bytes after it.
 /// A 101 must carry the right `Sec-WebSocket-Accept`.
-pub async fn read_response(
-    stream: &mut TcpStream,
+pub async fn read_response<S: AsyncRead + Unpin>(
+    stream: &mut S,
     key: &str,
 ) -> Result<(u16, Vec<u8>), ConnectError> {
     let mut buf = Vec::with_capacity(512);

@@ -78,7 +78,9 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         &LoopbackGuard::loopback_only(),
     )
     .unwrap();
-    http::get(&endpoint, SOON).await.expect("GET answers")
+    http::get(&endpoint, &squall_proto::TlsClient::default(), SOON)
+        .await
+        .expect("GET answers")
 }
 
 /// The value of one sample in a Prometheus text page (0 when absent).

@@ -1,7 +1,8 @@
 //! The terminal UI's model (tokio-console's `state/`): what the run looks
 //! like ([`Model`]), what the user is doing with the screen (focus, zoom,
-//! help, pause), and for `squall replay` where in the recorded timeline the
-//! screen stands. Nothing here draws or touches the terminal, so all of it
+//! help, pause), for `squall replay` where in the recorded timeline the
+//! screen stands, and for `squall search` the search around the step
+//! running. Nothing here draws or touches the terminal, so all of it
 //! is testable on its own.
 
 mod chaos_log;
@@ -12,6 +13,7 @@ pub use chaos_log::ChaosLog;
 pub use history::{LatencyHistory, Recent};
 pub use model::Model;
 
+use crate::search::snapshot::SearchSnap;
 use crate::snapshot::Snapshot;
 use std::time::Duration;
 
@@ -30,12 +32,15 @@ pub enum Panel {
     Watchdog,
     /// Chaos actions.
     Chaos,
-    /// Thresholds with their live verdict.
+    /// Thresholds with their live verdict (in a search: the objective,
+    /// against the running step).
     Thresholds,
+    /// A search's steps so far, the bracket, and the step running.
+    Search,
 }
 
 impl Panel {
-    /// Every panel in Tab order.
+    /// Every panel of a run in Tab order.
     pub const ALL: [Panel; 7] = [
         Panel::Connections,
         Panel::Throughput,
@@ -43,6 +48,17 @@ impl Panel {
         Panel::Latency,
         Panel::Watchdog,
         Panel::Chaos,
+        Panel::Thresholds,
+    ];
+
+    /// Every panel of a search in Tab order (a search runs no chaos).
+    pub const SEARCH: [Panel; 7] = [
+        Panel::Connections,
+        Panel::Throughput,
+        Panel::Loss,
+        Panel::Search,
+        Panel::Latency,
+        Panel::Watchdog,
         Panel::Thresholds,
     ];
 
@@ -56,13 +72,14 @@ impl Panel {
             Panel::Watchdog => "watchdog",
             Panel::Chaos => "chaos",
             Panel::Thresholds => "thresholds",
+            Panel::Search => "search",
         }
     }
 
-    fn offset(self, by: isize) -> Panel {
-        let here = Panel::ALL.iter().position(|p| *p == self).unwrap_or(0) as isize;
-        let n = Panel::ALL.len() as isize;
-        Panel::ALL[(here + by).rem_euclid(n) as usize]
+    fn offset(self, by: isize, panels: &[Panel]) -> Panel {
+        let here = panels.iter().position(|p| *p == self).unwrap_or(0) as isize;
+        let n = panels.len() as isize;
+        panels[(here + by).rem_euclid(n) as usize]
     }
 }
 
@@ -143,6 +160,8 @@ pub struct App {
     zoomed: bool,
     help: bool,
     replay: Option<Replay>,
+    /// The panels on screen, in Tab order.
+    panels: &'static [Panel],
 }
 
 impl App {
@@ -155,6 +174,16 @@ impl App {
             zoomed: false,
             help: false,
             replay: None,
+            panels: &Panel::ALL,
+        }
+    }
+
+    /// An app for a live capacity search, waiting for its first news.
+    pub fn search() -> Self {
+        Self {
+            focus: Panel::Search,
+            panels: &Panel::SEARCH,
+            ..Self::live()
         }
     }
 
@@ -183,6 +212,23 @@ impl App {
         if self.replay.is_none() {
             self.model.ingest(snapshot);
         }
+    }
+
+    /// Feeds the search's news in (a search app only).
+    pub fn ingest_search(&mut self, search: SearchSnap) {
+        if self.searching() {
+            self.model.ingest_search(search);
+        }
+    }
+
+    /// Whether this app shows a capacity search.
+    pub fn searching(&self) -> bool {
+        self.panels.contains(&Panel::Search)
+    }
+
+    /// The panels on screen, in Tab order.
+    pub fn panels(&self) -> &'static [Panel] {
+        self.panels
     }
 
     /// The model to draw: frozen while paused, current otherwise.
@@ -244,8 +290,8 @@ impl App {
                     }
                 }
             },
-            Action::NextPanel => self.focus = self.focus.offset(1),
-            Action::PrevPanel => self.focus = self.focus.offset(-1),
+            Action::NextPanel => self.focus = self.focus.offset(1, self.panels),
+            Action::PrevPanel => self.focus = self.focus.offset(-1, self.panels),
             Action::ToggleZoom => self.zoomed = !self.zoomed,
             Action::Back => {
                 if self.help {

@@ -1,8 +1,11 @@
 //! What the screen knows about a run: the latest snapshot folded together
-//! with what earlier snapshots left behind (histories, the chaos log).
+//! with what earlier snapshots left behind (histories, the chaos log). In a
+//! capacity search, the run is the step running, and the search itself
+//! (every step so far, the bracket) comes beside it.
 
 use super::chaos_log::ChaosLog;
 use super::history::{LatencyHistory, Recent};
+use crate::search::snapshot::SearchSnap;
 use crate::snapshot::Snapshot;
 
 /// The run as the screen sees it, built by feeding snapshots in order.
@@ -18,6 +21,8 @@ pub struct Model {
     pub received_per_s: Recent,
     /// Every chaos action seen.
     pub chaos: ChaosLog,
+    /// The search, in `squall search`; `None` in a run.
+    pub search: Option<SearchSnap>,
 }
 
 impl Model {
@@ -45,5 +50,16 @@ impl Model {
             self.chaos.record(event);
         }
         self.latest = Some(snapshot);
+    }
+
+    /// Takes the search's news. A new step starts the run's figures afresh:
+    /// each step is a run of its own, with its own clock from 0.
+    pub fn ingest_search(&mut self, search: SearchSnap) {
+        let running = |s: &Option<SearchSnap>| s.as_ref().and_then(|s| s.current).map(|c| c.index);
+        let next = search.current.map(|c| c.index);
+        if next.is_some() && next != running(&self.search) {
+            *self = Model::default();
+        }
+        self.search = Some(search);
     }
 }

@@ -1,8 +1,10 @@
 //! The header: scenario, phase, target, the exit code the run would have
-//! now, and elapsed against planned time as a progress bar.
+//! now, and elapsed against planned time as a progress bar. In a search:
+//! the step running (its stage and level), whether it meets the objective
+//! so far, its progress, and the search's time against its limit.
 
+use super::Ctx;
 use crate::report::format;
-use crate::snapshot::Snapshot;
 use crate::tui::state::App;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -11,14 +13,18 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
 /// Draws the two header lines into `area`.
-pub(super) fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) {
+pub(super) fn render(frame: &mut Frame, area: Rect, app: &App, ctx: &Ctx) {
+    let snap = ctx.snap;
     let [title_area, gauge_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    let exit = format!(
-        " exit {} {} ",
-        snap.exit_code,
-        format::exit_code_meaning(snap.exit_code)
-    );
+    // A step that breaks the objective is the search doing its work, not
+    // the search failing: the badge speaks of the step.
+    let exit = match (ctx.search, snap.exit_code) {
+        (None, code) => format!(" exit {code} {} ", format::exit_code_meaning(code)),
+        (Some(_), 0) => " within the SLO ".to_string(),
+        (Some(_), 3) => " SLO broken ".to_string(),
+        (Some(_), code) => format!(" {} ", format::exit_code_meaning(code)),
+    };
     let exit_style = if snap.exit_code == 0 {
         Style::new().fg(Color::Black).bg(Color::Green)
     } else {
@@ -35,8 +41,26 @@ pub(super) fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) 
         Span::styled(" squall ", Style::new().bold().fg(Color::Cyan)),
         Span::styled(snap.scenario.clone(), Style::new().bold()),
         Span::raw(" · "),
-        Span::styled(snap.phase.clone(), Style::new().fg(Color::Yellow)),
     ];
+    match ctx.search {
+        Some(search) => {
+            spans.push(Span::styled(
+                format!("search {}", super::search::header(search)),
+                Style::new().bold(),
+            ));
+            if let Some(current) = search.current {
+                spans.push(Span::raw(" · "));
+                spans.push(Span::styled(
+                    super::search::step_phase(current, Some(snap)),
+                    Style::new().fg(Color::Yellow),
+                ));
+            }
+        }
+        None => spans.push(Span::styled(
+            snap.phase.clone(),
+            Style::new().fg(Color::Yellow),
+        )),
+    }
     if let Some(replay) = app.replay_status() {
         let state = if replay.playing { "▶" } else { "⏸" };
         spans.push(Span::styled(
@@ -74,11 +98,25 @@ pub(super) fn render(frame: &mut Frame, area: Rect, app: &App, snap: &Snapshot) 
     } else {
         snap.phase.clone()
     };
-    let label = format!(
+    let mut label = format!(
         "{} / {}  ({after})",
         format::clock(snap.t_s),
         format::clock(snap.duration_s),
     );
+    if let Some(search) = ctx.search {
+        // The search's clock: when the step started, plus the step's own.
+        let elapsed = search.elapsed_s
+            + if search.current.is_some() {
+                snap.t_s
+            } else {
+                0.0
+            };
+        label = format!(
+            "step {label} · search {} of at most {}",
+            format::clock(elapsed),
+            format::clock(search.time_limit_s)
+        );
+    }
     let gauge = Gauge::default()
         .ratio(progress)
         .label(label)

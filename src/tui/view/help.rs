@@ -1,5 +1,6 @@
 //! The key help, drawn over the middle of the screen.
 
+use crate::tui::state::App;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -8,6 +9,15 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 const LIVE: &[(&str, &str)] = &[
     ("q, Ctrl-C", "stop the run (results are still written)"),
+    ("p", "pause or resume the display"),
+    ("Tab, S-Tab", "focus the next or previous panel"),
+    ("Enter", "show the focused panel alone, or all"),
+    ("Esc", "close help or the zoomed panel"),
+    ("?", "show or hide this help"),
+];
+
+const SEARCH: &[(&str, &str)] = &[
+    ("q, Ctrl-C", "stop the search (the steps done are kept)"),
     ("p", "pause or resume the display"),
     ("Tab, S-Tab", "focus the next or previous panel"),
     ("Enter", "show the focused panel alone, or all"),
@@ -26,9 +36,15 @@ const REPLAY: &[(&str, &str)] = &[
     ("q", "leave"),
 ];
 
-/// Draws the help box for a live run or for replay over `area`.
-pub(super) fn render(frame: &mut Frame, area: Rect, replay: bool) {
-    let keys = if replay { REPLAY } else { LIVE };
+/// Draws the help box for a live run, a search or replay over `area`.
+pub(super) fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let keys = if app.replay_status().is_some() {
+        REPLAY
+    } else if app.searching() {
+        SEARCH
+    } else {
+        LIVE
+    };
     let height = keys.len() as u16 + 2;
     let [row] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
