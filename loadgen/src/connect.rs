@@ -163,7 +163,7 @@ pub async fn connect(
 
 /// Opens the TCP connection, bound to `source` when given (without taking
 /// a port at bind time, so that the port is chosen per destination).
-async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+pub(crate) async fn dial(addr: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

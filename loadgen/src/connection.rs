@@ -20,26 +20,25 @@
 //! (its publisher sends what fell due meanwhile). It hands in at the end of
 //! the run like any other.
 
-use crate::connect::{self, Opened, Socket, SocketError};
+use crate::connect::{self, SocketError};
 use crate::engine::Ctx;
 use crate::frames::{Acknowledgement, Control, Outgoing};
 use crate::nostr::EventId;
 use crate::nostr::ahead::SIGN_AHEAD;
 use crate::nostr::session::{Outcome, Session};
-use crate::plan::{Auth, Reconnect};
+use crate::plan::{Auth, Reconnect, Transport};
 use crate::receive::{Inbox, Progress};
 use crate::report::PublisherCount;
 use crate::script;
+use crate::socket::{Broken, Incoming, Socket, SseOpen, SseSocket};
 use crate::stamp::Stamp;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use crate::template::fill;
 use rand::RngExt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// Most messages sent in one go when behind schedule, before reading again;
 /// also the most frames read in one go before looking at the clock again.
@@ -98,8 +97,8 @@ struct Publisher {
 }
 
 /// What a wait ended with.
-enum Event {
-    Frame(Option<Result<Message, tokio_tungstenite::tungstenite::Error>>),
+enum Event<'a> {
+    Incoming(Incoming<'a>),
     Timer,
     Deadlines,
 }
@@ -361,7 +360,7 @@ impl Conn<'_> {
         let start = self.now_ns();
         let result = self.dial(permit, self.end_ns()).await;
         let (mut ws, tls_handshake) = match result {
-            Ok(opened) => (opened.socket, opened.tls_handshake),
+            Ok(opened) => opened,
             Err(kind) => {
                 ctx.stats.with_connections(|s| {
                     s.failed += 1;
@@ -408,7 +407,7 @@ impl Conn<'_> {
             let dialed = self.bounded(self.dial(permit, until), Self::reconnect_end_ns);
             match dialed.await {
                 None => return None,
-                Some(Ok(Opened { socket: mut ws, .. })) => {
+                Some(Ok((mut ws, _))) => {
                     self.ctx.stats.set_open(true);
                     return Some(match self.subscribe(&mut ws).await {
                         Ok(()) => Ok(ws),
@@ -426,15 +425,17 @@ impl Conn<'_> {
         None
     }
 
-    /// Mints the token and connects (TCP, TLS and upgrade) under the connect
-    /// timeout, at most until `until_ns`, then runs the script's
-    /// connect-time steps (each under its own timeout); the error kind if it
-    /// failed. The future does not borrow the connection.
+    /// Mints the token and connects under the connect timeout, at most
+    /// until `until_ns`: over WebSocket, TCP, TLS and the upgrade, then the
+    /// script's connect-time steps (each under its own timeout); over SSE,
+    /// every stream up to its `200`. The socket and its TLS handshake's
+    /// time, or the error kind if it failed. The future does not borrow the
+    /// connection.
     fn dial(
         &self,
         permit: OwnedSemaphorePermit,
         until_ns: u64,
-    ) -> impl Future<Output = Result<Opened, String>> + use<> {
+    ) -> impl Future<Output = Result<(Socket, Option<Duration>), String>> + use<> {
         let ctx = self.ctx;
         let plan = &ctx.plan;
         let token = match (&plan.auth, &ctx.minter) {
@@ -451,16 +452,38 @@ impl Conn<'_> {
             Duration::from_nanos(until_ns.saturating_sub(self.now_ns())).min(plan.timeouts.connect);
         let script = ctx.frames.script().cloned();
         let (c, send_timeout) = (self.c, plan.timeouts.send);
+        let sse = match &plan.transport {
+            Transport::Websocket => None,
+            Transport::Sse(sse) => Some((
+                self.stream_paths(target.path()),
+                self.publisher.as_ref().map(|p| {
+                    let topic = ctx.frames.topic_name(p.topic);
+                    (fill(&sse.publish_path, &topic, c), sse.content_type.clone())
+                }),
+            )),
+        };
         async move {
             let token = token?;
-            let result = connect::connect(
-                &target,
-                source,
-                token.as_ref().map(|(t, p)| (t.as_str(), *p)),
-                limit,
-                &options,
-            )
-            .await;
+            let token = token.as_ref().map(|(t, p)| (t.as_str(), *p));
+            if let Some((streams, publish)) = sse {
+                let open = SseSocket::open(SseOpen {
+                    target: &target,
+                    source,
+                    token,
+                    streams,
+                    publish: publish
+                        .as_ref()
+                        .map(|(path, ct)| (path.clone(), ct.as_str())),
+                });
+                let result = tokio::time::timeout(limit, open).await;
+                drop(permit);
+                return match result {
+                    Ok(Ok(socket)) => Ok((Socket::Sse(Box::new(socket)), None)),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err(SocketError::Timeout.to_string()),
+                };
+            }
+            let result = connect::connect(&target, source, token, limit, &options).await;
             drop(permit);
             let mut opened = result.map_err(|e| e.to_string())?;
             if let Some(script) = script {
@@ -468,7 +491,31 @@ impl Conn<'_> {
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            Ok(opened)
+            Ok((Socket::ws(opened.socket), opened.tls_handshake))
+        }
+    }
+
+    /// The paths of the SSE streams of this connection, from the target's
+    /// `path` with its placeholders: one per subscribed topic when it holds
+    /// `{topic}`, else one (with `{topics}` the names comma-joined); none
+    /// for a connection without subscriptions.
+    fn stream_paths(&self, path: &str) -> Vec<String> {
+        let frames = &self.ctx.frames;
+        let topics = self.ctx.layout.subscriptions_of(self.c);
+        if topics.is_empty() {
+            Vec::new()
+        } else if path.contains("{topic}") {
+            topics
+                .iter()
+                .map(|&k| fill(path, &frames.topic_name(k), self.c))
+                .collect()
+        } else {
+            let names: Vec<String> = topics.iter().map(|&k| frames.topic_name(k)).collect();
+            vec![fill(
+                &path.replace("{topics}", &names.join(",")),
+                "",
+                self.c,
+            )]
         }
     }
 
@@ -653,11 +700,7 @@ impl Conn<'_> {
             ctx.stats.with_tally(c, |t| session.finish(t.nostr_mut()));
         }
         if matches!(end, End::Completed | End::Planned) {
-            let close = CloseFrame {
-                code: 1000.into(),
-                reason: "squall run over".into(),
-            };
-            let _ = tokio::time::timeout(self.ctx.plan.timeouts.close, ws.close(Some(close))).await;
+            ws.close(self.ctx.plan.timeouts.close).await;
         }
         self.ctx.stats.set_open(false);
         self.list(false);
@@ -679,7 +722,9 @@ impl Conn<'_> {
                 }
             }
             let now = self.now_ns();
-            let due = self.next_due_ns();
+            // Over SSE a publisher waits for its last response before the
+            // next `POST`: the response wakes the loop, not the timer.
+            let due = self.next_due_ns().filter(|_| ws.publish_room() > 0);
             if due.is_some_and(|d| d <= now) {
                 // Everything due goes out, even at the planned end: the
                 // schedule only holds messages due before it.
@@ -689,9 +734,9 @@ impl Conn<'_> {
                             self.ctx.stats.error(&SocketError::SendTimeout.to_string());
                             End::Stopped
                         }
-                        Some(e) => {
-                            self.ctx.stats.error(&connect::ws_kind(&e).to_string());
-                            self.dropped_by_target(&connect::drop_cause(&e))
+                        Some(broken) => {
+                            self.ctx.stats.error(&broken.error);
+                            self.dropped_by_target(&broken.cause)
                         }
                     };
                 }
@@ -738,7 +783,7 @@ impl Conn<'_> {
                 armed = Some(wake);
             }
             let event = tokio::select! {
-                frame = ws.next() => Event::Frame(frame),
+                incoming = ws.next() => Event::Incoming(incoming),
                 _ = &mut timer => {
                     armed = None;
                     Event::Timer
@@ -746,15 +791,15 @@ impl Conn<'_> {
                 _ = Self::moved(&mut self.wake, &mut self.wake_open) => Event::Deadlines,
             };
             match event {
-                Event::Frame(frame) => {
-                    if let Some(end) = self.on_frame(frame) {
+                Event::Incoming(incoming) => {
+                    if let Some(end) = self.on_frame(incoming) {
                         return end;
                     }
                     // Take what else is already buffered before waiting again.
                     for _ in 1..MAX_BATCH {
-                        match ws.next().now_or_never() {
-                            Some(frame) => {
-                                if let Some(end) = self.on_frame(frame) {
+                        match ws.next_now() {
+                            Some(incoming) => {
+                                if let Some(end) = self.on_frame(incoming) {
                                     return end;
                                 }
                             }
@@ -769,27 +814,18 @@ impl Conn<'_> {
 
     /// Handles one read; `Some` when the connection is over (the target
     /// ended it: counted in `errors` and `dropped`).
-    fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-    ) -> Option<End> {
+    fn on_frame(&mut self, incoming: Incoming<'_>) -> Option<End> {
         let now = self.now_ns();
-        let bytes: &[u8] = match &frame {
-            Some(Ok(Message::Text(text))) => text.as_bytes(),
-            Some(Ok(Message::Binary(bin))) => bin,
-            Some(Ok(Message::Close(close))) => {
-                let code = close.as_ref().map_or(1005, |f| u16::from(f.code));
-                self.ctx.stats.error(&format!("closed_by_server_{code}"));
-                return Some(self.dropped_by_target(&format!("close_{code}")));
+        let bytes: &[u8] = match incoming {
+            Incoming::Data(bytes) => bytes,
+            Incoming::Nothing => return None,
+            Incoming::Error(key) => {
+                self.ctx.stats.error(&key);
+                return None;
             }
-            Some(Ok(_)) => return None,
-            Some(Err(e)) => {
-                self.ctx.stats.error(&connect::ws_kind(e).to_string());
-                return Some(self.dropped_by_target(&connect::drop_cause(e)));
-            }
-            None => {
-                self.ctx.stats.error("eof");
-                return Some(self.dropped_by_target("eof"));
+            Incoming::Ended { error, cause } => {
+                self.ctx.stats.error(&error);
+                return Some(self.dropped_by_target(&cause));
             }
         };
         let late_from = self.ctx.deadlines.drain_end_ns();
@@ -854,16 +890,16 @@ impl Conn<'_> {
     async fn send_all(&mut self, ws: &mut Socket, frames: Vec<String>) -> Result<(), End> {
         let sent = tokio::time::timeout(self.ctx.plan.timeouts.send, async {
             for frame in frames {
-                ws.feed(Message::Text(frame.into())).await?;
+                ws.feed(frame).await?;
             }
             ws.flush().await
         })
         .await;
         match sent {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                self.ctx.stats.error(&connect::ws_kind(&e).to_string());
-                Err(self.dropped_by_target(&connect::drop_cause(&e)))
+            Ok(Err(broken)) => {
+                self.ctx.stats.error(&broken.error);
+                Err(self.dropped_by_target(&broken.cause))
             }
             Err(_) => {
                 self.ctx.stats.error(&SocketError::SendTimeout.to_string());
@@ -872,13 +908,10 @@ impl Conn<'_> {
         }
     }
 
-    /// Sends every message due now (at most [`MAX_BATCH`]), under the send
-    /// timeout: `Err(None)` when that passed, `Err(Some(e))` when the socket
-    /// failed.
-    async fn publish(
-        &mut self,
-        ws: &mut Socket,
-    ) -> Result<(), Option<tokio_tungstenite::tungstenite::Error>> {
+    /// Sends every message due now (at most [`MAX_BATCH`], and what the
+    /// socket has room for), under the send timeout: `Err(None)` when that
+    /// passed, `Err(Some(broken))` when the socket failed.
+    async fn publish(&mut self, ws: &mut Socket) -> Result<(), Option<Broken>> {
         let ctx = self.ctx;
         let publish_end = self.ctx.deadlines.publish_end_ns();
         let Some(p) = self.publisher.as_mut() else {
@@ -890,8 +923,9 @@ impl Conn<'_> {
         let mut events = [(EventId([0; 32]), 0u64); MAX_BATCH];
         let mut signed_late = 0;
         let mut batch = 0;
+        let room = MAX_BATCH.min(ws.publish_room());
         let result = tokio::time::timeout(ctx.plan.timeouts.send, async {
-            while batch < MAX_BATCH {
+            while batch < room {
                 let now = ctx.origin.elapsed_ns();
                 let Some(due) = ctx.schedule.due_ns(p.j, p.next_seq) else {
                     break;
@@ -917,7 +951,7 @@ impl Conn<'_> {
                         ready.frame
                     }
                 };
-                ws.feed(Message::Text(frame.into())).await?;
+                ws.feed(frame).await?;
                 lags[batch] = (now - due) / 1000;
                 batch += 1;
                 p.next_seq += 1;

@@ -4,7 +4,7 @@
 use crate::nostr::ahead::Ahead;
 use crate::nostr::session::{SINCE_SLACK_S, Session};
 use crate::nostr::{Keys, RelayMessage, client, unix_now};
-use crate::plan::{LoadPlan, PlanError, Protocol};
+use crate::plan::{LoadPlan, PlanError, Protocol, Transport};
 use crate::script::{Compiled, Reading};
 use crate::stamp::Stamp;
 use crate::template::{Template, fill};
@@ -24,6 +24,8 @@ pub struct Frames {
     nostr_keys: Option<Arc<Vec<Keys>>>,
     topic_prefix: String,
     payload_bytes: usize,
+    /// Over SSE the stream's URL subscribes: no subscribe frames.
+    sse: bool,
 }
 
 /// A frame without a stamp, as far as the engine cares.
@@ -89,6 +91,7 @@ impl Frames {
             nostr_keys,
             topic_prefix: plan.topic_prefix.clone(),
             payload_bytes: plan.payload_bytes,
+            sse: matches!(plan.transport, Transport::Sse(_)),
         })
     }
 
@@ -97,8 +100,12 @@ impl Frames {
         format!("{}{k}", self.topic_prefix)
     }
 
-    /// The frames that subscribe connection `conn` to `topics`.
+    /// The frames that subscribe connection `conn` to `topics` (none over
+    /// SSE, where the stream's `GET` subscribes).
     pub fn subscribe(&self, conn: u64, topics: &[u64]) -> Vec<String> {
+        if self.sse {
+            return Vec::new();
+        }
         let each = |template: &str| -> Vec<String> {
             topics
                 .iter()

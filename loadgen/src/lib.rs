@@ -26,7 +26,9 @@
 //!
 //! Targets are `ws://` or `wss://` URLs ([`squall_proto::Endpoint`]; TLS with
 //! rustls, trusting [`LoadPlan::tls`], one configuration built once per run,
-//! each socket a full handshake), resolved once,
+//! each socket a full handshake), or `http://` event-stream URLs with
+//! [`Transport::Sse`] (Server-Sent Events subscribers, HTTP `POST`
+//! publishers: [`sse`]), resolved once,
 //! before the first connection, through the plan's
 //! [`LoopbackGuard`](squall_proto::LoopbackGuard) ([`LoadPlan::guard`]):
 //! loopback addresses only (127.0.0.0/8, ::1) unless [`LoadPlan::allow_remote`]
@@ -74,14 +76,17 @@
 //! - **Connections**: attempts, upgrades, failures and abnormal ends by kind
 //!   (`refused`, `timeout`, `http_401`, `reset`, `eof`,
 //!   `closed_by_server_<code>`, `send_timeout`, `subscribe_timeout`,
-//!   `relay_error_<code>`, `tls_cert`, `tls`, ...), and a handshake-latency
-//!   histogram (TCP connect to the end of the upgrade), with beside it the
-//!   TLS handshake's own (`wss://` targets). At most 100 upgrades are in flight
+//!   `relay_error_<code>`, `tls_cert`, `tls`, over SSE `publish_http_<code>`,
+//!   ...), and a handshake-latency histogram (TCP connect to the end of the
+//!   upgrade), with beside it the TLS handshake's own (`wss://` targets). At
+//!   most 100 upgrades are in flight
 //!   per target, below the usual listen backlog, so that a ramp never
 //!   overflows the target's accept queue.
 //! - **Dropped**: established sockets that the *target* ended (a close frame,
 //!   `close_<code>`; a reset, `reset`; the end of the stream, `eof`; a broken
-//!   frame) while squall did not end them, by cause, in
+//!   frame; over SSE also an event stream ended by its last chunk,
+//!   `stream_end`, and a publisher that cannot reach the server,
+//!   `publish_<kind>`) while squall did not end them, by cause, in
 //!   `connections.dropped`. The end of the drain, Ctrl-C, a planned close
 //!   and a send timeout are squall's own doing and are not drops. With
 //!   [`LoadPlan::reconnect`], a dropped socket reconnects after a jittered
@@ -160,6 +165,8 @@ pub mod report;
 mod schedule;
 pub mod script;
 pub mod snapshot;
+mod socket;
+pub mod sse;
 pub mod stamp;
 mod stats;
 mod template;
@@ -167,8 +174,8 @@ pub mod tracker;
 
 pub use histogram::LatencyHistogram;
 pub use plan::{
-    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Reconnect, Shard,
-    Stage, Timeouts,
+    Auth, Field, JwtAuth, JwtKey, LoadPlan, Placement, PlanError, Protocol, Reconnect, Shard, Sse,
+    Stage, Timeouts, Transport,
 };
 pub use report::{LoadReport, Loss};
 pub use snapshot::{LoadSnapshot, Phase, TopicProgress};

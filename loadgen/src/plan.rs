@@ -56,6 +56,10 @@ pub struct LoadPlan {
     pub allow_remote: bool,
     /// The wire protocol spoken to the target.
     pub protocol: Protocol,
+    /// The socket under the protocol: WebSocket (the default) or
+    /// Server-Sent Events with HTTP `POST` publishers.
+    #[serde(default)]
+    pub transport: Transport,
     /// How each connection authenticates.
     pub auth: Auth,
     /// Sockets open after the initial ramp.
@@ -158,6 +162,36 @@ pub enum Protocol {
     /// one `REQ` per topic, acknowledged by its `EOSE`; every publish's `OK`
     /// tracked; NIP-42 `AUTH` challenges answered ([`crate::nostr`]).
     Nostr(crate::nostr::Settings),
+}
+
+/// What carries a connection's frames.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transport {
+    /// One WebSocket per connection (`ws://` targets), for every protocol.
+    #[default]
+    Websocket,
+    /// Server-Sent Events (`http://` targets), with [`Protocol::Template`]:
+    /// a subscribing connection `GET`s the target URL as a
+    /// `text/event-stream`, one stream per subscribed topic when the URL's
+    /// path holds `{topic}` (a URL with `{topics}` gets one stream for all
+    /// of them, comma-joined; one without either, one stream); the stream's
+    /// `200` subscribes, and the subscription counts `settle` after it.
+    /// Each event's data is a frame (a delivery when it holds a stamp). A
+    /// publishing connection `POST`s the template's `publish` body over a
+    /// keep-alive HTTP/1.1 connection of its own, one request in flight at
+    /// a time.
+    Sse(Sse),
+}
+
+/// The HTTP side of [`Transport::Sse`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sse {
+    /// Path and query `POST`ed to publish, on the host and port of the
+    /// connection's target; `{topic}` and `{conn}` are filled in.
+    pub publish_path: String,
+    /// The `Content-Type` of the `POST`s.
+    pub content_type: String,
 }
 
 /// How connections authenticate.
@@ -328,6 +362,13 @@ pub enum Field {
     PublishTemplate,
     /// The `subscribe` template of [`Protocol::Template`]: no `{topic}`.
     SubscribeTemplate,
+    /// [`LoadPlan::transport`]: SSE with a protocol other than
+    /// [`Protocol::Template`].
+    Transport,
+    /// [`Sse::publish_path`]: not a path.
+    PublishPath,
+    /// [`Sse::content_type`]: not a header value.
+    ContentType,
     /// A part of [`Protocol::Script`] (which one: [`crate::script::Part`]).
     Script(crate::script::Part),
     /// [`crate::nostr::Settings::event_kind`]: the authentication kind.
@@ -480,6 +521,16 @@ pub enum PlanError {
     /// Nostr settings that cannot run.
     #[error(transparent)]
     Nostr(#[from] crate::nostr::SettingsError),
+    /// SSE with a protocol other than the template.
+    #[error("the SSE transport speaks the template protocol only (its `publish` is the POST body)")]
+    SseProtocol,
+    /// A publish path that does not start with `/` or holds blanks or
+    /// control characters.
+    #[error("publish path {0:?}: must start with `/` and hold no blanks or control characters")]
+    PublishPath(String),
+    /// A content type with control characters.
+    #[error("content type {0:?}: holds control characters")]
+    ContentType(String),
     /// A JWT key that does not load, or cannot sign.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -590,6 +641,9 @@ impl Field {
             Field::PayloadBytes => "payload_bytes",
             Field::PublishTemplate => "protocol.publish",
             Field::SubscribeTemplate => "protocol.subscribe",
+            Field::Transport => "transport",
+            Field::PublishPath => "transport.publish_path",
+            Field::ContentType => "transport.content_type",
             Field::Script(part) => part.name(),
             Field::NostrEventKind => "protocol.event_kind",
             Field::NostrKeysFile => "protocol.keys_file",
@@ -630,6 +684,9 @@ impl PlanError {
             }
             PlanError::PublishTemplate => Field::PublishTemplate,
             PlanError::SubscribeTemplate => Field::SubscribeTemplate,
+            PlanError::SseProtocol => Field::Transport,
+            PlanError::PublishPath(_) => Field::PublishPath,
+            PlanError::ContentType(_) => Field::ContentType,
             PlanError::Script(e) => Field::Script(e.part()),
             PlanError::Nostr(crate::nostr::SettingsError::AuthKind) => Field::NostrEventKind,
             PlanError::Nostr(crate::nostr::SettingsError::Keys(_)) => Field::NostrKeysFile,
@@ -660,6 +717,7 @@ impl LoadPlan {
             tls: TlsSettings::default(),
             allow_remote: false,
             protocol: Protocol::Squall,
+            transport: Transport::Websocket,
             auth: Auth::None,
             connections: 1000,
             ramp: Duration::from_secs(5),
@@ -783,19 +841,21 @@ impl LoadPlan {
             return Err(PlanError::NoTarget);
         }
         let guard = self.guard();
+        let (schemes, expected) = match self.transport {
+            Transport::Websocket => (&[Scheme::Ws, Scheme::Wss][..], "ws or wss"),
+            Transport::Sse(_) => (&[Scheme::Http][..], "http (load.transport = \"sse\")"),
+        };
         self.targets
             .iter()
             .map(|url| {
-                Endpoint::resolve(url, &[Scheme::Ws, Scheme::Wss], "ws or wss", &guard).map_err(
-                    |source| {
-                        let url = url.clone();
-                        if source.is_refused() {
-                            PlanError::NotLoopback { url, source }
-                        } else {
-                            PlanError::Target { url, source }
-                        }
-                    },
-                )
+                Endpoint::resolve(url, schemes, expected, &guard).map_err(|source| {
+                    let url = url.clone();
+                    if source.is_refused() {
+                        PlanError::NotLoopback { url, source }
+                    } else {
+                        PlanError::Target { url, source }
+                    }
+                })
             })
             .collect()
     }
@@ -889,8 +949,21 @@ impl LoadPlan {
             if !publish.contains("{stamp}") {
                 return Err(PlanError::PublishTemplate);
             }
-            if !subscribe.contains("{topic}") {
+            // Over SSE the stream's URL subscribes: there is no frame.
+            if !subscribe.contains("{topic}") && self.transport == Transport::Websocket {
                 return Err(PlanError::SubscribeTemplate);
+            }
+        }
+        if let Transport::Sse(sse) = &self.transport {
+            if !matches!(self.protocol, Protocol::Template { .. }) {
+                return Err(PlanError::SseProtocol);
+            }
+            let path = &sse.publish_path;
+            if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(PlanError::PublishPath(path.clone()));
+            }
+            if sse.content_type.chars().any(char::is_control) {
+                return Err(PlanError::ContentType(sse.content_type.clone()));
             }
         }
         if let Protocol::Script(script) = &self.protocol {

@@ -73,7 +73,10 @@ impl ChaosSide {
         let first_url = target.urls()[0].clone();
         let mut config = WatchdogConfig::new(plan.watchdog.clone(), origin, out_dir, run_name);
         config.health_url = target.endpoints.health.clone();
-        config.ws_url = Some(first_url.clone());
+        // Over SSE there is no WebSocket to probe: the health URL and the
+        // load's progress decide.
+        config.ws_url = matches!(plan.load.transport, squall_loadgen::Transport::Websocket)
+            .then(|| first_url.clone());
         config.tokens = tokens.clone();
         config.placement = placement;
         // The reference relay answers the protocol's own Ping (which goes

@@ -8,3 +8,4 @@ pub mod protocol;
 pub mod raw;
 pub mod source;
 pub mod target;
+pub mod transport;

@@ -86,7 +86,9 @@ impl Plan {
         let target = super::target::settings(source, &raw)?;
         let auth = super::auth::auth(source, &raw)?;
         let target = super::auth::with_relay_auth(source, &raw, target)?;
-        let protocol = super::protocol::protocol(source, &raw.protocol)?;
+        let transport = super::transport::transport(source, &raw)?;
+        let sse = matches!(transport, lp::Transport::Sse(_));
+        let protocol = super::protocol::protocol(source, &raw.protocol, sse)?;
         let l = &raw.load;
         let topics =
             u32::try_from(l.topics).map_err(|_| err("load.topics", "too many topics".into()))?;
@@ -109,6 +111,7 @@ impl Plan {
         }
         let mut load = LoadPlan::new(Vec::new());
         load.protocol = protocol;
+        load.transport = transport;
         load.auth = auth;
         load.tls = target.tls.clone();
         load.connections = l.connections;
@@ -156,7 +159,7 @@ impl Plan {
         // The engine's own check first: a search's defaults derive from the
         // load, whose errors should name the load's keys.
         LoadPlan {
-            targets: vec!["ws://127.0.0.1:1/ws".into()],
+            targets: vec![super::transport::placeholder_url(&load.transport, 1)],
             ..load.clone()
         }
         .check()
@@ -215,7 +218,7 @@ impl Plan {
             }
         };
         let urls = (0..targets.max(1))
-            .map(|i| format!("ws://127.0.0.1:{}/ws", i + 1))
+            .map(|i| super::transport::placeholder_url(&self.load.transport, i + 1))
             .collect();
         let mut load = self.load_for(urls);
         load.allow_remote = true;
@@ -287,6 +290,9 @@ fn key_of_check(e: &lp::PlanError) -> &'static str {
         Field::PayloadBytes => "load.payload_bytes",
         Field::PublishTemplate => "protocol.publish",
         Field::SubscribeTemplate => "protocol.subscribe",
+        Field::Transport => "load.transport",
+        Field::PublishPath => "protocol.publish_path",
+        Field::ContentType => "protocol.content_type",
         Field::Script(part) => part.name(),
         Field::NostrEventKind => "protocol.event_kind",
         Field::NostrKeysFile => "protocol.keys_file",

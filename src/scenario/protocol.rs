@@ -14,7 +14,9 @@ const DEFAULT_EXPECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The engine's protocol for `[protocol]`; the patterns are checked later,
 /// with the rest of the load, by the engine's own check.
-pub fn protocol(source: &Source, raw: &RawProtocol) -> Result<Protocol, ScenarioError> {
+/// Over SSE (`sse`), the template needs no `subscribe`: the stream's URL
+/// subscribes.
+pub fn protocol(source: &Source, raw: &RawProtocol, sse: bool) -> Result<Protocol, ScenarioError> {
     let err = |key: &str, message: String| source.error(&format!("protocol.{key}"), message);
     let kind = match raw.kind {
         ProtocolKind::Squall => "squall",
@@ -78,7 +80,11 @@ pub fn protocol(source: &Source, raw: &RawProtocol) -> Result<Protocol, Scenario
             })
         }
         ProtocolKind::Template => Protocol::Template {
-            subscribe: need("subscribe", &raw.subscribe)?,
+            subscribe: if sse {
+                String::new()
+            } else {
+                need("subscribe", &raw.subscribe)?
+            },
             publish: need("publish", &raw.publish)?,
             settle: raw.settle.0,
         },

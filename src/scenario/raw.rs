@@ -183,6 +183,13 @@ pub struct RawProtocol {
     /// `nostr`: sign every event wrongly on purpose (tests: the relay must
     /// refuse them all).
     pub forge_signatures: Option<bool>,
+    /// `load.transport = "sse"`: the path (and query) publishers `POST`
+    /// their `publish` body to, on the target's host and port, with
+    /// `{topic}` and `{conn}`.
+    pub publish_path: Option<String>,
+    /// `load.transport = "sse"`: the `Content-Type` of those `POST`s
+    /// (default `text/plain; charset=utf-8`).
+    pub content_type: Option<String>,
 }
 
 impl Default for RawProtocol {
@@ -200,6 +207,8 @@ impl Default for RawProtocol {
             event_kind: None,
             keys_file: None,
             forge_signatures: None,
+            publish_path: None,
+            content_type: None,
         }
     }
 }
@@ -342,6 +351,19 @@ pub struct RawLoad {
     pub reconnect_initial: Dur,
     /// The longest reconnect delay.
     pub reconnect_max: Dur,
+    /// What carries the sockets: `websocket`, or `sse` (Server-Sent Events
+    /// streams for subscribers, HTTP `POST`s for publishers).
+    pub transport: TransportKind,
+}
+
+/// The transports squall speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// One WebSocket per connection.
+    Websocket,
+    /// Server-Sent Events to subscribe, HTTP `POST` to publish.
+    Sse,
 }
 
 impl Default for RawLoad {
@@ -361,6 +383,7 @@ impl Default for RawLoad {
             reconnect: false,
             reconnect_initial: Dur::millis(100),
             reconnect_max: Dur::secs(5),
+            transport: TransportKind::Websocket,
         }
     }
 }
