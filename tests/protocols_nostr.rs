@@ -341,6 +341,10 @@ fn nip42_challenges_are_answered_with_events_the_relay_accepts() {
         u(&results, "/connections/established"),
         "one challenge per socket, each answered: {report}"
     );
-    assert_eq!(u(&results, "/nostr/notices"), 0, "no answer refused: {report}");
+    assert_eq!(
+        u(&results, "/nostr/notices"),
+        0,
+        "no answer refused: {report}"
+    );
     assert_eq!(u(&results, "/nostr/auth_refused"), 0, "{report}");
 }
