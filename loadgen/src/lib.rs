@@ -121,7 +121,8 @@
 //! Publisher `p`'s schedule is a pure function of the plan, and a message
 //! never leaves before its scheduled time. A subscriber acknowledged at time
 //! `A` (squall protocol: the `subscribed` Status arrives; template protocol,
-//! which has no acknowledgement: `settle` after the subscribe frame left)
+//! which has no acknowledgement: `settle` after the subscribe frame left;
+//! Nostr: the last of its `REQ`s' `EOSE`s arrives, see [`nostr`])
 //! therefore owes every message of `p` scheduled after `A`: sequence numbers
 //! `from..sent`. Each (subscriber, publisher) pair remembers the newest
 //! sequence number seen and a 64-deep window below it: a number seen again is

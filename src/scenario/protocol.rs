@@ -128,3 +128,69 @@ pub fn protocol(source: &Source, raw: &RawProtocol, sse: bool) -> Result<Protoco
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::Plan;
+    use super::*;
+    use std::path::Path;
+
+    fn plan(path: &Path, text: &str) -> Result<Plan, ScenarioError> {
+        let source = Source::from_text(path, text.to_string(), &[]);
+        Plan::new(&source, source.parse()?)
+    }
+
+    const NOSTR: &str = "[target]\nkind = \"url\"\nurl = \"ws://127.0.0.1:7/\"\n\
+                         [auth]\nkind = \"none\"\n[protocol]\nkind = \"nostr\"\n";
+
+    #[test]
+    fn nostr_keys_resolve_beside_the_file_and_gate_refusals_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pub.keys"),
+            format!("{}3\n", "0".repeat(63)),
+        )
+        .unwrap();
+        let text = format!("{NOSTR}event_kind = 20001\nkeys_file = \"pub.keys\"\n");
+        let plan = plan(&dir.path().join("n.toml"), &text).unwrap();
+        assert_eq!(
+            plan.load.protocol,
+            Protocol::Nostr(nostr::Settings {
+                event_kind: 20001,
+                keys_file: Some(dir.path().join("pub.keys")),
+                forge: false,
+            })
+        );
+        assert_eq!(plan.settings["thresholds"]["rejected"], 0);
+        let text = format!("{NOSTR}[thresholds]\nrejected = 5\n");
+        let plan = plan_at(&text);
+        assert_eq!(plan.settings["thresholds"]["rejected"], 5);
+    }
+
+    fn plan_at(text: &str) -> Plan {
+        plan(Path::new("n.toml"), text).unwrap()
+    }
+
+    #[test]
+    fn nostr_errors_name_file_line_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("bad.keys");
+        std::fs::write(&keys, "# keys\nnot-hex\n").unwrap();
+        let file = dir.path().join("n.toml");
+        let e = plan(&file, &format!("{NOSTR}keys_file = \"bad.keys\"\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("protocol.keys_file"), "{e}");
+        assert!(e.to_string().contains("bad.keys:2:"), "{e}");
+        let e = plan(&file, &format!("{NOSTR}event_kind = 22242\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("protocol.event_kind"), "{e}");
+        assert_eq!(e.position.map(|p| p.0), Some(8), "{e}");
+        let e = plan(&file, &format!("{NOSTR}publish = '{{stamp}}'\n")).unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("protocol.publish"), "{e}");
+        let e = plan(
+            &file,
+            "[protocol]\nkind = \"squall\"\nforge_signatures = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("protocol.forge_signatures"), "{e}");
+        assert!(e.message.contains("only with kind = \"nostr\""), "{e}");
+    }
+}
