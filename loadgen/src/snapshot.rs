@@ -127,6 +127,10 @@ pub struct MessagesNow {
     /// `MessageStats::late`).
     #[serde(default)]
     pub late: u64,
+    /// Publishes the relay refused so far (Nostr `OK false`; 0 for other
+    /// protocols).
+    #[serde(default)]
+    pub rejected: u64,
 }
 
 impl LoadSnapshot {
@@ -156,6 +160,7 @@ impl LoadSnapshot {
         m.due += o.due;
         m.overdue += o.overdue;
         m.late += o.late;
+        m.rejected += o.rejected;
         self.latency.merge(&other.latency);
         self.send_lag_ms = self.send_lag_ms.max(other.send_lag_ms);
         if self.topics.len() < other.topics.len() {

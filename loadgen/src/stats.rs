@@ -338,6 +338,7 @@ impl Collector {
                 due: t.due.max(0) as u64,
                 overdue: t.overdue.max(0) as u64,
                 late: t.late,
+                rejected: t.nostr.as_ref().map_or(0, |n| n.rejected_total()),
             },
             send_lag_ms: interval.send_lag.max_ms(),
             latency: interval.latency,

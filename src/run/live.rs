@@ -63,9 +63,7 @@ impl Live {
             worst_window_p99_ms: self.worst_window_p99_ms(),
             target_disconnects: c.dropped.values().sum(),
             received: m.received,
-            // Refused publishes are counted as their OKs come in, and
-            // judged at the end (the results' `nostr.rejected`).
-            rejected: 0,
+            rejected: m.rejected,
         };
         let checked = self.thresholds.evaluate(&measured);
         // A floor (min_received) is judged at the end: no delivery in the
