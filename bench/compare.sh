@@ -25,14 +25,15 @@
 # Usage: bench/compare.sh [--quick]     (REPS=N repeats (a) and (c), alternating)
 # Knobs (environment): A_SOCKETS A_TOPICS A_RATE A_SECONDS B_SOCKETS B_SECONDS
 #   C_SOCKETS C_TOPICS C_RATE C_SECONDS HOLD REPS; CARGO (e.g. "flock LOCK cargo");
-#   SKIP_BUILD=1 uses the binaries already built.
+#   SKIP_BUILD=1 uses the binaries already built; ONLY=ac (any of a, b, c) runs
+#   only those parts (the others print n/a).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 A_SOCKETS=${A_SOCKETS:-1000}; A_TOPICS=${A_TOPICS:-10}; A_RATE=${A_RATE:-200}; A_SECONDS=${A_SECONDS:-20}
 B_SOCKETS=${B_SOCKETS:-18000}; B_SECONDS=${B_SECONDS:-25}
 C_SOCKETS=${C_SOCKETS:-2000}; C_TOPICS=${C_TOPICS:-10}; C_RATE=${C_RATE:-200}; C_SECONDS=${C_SECONDS:-20}
-HOLD=${HOLD:-19000}; REPS=${REPS:-1}
+HOLD=${HOLD:-19000}; REPS=${REPS:-1}; ONLY=${ONLY:-abc}
 if [[ "${1:-}" == "--quick" ]]; then
   A_SECONDS=8; B_SOCKETS=3000; B_SECONDS=10; C_SECONDS=10; HOLD=2000
 fi
@@ -50,6 +51,9 @@ if [[ ! -x "$VENV/bin/python" ]]; then python3 -m venv "$VENV"; fi
 (cd bench/node && npm ci --no-audit --no-fund --silent >/dev/null)
 
 TMP=$(mktemp -d)
+declare -a A_SQ=() A_PY=()
+declare -A C_DPS=() C_P99=() C_RSS=([squall]=0 [node]=0)
+established=0; per_socket=0
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -59,7 +63,7 @@ trap cleanup EXIT
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b+0 == 0) print "n/a"; else printf "%.2f", a/b }'; }
-median() { sort -g | awk '{v[NR]=$1} END{print (NR ? v[int((NR+1)/2)] : "n/a")}'; }
+median() { sort -g | awk 'NF{v[++n]=$1} END{print (n ? v[int((n+1)/2)] : "n/a")}'; }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 results() { ls "$1"/*[0-9]Z.json; }
 
@@ -101,8 +105,8 @@ EOF
 
 echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!results' || echo '+dirty'), $(nproc) cores, load average at start: $(load)"
 
+if [[ "$ONLY" == *a* ]]; then
 # (a) loadgen CPU per million received deliveries, beside the Python client.
-declare -a A_SQ A_PY
 for rep in $(seq "$REPS"); do
   start_relay squall
   file=$(scenario loadgen "$RELAY_ADDR" "$A_SOCKETS" "$A_TOPICS" 100 "$A_RATE" "$A_SECONDS" 2)
@@ -126,7 +130,9 @@ for rep in $(seq "$REPS"); do
     "(lost $(jq .messages.lost "$r"), p99 $(jq .latency_ms.p99 "$r") ms) = $sq per million;" \
     "python $py_cpu CPU-s, $py_rcv received = $pyv per million; load $(load)"
 done
+fi
 
+if [[ "$ONLY" == *b* ]]; then
 # (b) loadgen RSS per socket under traffic, one process, builtin target.
 cat >"$TMP/rss.toml" <<EOF
 name = "rss"
@@ -162,9 +168,10 @@ per_socket=$((hwm * 1024 / (established > 0 ? established : 1)))
 echo "# (b) $established of $B_SOCKETS established, $(jq .messages.received "$r") received, lost" \
   "$(jq .messages.lost "$r"), p99 $(jq .latency_ms.p99 "$r") ms; squall VmHWM $hwm KiB;" \
   "time -v maximum $time_max KiB; load $(load)"
+fi
 
+if [[ "$ONLY" == *c* ]]; then
 # (c) relay deliveries per relay CPU-second, and RSS per idle connection.
-declare -A C_DPS C_P99 C_RSS
 for relay in squall node; do
   start_relay "$relay"
   out=$("$BIN/examples/bench_client" --url "ws://$RELAY_ADDR/ws" hold --connections "$HOLD" \
@@ -198,6 +205,7 @@ for rep in $(seq "$REPS"); do
       "p99 $(jq .latency_ms.p99 "$r") ms; load $(load)"
   done
 done
+fi
 
 sq_a=$(printf '%s\n' "${A_SQ[@]}" | median); py_a=$(printf '%s\n' "${A_PY[@]}" | median)
 sq_c=$(echo ${C_DPS[squall]} | tr ' ' '\n' | median); nd_c=$(echo ${C_DPS[node]} | tr ' ' '\n' | median)
