@@ -64,25 +64,6 @@ struct Relay {
     port: u16,
 }
 
-/// Writes nostr-relay's own `config.yaml`, changed as `run.py` changes it
-/// (port, data directory) and with NIP-42 authentication turned on for
-/// `ws://127.0.0.1:PORT/` (its `relay_urls`; the `valid_urls` of the shipped
-/// file is not read). Anonymous clients may still read and write: the relay
-/// challenges every socket at once and checks the answers.
-const AUTH_CONFIG: &str = r#"
-import os, sys, yaml, nostr_relay
-port, data = int(sys.argv[1]), sys.argv[2]
-with open(os.path.join(os.path.dirname(nostr_relay.__file__), "config.yaml")) as fp:
-    conf = yaml.safe_load(fp)
-conf["gunicorn"]["bind"] = f"127.0.0.1:{port}"
-conf["gunicorn"]["control_socket"] = os.path.join(data, "gunicorn.ctl")
-conf["storage"]["sqlalchemy.url"] = "sqlite+aiosqlite:///" + os.path.join(data, "nostr.sqlite3")
-conf["authentication"]["enabled"] = True
-conf["authentication"]["relay_urls"] = [f"ws://127.0.0.1:{port}/"]
-with open(os.path.join(data, "config.yaml"), "w") as fp:
-    yaml.safe_dump(conf, fp)
-"#;
-
 impl Relay {
     /// `nostr-relay` with its default configuration, through `run.py`.
     fn start(python: &Path) -> Relay {
@@ -94,22 +75,16 @@ impl Relay {
         Relay::spawn(command, port)
     }
 
-    /// The same relay with NIP-42 authentication on ([`AUTH_CONFIG`]),
+    /// The same relay with NIP-42 authentication on (`run.py --auth`),
     /// its data in `data`.
     fn start_with_auth(python: &Path, data: &Path) -> Relay {
         let port = free_port();
-        let status = Command::new(python)
-            .args(["-c", AUTH_CONFIG, &port.to_string()])
-            .arg(data)
-            .status()
-            .expect("python runs");
-        assert!(status.success(), "the relay's config is written");
-        let mut command = Command::new(python.with_file_name("nostr-relay"));
+        let mut command = Command::new(python);
         command
-            .arg("-c")
-            .arg(data.join("config.yaml"))
-            .arg("serve")
-            .current_dir(data);
+            .arg(repo().join("tests/servers/nostr/run.py"))
+            .arg("--auth")
+            .arg(port.to_string())
+            .arg(data);
         Relay::spawn(command, port)
     }
 

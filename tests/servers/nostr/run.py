@@ -1,11 +1,16 @@
 """Runs `nostr-relay` (PyPI) with its own default configuration on a given port.
 
-Usage: target/py-servers/bin/python tests/servers/nostr/run.py PORT [DATA_DIR]
+Usage: target/py-servers/bin/python tests/servers/nostr/run.py [--auth] PORT [DATA_DIR]
 
 The configuration is the config.yaml that ships inside the installed
 nostr_relay package, read at start, with only these keys changed:
   gunicorn.bind / purple.host+port      -> 127.0.0.1:PORT
-  authentication.valid_urls             -> ws://127.0.0.1:PORT (auth stays disabled)
+  authentication.relay_urls             -> ws://127.0.0.1:PORT/ and ws://localhost:PORT/
+                                           (with and without the slash)
+  authentication.enabled                -> true with --auth (NIP-42: the relay
+                                           challenges every socket and checks the
+                                           answers; anonymous clients may still
+                                           read and write), else the default (off)
   storage."sqlalchemy.url"              -> an SQLite file in DATA_DIR
   gunicorn.control_socket               -> DATA_DIR/gunicorn.ctl (gunicorn's default,
                                            ~/.gunicorn/gunicorn.ctl, is shared by every
@@ -29,12 +34,16 @@ import yaml
 
 
 def main() -> int:
-    if len(sys.argv) not in (2, 3) or not sys.argv[1].isdigit():
+    args = sys.argv[1:]
+    auth = args[:1] == ["--auth"]
+    if auth:
+        args = args[1:]
+    if len(args) not in (1, 2) or not args[0].isdigit():
         print(__doc__, file=sys.stderr)
         return 2
-    port = int(sys.argv[1])
-    made_dir = len(sys.argv) == 2
-    data_dir = tempfile.mkdtemp(prefix="squall-nostr-") if made_dir else sys.argv[2]
+    port = int(args[0])
+    made_dir = len(args) == 1
+    data_dir = tempfile.mkdtemp(prefix="squall-nostr-") if made_dir else args[1]
     os.makedirs(data_dir, exist_ok=True)
 
     default = os.path.join(os.path.dirname(nostr_relay.__file__), "config.yaml")
@@ -44,7 +53,11 @@ def main() -> int:
     conf["gunicorn"]["control_socket"] = os.path.join(os.path.abspath(data_dir), "gunicorn.ctl")
     conf["purple"]["host"] = "127.0.0.1"
     conf["purple"]["port"] = port
-    conf["authentication"]["valid_urls"] = [f"ws://127.0.0.1:{port}", f"ws://localhost:{port}"]
+    conf["authentication"]["relay_urls"] = [
+        f"ws://{host}:{port}{slash}" for host in ("127.0.0.1", "localhost") for slash in ("/", "")
+    ]
+    if auth:
+        conf["authentication"]["enabled"] = True
     db = os.path.join(os.path.abspath(data_dir), "nostr.sqlite3")
     conf["storage"]["sqlalchemy.url"] = f"sqlite+aiosqlite:///{db}"
     config_file = os.path.join(data_dir, "config.yaml")
