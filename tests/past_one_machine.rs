@@ -448,6 +448,15 @@ fn an_indexed_job_of_three_shards_on_one_start_merges_exactly_and_gates() {
     }
     // The rendered merge command: it finds every shard's file by name.
     let merge = object(&py, &manifests, "50-merge-job.yaml");
+    let merge_pod = &merge["spec"]["template"]["spec"];
+    assert!(
+        merge_pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.get("secret").is_none()),
+        "the merge needs no keys: {merge_pod:#}"
+    );
     let merge_args = localize(&job_args(&merge), &scenario_dir, &results);
     let inputs: Vec<PathBuf> = merge_args
         .iter()
@@ -857,4 +866,165 @@ fn the_dockerfile_is_a_multi_stage_non_root_build_whose_cargo_command_builds() {
             .unwrap();
         assert!(out.status.success(), "{bin} --version");
     }
+}
+
+/// The files a scenario names (here the builtin relay's TLS certificate and
+/// key, and the ES256 signing and public keys) travel with the manifests in
+/// a Secret mounted at `/files`, and the rendered shard command, run with
+/// that Secret's contents, finds and uses them: a `wss://` run with ES256
+/// tokens that delivers everything.
+#[test]
+fn files_the_scenario_names_ship_in_a_secret_the_shard_runs_with() {
+    let Some(py) = python() else { return };
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let s = Scratch::new("k8s-files");
+    let scenario_dir = s.0.join("scenario");
+    let keys = s.0.join("keys");
+    for dir in [&scenario_dir, &keys] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    std::fs::write(keys.join("cert.pem"), made.cert.pem()).unwrap();
+    std::fs::write(keys.join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+    let es = repo().join("loadgen/tests/keys");
+    std::fs::copy(es.join("es256-test-only.pem"), keys.join("es.pem")).unwrap();
+    std::fs::copy(es.join("es256-test-only.pub.pem"), keys.join("es.pub.pem")).unwrap();
+    let file = scenario_dir.join("files.toml");
+    let text = small(
+        "files",
+        2,
+        "[target]\nrelay_args = [\"--tls-cert\", \"../keys/cert.pem\", \"--tls-key=../keys/key.pem\"]\n\
+         [auth]\nkind = \"jwt\"\nalgorithm = \"ES256\"\nkey_file = \"../keys/es.pem\"\n\
+         public_key_file = \"../keys/es.pub.pem\"\n\
+         [thresholds]\nloss_ratio = 0.0\nconnect_error_ratio = 0.0\n",
+    );
+    std::fs::write(&file, text).unwrap();
+    let manifests = s.0.join("k8s");
+    render(
+        &file,
+        &manifests,
+        &[
+            "--shards",
+            "1",
+            "--image",
+            "squall:test",
+            "--start-at",
+            &start_in(4),
+        ],
+    );
+    let check = Command::new(py.with_file_name("kubernetes-validate"))
+        .arg("--strict")
+        .arg(manifests.join("15-files-secret.yaml"))
+        .arg(manifests.join("40-shards-job.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let secret = object(&py, &manifests, "15-files-secret.yaml");
+    assert_eq!(secret["kind"], "Secret");
+    let data = secret["data"].as_object().unwrap();
+    let names: Vec<&str> = data.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "auth.key_file",
+            "auth.public_key_file",
+            "target.relay_args.tls-cert",
+            "target.relay_args.tls-key"
+        ]
+    );
+    // The Secret's contents, where the pod mounts them.
+    let files = s.0.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    for (name, value) in data {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .unwrap();
+        std::fs::write(files.join(name), bytes).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(files.join("auth.key_file")).unwrap(),
+        std::fs::read(keys.join("es.pem")).unwrap(),
+        "byte for byte"
+    );
+    let job = object(&py, &manifests, "40-shards-job.yaml");
+    let args = job_args(&job);
+    assert!(
+        has_pair(&args, "--set", "auth.key_file=/files/auth.key_file"),
+        "{args:?}"
+    );
+    let pod = &job["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["secret"]["secretName"]
+                .as_str()
+                .is_some_and(|n| n.ends_with("-files"))),
+        "{pod:#}"
+    );
+    let merge = object(&py, &manifests, "50-merge-job.yaml");
+    let merge_pod = &merge["spec"]["template"]["spec"];
+    assert!(
+        merge_pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.get("secret").is_none()),
+        "the merge needs no keys: {merge_pod:#}"
+    );
+    let results = s.0.join("volume");
+    let shard_args: Vec<String> = localize(&args, &scenario_dir, &results)
+        .into_iter()
+        .map(|a| a.replace("/files/", &format!("{}/", files.display())))
+        .collect();
+    let shard = squall()
+        .args(&shard_args)
+        .env("JOB_COMPLETION_INDEX", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let done = wait(shard, LIMIT);
+    assert_eq!(done.code(), 0, "{}\n{}", done.stdout, done.stderr);
+    let written: Vec<PathBuf> = walk(&results)
+        .into_iter()
+        .filter(|p| {
+            p.to_string_lossy().ends_with("Z.json") || p.to_string_lossy().contains("shard")
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let r = read_results(&written[0]);
+    assert!(
+        r["target"].as_str().unwrap().starts_with("wss://"),
+        "{}",
+        r["target"]
+    );
+    assert_eq!(u(&r, "/messages/lost"), 0);
+    assert!(u(&r, "/messages/received") > 0);
+    assert_eq!(u(&r, "/connections/failed"), 0, "{:#}", r["connections"]);
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

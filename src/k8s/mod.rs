@@ -4,6 +4,9 @@
 //!
 //! What is written (one object per `*.yaml` file, in apply order):
 //! - `10-configmap.yaml`: the scenario file, mounted at `/scenario`;
+//! - `15-files-secret.yaml`, when the scenario names other files (a TLS CA,
+//!   keys, the builtin relay's certificate): their bytes, mounted at
+//!   `/files`, and each shard gets `--set KEY=/files/KEY` ([`files`]);
 //! - `20-results-pvc.yaml`: a ReadWriteMany claim for every shard's results
 //!   (the shards and the merge run on different nodes);
 //! - `30-service.yaml`: a headless Service over the shards, with the
@@ -19,13 +22,15 @@
 //! rendering them (`--start-in`, 3 minutes by default, leaves time to pull
 //! the image and schedule the pods): a shard that starts late refuses.
 
+pub mod files;
 pub mod render;
 pub mod yaml;
 
 use crate::merge::shard_results_path;
 use crate::run::start::{StartAt, StartAtError};
 use crate::scenario::plan::{self, Plan};
-use crate::scenario::source::ScenarioError;
+use crate::scenario::source::{ScenarioError, Source};
+use files::ShippedFiles;
 use serde_json::{Value, json};
 use squall_loadgen::Shard;
 use std::path::{Path, PathBuf};
@@ -90,6 +95,24 @@ pub enum K8sError {
     /// The namespace is not a DNS label.
     #[error("--namespace {0:?}: a namespace is a DNS label (a-z, 0-9, '-', at most 63)")]
     Namespace(String),
+    /// A file the scenario names cannot be read.
+    #[error("{key} = {path}: {source}")]
+    File {
+        /// The scenario key that names it.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The files the scenario names do not fit in one Secret.
+    #[error(
+        "the files the scenario names take {bytes} bytes in base64; a Secret holds at most 1 MiB"
+    )]
+    FilesTooBig {
+        /// Their size in base64.
+        bytes: usize,
+    },
     /// A manifest could not be written.
     #[error("{path}: {source}")]
     Write {
@@ -148,8 +171,11 @@ pub struct RunSpec {
     pub file_name: String,
     /// The scenario file as written.
     pub scenario_text: String,
-    /// `--set` overrides.
+    /// `--set` overrides: the command line's, then those of the shipped
+    /// files.
     pub sets: Vec<String>,
+    /// The files the scenario names, shipped in a Secret.
+    pub files: ShippedFiles,
     /// Shards.
     pub shards: u32,
     /// Image.
@@ -178,6 +204,10 @@ impl RunSpec {
     /// The ConfigMap's name.
     pub fn config_map(&self) -> String {
         format!("{}-scenario", self.run)
+    }
+    /// The name of the Secret of shipped files.
+    pub fn files_secret(&self) -> String {
+        format!("{}-files", self.run)
     }
     /// The volume claim's name.
     pub fn claim(&self) -> String {
@@ -358,6 +388,8 @@ pub fn plan_run(opts: &K8sOptions) -> Result<RunSpec, K8sError> {
         key: None,
         message: e.to_string(),
     })?;
+    let source = Source::read(&opts.file, &opts.sets)?;
+    let files = ShippedFiles::collect(&source, &source.parse()?)?;
     let own_relay = matches!(plan.target.spec, crate::target::TargetSpec::Builtin { .. });
     let sockets = plan
         .load
@@ -378,7 +410,8 @@ pub fn plan_run(opts: &K8sOptions) -> Result<RunSpec, K8sError> {
         scenario: plan.name.clone(),
         file_name: dns_key(&file_name),
         scenario_text,
-        sets: opts.sets.clone(),
+        sets: opts.sets.iter().chain(&files.sets).cloned().collect(),
+        files,
         shards: opts.shards,
         image: opts.image.trim().to_string(),
         namespace: opts.namespace.clone(),
@@ -415,13 +448,15 @@ fn dns_key(name: &str) -> String {
 /// The manifests of a run, in apply order.
 pub fn manifests(spec: &RunSpec) -> Vec<Manifest> {
     [
-        ("10-configmap.yaml", render::config_map(spec)),
-        ("20-results-pvc.yaml", render::volume_claim(spec)),
-        ("30-service.yaml", render::service(spec)),
-        ("40-shards-job.yaml", render::shards_job(spec)),
-        ("50-merge-job.yaml", render::merge_job(spec)),
+        Some(("10-configmap.yaml", render::config_map(spec))),
+        (!spec.files.is_empty()).then(|| ("15-files-secret.yaml", render::files_secret(spec))),
+        Some(("20-results-pvc.yaml", render::volume_claim(spec))),
+        Some(("30-service.yaml", render::service(spec))),
+        Some(("40-shards-job.yaml", render::shards_job(spec))),
+        Some(("50-merge-job.yaml", render::merge_job(spec))),
     ]
     .into_iter()
+    .flatten()
     .map(|(file, object)| Manifest {
         file: file.to_string(),
         object,

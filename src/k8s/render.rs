@@ -1,8 +1,10 @@
 //! The Kubernetes objects of a sharded run, as JSON trees (written out as
-//! YAML by [`super::yaml`]): the scenario's ConfigMap, a ReadWriteMany
+//! YAML by [`super::yaml`]): the scenario's ConfigMap, the Secret of the
+//! files it names, a ReadWriteMany
 //! volume for the results, the headless Service Prometheus finds the shards
 //! by, the Indexed Job of shards and the merge Job that gates on them.
 
+use super::files::FILES_DIR;
 use super::{METRICS_PORT, RunSpec};
 use serde_json::{Value, json};
 
@@ -31,6 +33,18 @@ pub fn config_map(spec: &RunSpec) -> Value {
         "kind": "ConfigMap",
         "metadata": metadata(spec, &spec.config_map(), "scenario"),
         "data": {spec.file_name.clone(): spec.scenario_text},
+    })
+}
+
+/// The Secret of the files the scenario names (keys among them), mounted
+/// at [`FILES_DIR`].
+pub fn files_secret(spec: &RunSpec) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(spec, &spec.files_secret(), "files"),
+        "type": "Opaque",
+        "data": spec.files.data,
     })
 }
 
@@ -108,21 +122,36 @@ fn container_security() -> Value {
     })
 }
 
-/// The volumes of a pod: the scenario read-only, the results shared.
-fn volumes(spec: &RunSpec) -> Value {
-    json!([
+/// The volumes of a pod: the scenario read-only, the results shared, and
+/// for a shard (`files`) the scenario's files read-only.
+fn volumes(spec: &RunSpec, files: bool) -> Value {
+    let mut v = json!([
         {"name": "scenario", "configMap": {"name": spec.config_map()}},
         {"name": "results", "persistentVolumeClaim": {"claimName": spec.claim()}},
         {"name": "tmp", "emptyDir": {}},
-    ])
+    ]);
+    if files && !spec.files.is_empty() {
+        // Readable by the image's group (the pod's fsGroup) only: keys.
+        v.as_array_mut().expect("a list").push(
+            json!({"name": "files", "secret": {"secretName": spec.files_secret(), "defaultMode": 0o440}}),
+        );
+    }
+    v
 }
 
-fn mounts() -> Value {
-    json!([
+/// Where [`volumes`] are mounted.
+fn mounts(spec: &RunSpec, files: bool) -> Value {
+    let mut m = json!([
         {"name": "scenario", "mountPath": "/scenario", "readOnly": true},
         {"name": "results", "mountPath": "/results"},
         {"name": "tmp", "mountPath": "/tmp"},
-    ])
+    ]);
+    if files && !spec.files.is_empty() {
+        m.as_array_mut()
+            .expect("a list")
+            .push(json!({"name": "files", "mountPath": FILES_DIR, "readOnly": true}));
+    }
+    m
 }
 
 /// The Indexed Job: pod `i` runs shard `i + 1` of N, all from one
@@ -163,9 +192,9 @@ pub fn shards_job(spec: &RunSpec) -> Value {
                         "resources": spec.resources.to_json(),
                         "securityContext": container_security(),
                         "terminationMessagePolicy": "FallbackToLogsOnError",
-                        "volumeMounts": mounts(),
+                        "volumeMounts": mounts(spec, true),
                     }],
-                    "volumes": volumes(spec),
+                    "volumes": volumes(spec, true),
                 },
             },
         },
@@ -202,9 +231,9 @@ pub fn merge_job(spec: &RunSpec) -> Value {
                         },
                         "securityContext": container_security(),
                         "terminationMessagePolicy": "FallbackToLogsOnError",
-                        "volumeMounts": mounts(),
+                        "volumeMounts": mounts(spec, false),
                     }],
-                    "volumes": volumes(spec),
+                    "volumes": volumes(spec, false),
                 },
             },
         },

@@ -123,7 +123,7 @@ pub fn with_relay_auth(
 }
 
 /// A path from the scenario file, relative to the file's own directory.
-pub(super) fn beside(source: &Source, path: &Path) -> PathBuf {
+pub(crate) fn beside(source: &Source, path: &Path) -> PathBuf {
     match source.path.parent() {
         Some(dir) if path.is_relative() => dir.join(path),
         _ => path.to_path_buf(),
