@@ -275,7 +275,8 @@ impl Compiled {
             .collect()
     }
 
-    fn keepalive_reply(&self, frame: &str) -> Option<String> {
+    /// The answer to `frame` when it is one of the server's keepalives.
+    pub fn keepalive_reply(&self, frame: &str) -> Option<String> {
         self.keepalive
             .iter()
             .find(|(when, _)| when.is_match(frame))

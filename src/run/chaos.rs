@@ -10,7 +10,7 @@ use crate::target::{Target, TargetSpec};
 use squall_chaos::agent::{AgentConfig, ChaosAgent, LastChaos};
 use squall_chaos::report::{StepReport, StepState};
 use squall_chaos::target::{ChaosTarget, TokenPlacement, TokenSource};
-use squall_chaos::watchdog::probe::{Greeting, PingStyle};
+use squall_chaos::watchdog::probe::{Greeting, Keepalive, PingStyle};
 use squall_chaos::watchdog::{
     HangRecord, Progress, TargetProcess, TopicProgress, Watchdog, WatchdogConfig,
 };
@@ -90,13 +90,18 @@ impl ChaosSide {
             PingStyle::Frame
         };
         // A protocol with a subprotocol or opening frames (GraphQL over
-        // WebSocket) closes a probe that does not say them.
+        // WebSocket) closes a probe that does not say them, and one with
+        // text keepalives (Socket.IO) a probe that does not answer them.
         config.greeting = Greeting {
             subprotocol: frames.subprotocol().map(str::to_string),
             frames: frames
                 .script()
                 .map(|s| s.opening(CHAOS_CONN))
                 .unwrap_or_default(),
+            keepalive: frames
+                .script()
+                .cloned()
+                .map(|script| Keepalive::new(move |frame: &str| script.keepalive_reply(frame))),
         };
         config.metrics_url = target.endpoints.metrics.clone();
         config.target = target.pid().map(|pid| TargetProcess {

@@ -9,6 +9,8 @@ use crate::ws::frame::{Frame, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 use crate::ws::{ConnectError, ConnectOptions, WsConn, connect};
 use squall_proto::{Endpoint, TlsClient};
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, timeout};
@@ -118,15 +120,44 @@ pub enum PingStyle {
 /// the pong arrives (or with why the connection could not be opened).
 type PingRequest = (u64, oneshot::Sender<Result<(), ProbeError>>);
 
-/// What the watchdog's WebSocket says first, for a target whose protocol
-/// needs it (GraphQL over WebSocket closes a socket without its subprotocol
-/// or without `connection_init`).
+/// What the watchdog's WebSocket says, for a target whose protocol needs
+/// it: GraphQL over WebSocket closes a socket without its subprotocol or
+/// without `connection_init`, Socket.IO one that leaves its text pings
+/// unanswered.
 #[derive(Debug, Clone, Default)]
 pub struct Greeting {
     /// The `Sec-WebSocket-Protocol` asked for at the upgrade.
     pub subprotocol: Option<String>,
     /// Text frames sent right after the upgrade, in order.
     pub frames: Vec<String>,
+    /// Answers the server's text keepalives.
+    pub keepalive: Option<Keepalive>,
+}
+
+/// The protocol's answer to a text frame from the server, when the frame is
+/// a keepalive (the scenario's `protocol.keepalive` rules).
+#[derive(Clone)]
+pub struct Keepalive(Arc<ReplyFn>);
+
+/// What a [`Keepalive`] calls: the answer to a frame, if any.
+type ReplyFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+impl Keepalive {
+    /// Answers with `reply(frame)`, when it gives one.
+    pub fn new(reply: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(reply))
+    }
+
+    /// The answer to `frame`, if it is a keepalive.
+    pub fn reply(&self, frame: &str) -> Option<String> {
+        (self.0)(frame)
+    }
+}
+
+impl fmt::Debug for Keepalive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Keepalive(..)")
+    }
 }
 
 /// A handle on the task that owns the watchdog's WebSocket.
@@ -154,10 +185,9 @@ impl WsProber {
             token: None,
             placement,
             tls,
-            subprotocol: greeting.subprotocol,
+            subprotocol: greeting.subprotocol.clone(),
         };
-        let hello = greeting.frames;
-        tokio::spawn(prober(endpoint, tokens, options, hello, style, rx));
+        tokio::spawn(prober(endpoint, tokens, options, greeting, style, rx));
         Self { requests }
     }
 
@@ -179,12 +209,13 @@ impl WsProber {
 }
 
 /// The prober task: `options` are the connect options of every connect but
-/// for the token, taken from `tokens` each time.
+/// for the token, taken from `tokens` each time; `greeting` is what it says
+/// after each upgrade and how it answers keepalives.
 async fn prober(
     endpoint: Endpoint,
     tokens: Option<TokenSource>,
     options: ConnectOptions,
-    hello: Vec<String>,
+    greeting: Greeting,
     style: PingStyle,
     mut requests: mpsc::UnboundedReceiver<PingRequest>,
 ) {
@@ -206,7 +237,7 @@ async fn prober(
             match connect(&endpoint, &options).await {
                 Ok(mut ws) => {
                     let mut said = true;
-                    for frame in &hello {
+                    for frame in &greeting.frames {
                         said = said && ws.send_text(frame).await.is_ok();
                     }
                     conn = Some(ws);
@@ -244,6 +275,13 @@ async fn prober(
                         }
                     } else if let Some(tx) = pong_number(&frame, style).and_then(|n| waiting.remove(&n)) {
                         let _ = tx.send(Ok(()));
+                    } else if let Some(reply) = keepalive_reply(&frame, greeting.keepalive.as_ref()) {
+                        // The protocol's own keepalive (Socket.IO's "2"):
+                        // unanswered, the server drops the probe.
+                        if ws.send(&Frame::client(OP_TEXT, reply.into_bytes())).await.is_err() {
+                            conn = None;
+                            waiting.clear();
+                        }
                     }
                     // Forget pings long past any probe's timeout.
                     waiting.retain(|_, tx| !tx.is_closed());
@@ -255,6 +293,14 @@ async fn prober(
             },
         }
     }
+}
+
+/// The answer to a text `frame` that is one of the protocol's keepalives.
+fn keepalive_reply(frame: &Frame, keepalive: Option<&Keepalive>) -> Option<String> {
+    if frame.opcode != OP_TEXT {
+        return None;
+    }
+    keepalive?.reply(std::str::from_utf8(&frame.payload).ok()?)
 }
 
 async fn send_ping(ws: &mut WsConn, style: PingStyle, n: u64) -> bool {
