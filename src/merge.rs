@@ -315,6 +315,7 @@ pub fn merge(inputs: &[Results]) -> Result<Results, MergeError> {
             .iter()
             .flat_map(|r| r.chaos.iter().cloned())
             .collect(),
+        proxy_cut: inputs.iter().map(|r| r.connections.dropped_by_proxy).sum(),
         timeline: None,
         // The p99 of a union never exceeds the largest p99 of its parts: the
         // worst window of any input bounds the merged one from above.

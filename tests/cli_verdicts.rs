@@ -374,6 +374,74 @@ fn a_relay_that_kicks_a_fifth_of_its_clients_cannot_hide_the_loss() {
     assert_valid(&r);
 }
 
+/// A `proxy` step whose toxic resets every load socket 500 ms after it is
+/// added, from `at`.
+fn reset_every_socket_at(at: &str) -> String {
+    format!(
+        "[[chaos]]\nat = \"{at}\"\naction = \"proxy\"\n\
+         toxics = [{{ type = \"reset_peer\", stream = \"downstream\", attributes = {{ timeout = 500 }} }}]\n"
+    )
+}
+
+/// The actual value of threshold `name`.
+fn threshold(r: &Value, name: &str) -> f64 {
+    r["thresholds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {r:#}"))["actual"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn sockets_squalls_own_fault_proxy_cuts_are_not_the_targets_doing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // A healthy relay behind the proxy: every one of the 40 load sockets is
+    // reset by the proxy's toxic, none by the relay, and the run passes.
+    let s = Scratch::new("proxy-cut");
+    let file = s.scenario(
+        "proxy-cut",
+        &small("proxy-cut", 6, &reset_every_socket_at("3s")),
+    );
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(u(&r, "/connections/dropped/reset"), 40, "{r:#}");
+    assert_eq!(u(&r, "/connections/dropped_by_proxy"), 40, "{r:#}");
+    assert_eq!(threshold(&r, "target_disconnects"), 0.0);
+    assert!(
+        verdict(&r).contains("but for the 40 squall's fault proxy cut"),
+        "{}",
+        verdict(&r)
+    );
+    assert!(
+        out.stdout
+            .contains("40 sockets ended by squall's fault proxy"),
+        "{}",
+        out.stdout
+    );
+    assert_valid(&r);
+
+    // A relay that kicks every 5th socket at 3 s, then the same toxic at 5 s
+    // on the 32 left: the 8 kicks are still the target's, and fail the run.
+    let relay = OutsideRelay::start(&["kick-every=5@3s"]);
+    let s = Scratch::new("proxy-cut-kick");
+    let extra = format!("{}{}", relay.target(), reset_every_socket_at("5s"));
+    let file = s.scenario("proxy-cut-kick", &small("proxy-cut-kick", 8, &extra));
+    let (out, r) = run_scenario(&s, &file, &[], LIMIT);
+    assert_eq!(out.code(), 3, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(u(&r, "/connections/dropped/close_1008"), 8, "{r:#}");
+    assert_eq!(u(&r, "/connections/dropped_by_proxy"), 32, "{r:#}");
+    assert_eq!(threshold(&r, "target_disconnects"), 8.0);
+    assert!(
+        verdict(&r).contains("the target closed 8 of its clients' sockets (close_1008 ×8, reset ×32, besides 32 the fault proxy cut)"),
+        "{}",
+        verdict(&r)
+    );
+    assert_valid(&r);
+}
+
 #[test]
 fn a_topic_that_stops_while_others_deliver_is_a_delivery_stall() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());

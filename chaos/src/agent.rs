@@ -210,6 +210,12 @@ impl ChaosAgent {
         self.proxy.as_deref()
     }
 
+    /// Connections the fault proxy's toxics have ended so far
+    /// ([`crate::proxy::ToxicSet::cut`]); 0 without a proxy.
+    pub fn proxy_cut(&self) -> u64 {
+        self.proxy.as_ref().map_or(0, |p| p.toxics().cut())
+    }
+
     /// Every step's progress and outcome so far, in scenario order. Cheap
     /// enough for the once-a-second snapshot.
     pub fn reports(&self) -> Vec<StepReport> {

@@ -174,6 +174,7 @@ async fn reset_peer_resets_both_sides() {
         server_end.map_err(|e| e.kind()),
         Err(std::io::ErrorKind::ConnectionReset)
     );
+    assert_eq!(proxy.toxics().cut(), 1, "one connection, counted once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,6 +213,11 @@ async fn ends_pass_through_as_they_came() {
         .unwrap()
         .unwrap();
     assert_eq!(got, b"still here");
+    assert_eq!(
+        proxy.toxics().cut(),
+        0,
+        "ends that came from a side are not cuts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

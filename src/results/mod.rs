@@ -331,14 +331,25 @@ pub struct Connections {
     /// The TLS handshake alone (`wss://` targets), in ms; absent without TLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_handshake_ms: Option<Latency>,
-    /// Sockets the target ended on its own (squall did not fault them), by
+    /// Sockets ended from the far side while squall did not end them, by
     /// cause: `close_<code>`, `reset`, `eof`.
     pub dropped: BTreeMap<String, u64>,
+    /// Of `dropped`, those squall's own fault proxy ended (its
+    /// `reset_peer`, `timeout` and `limit_data` toxics): the scenario's
+    /// fault, not the target's. The rest is `target_disconnects`.
+    pub dropped_by_proxy: u64,
     /// Reconnects after a drop (`[load] reconnect = true`).
     pub reconnects: u64,
     /// Time from a drop to the new subscription's acknowledgement, in ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconnect_ms: Option<Latency>,
+}
+
+impl Connections {
+    /// Sockets the target ended: `dropped` but for the proxy's.
+    pub fn target_disconnects(&self) -> u64 {
+        target_disconnects(&self.dropped, self.dropped_by_proxy)
+    }
 }
 
 /// Handshake latency percentiles in ms.
@@ -489,8 +500,16 @@ impl Latency {
     }
 }
 
-/// The figures of a report, before thresholds and exit code are known.
-pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
+/// Sockets the target ended: every drop but those squall's fault proxy
+/// caused (`proxy_cut`, as many as there are drops at most).
+pub fn target_disconnects(dropped: &BTreeMap<String, u64>, proxy_cut: u64) -> u64 {
+    let all: u64 = dropped.values().sum();
+    all - proxy_cut.min(all)
+}
+
+/// The figures of a report, before thresholds and exit code are known;
+/// `proxy_cut`: load sockets the fault proxy's toxics ended.
+pub fn figures(report: &LoadReport, planned_s: f64, proxy_cut: u64) -> (Connections, Messages) {
     let c = &report.connections;
     let connections = Connections {
         attempted: c.attempted,
@@ -499,6 +518,7 @@ pub fn figures(report: &LoadReport, planned_s: f64) -> (Connections, Messages) {
         error_ratio: ratio(c.failed, c.attempted),
         errors: c.errors.clone(),
         dropped: c.dropped.clone(),
+        dropped_by_proxy: proxy_cut.min(c.dropped.values().sum()),
         reconnects: c.reconnects,
         reconnect_ms: (c.reconnects > 0).then(|| Latency::of(&c.reconnect)),
         handshake_ms: Handshake {
@@ -548,6 +568,8 @@ pub fn ratio(num: u64, den: u64) -> f64 {
 /// What a results file is made of, before thresholds and the exit code.
 #[derive(Debug, Clone)]
 pub struct Parts {
+    /// Load sockets the fault proxy's toxics ended (0 without a proxy).
+    pub proxy_cut: u64,
     /// Scenario name.
     pub scenario: String,
     /// Scenario file.
@@ -584,7 +606,7 @@ impl Results {
     /// threshold broke, else 1 if the run did not complete (Ctrl-C, a missing
     /// shard) or the harness failed, else 0.
     pub fn build(p: Parts) -> Results {
-        let (connections, messages) = figures(&p.report, p.planned_s);
+        let (connections, messages) = figures(&p.report, p.planned_s, p.proxy_cut);
         let latency_ms = Latency::of(&p.report.latency);
         let measured = Measured {
             p50_ms: latency_ms.p50,
@@ -595,7 +617,7 @@ impl Results {
             hangs: p.hangs.len() as u64,
             connect_error_ratio: connections.error_ratio,
             worst_window_p99_ms: p.worst_window_p99_ms,
-            target_disconnects: connections.dropped.values().sum(),
+            target_disconnects: connections.target_disconnects(),
             received: messages.received,
             rejected: p.report.nostr.as_ref().map_or(0, |n| n.rejected_total()),
         };

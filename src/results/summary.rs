@@ -110,12 +110,17 @@ pub fn render(r: &Results, path: Option<&str>) -> String {
     let dropped: u64 = c.dropped.values().sum();
     if dropped > 0 {
         let causes: Vec<String> = c.dropped.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let by_target = dropped - c.dropped_by_proxy;
+        let whose = match (by_target, c.dropped_by_proxy) {
+            (_, 0) => "ended by the target".to_string(),
+            (0, _) => "ended by squall's fault proxy (its toxics)".to_string(),
+            (_, proxy) => {
+                format!("ended, {proxy} by squall's fault proxy, {by_target} by the target")
+            }
+        };
         line(
             "dropped",
-            format!(
-                "{dropped} sockets ended by the target: {}",
-                causes.join(" ")
-            ),
+            format!("{dropped} sockets {whose}: {}", causes.join(" ")),
         );
     }
     if let Some(rc) = &c.reconnect_ms {

@@ -84,10 +84,18 @@ pub fn judge(e: &Evidence<'_>) -> Verdict {
             .push("the run was stopped before its end: its figures cover only what ran".into());
     }
     if sentences.is_empty() {
-        sentences.push(format!(
-            "passed: {} sockets held and every threshold was met",
-            e.connections.established
-        ));
+        let c = e.connections;
+        sentences.push(if c.dropped_by_proxy > 0 {
+            format!(
+                "passed: the target held {} sockets but for the {} squall's fault proxy cut, and every threshold was met",
+                c.established, c.dropped_by_proxy
+            )
+        } else {
+            format!(
+                "passed: {} sockets held and every threshold was met",
+                c.established
+            )
+        });
     }
     Verdict { exit, sentences }
 }
@@ -206,8 +214,13 @@ fn threshold_sentence(t: &ThresholdResult, c: &Connections, nostr: Option<&Nostr
         ),
         "target_disconnects" => {
             let causes: Vec<String> = c.dropped.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            let proxy = if c.dropped_by_proxy > 0 {
+                format!(", besides {} the fault proxy cut", c.dropped_by_proxy)
+            } else {
+                String::new()
+            };
             format!(
-                "the target closed {} of its clients' sockets ({}): what they were owed from then on counts as lost",
+                "the target closed {} of its clients' sockets ({}{proxy}): what they were owed from then on counts as lost",
                 t.actual,
                 causes.join(", ")
             )

@@ -43,6 +43,8 @@ pub struct ChaosRecord {
     pub hangs: Vec<HangRecord>,
     /// Every chaos step's outcome.
     pub steps: Vec<StepReport>,
+    /// Load sockets the fault proxy's toxics ended (squall's doing).
+    pub proxy_cut: u64,
 }
 
 impl ChaosSide {
@@ -242,8 +244,16 @@ impl ChaosSide {
         events
     }
 
+    /// Load sockets the fault proxy's toxics have ended so far: only the
+    /// load goes through the proxy (the watchdog and the chaos sockets go
+    /// to the target itself).
+    pub fn proxy_cut(&self) -> u64 {
+        self.agent.as_ref().map_or(0, ChaosAgent::proxy_cut)
+    }
+
     /// Ends the chaos steps (waiting `grace` for running ones) and the watchdog.
     pub async fn finish(mut self, grace: Duration) -> ChaosRecord {
+        let proxy_cut = self.proxy_cut();
         let steps = match self.agent.take() {
             Some(agent) => agent.finish(grace).await,
             None => Vec::new(),
@@ -252,6 +262,7 @@ impl ChaosSide {
         ChaosRecord {
             hangs: self.hangs,
             steps,
+            proxy_cut,
         }
     }
 }

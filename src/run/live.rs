@@ -45,6 +45,7 @@ impl Live {
         s: &LoadSnapshot,
         watchdog: WatchdogSnap,
         chaos: Vec<ChaosEventSnap>,
+        proxy_cut: u64,
     ) -> Snapshot {
         self.total.merge(&s.latency);
         if let Some(w) = &mut self.windowed {
@@ -61,7 +62,7 @@ impl Live {
             hangs: watchdog.hangs,
             connect_error_ratio: crate::results::ratio(c.failed, c.attempted),
             worst_window_p99_ms: self.worst_window_p99_ms(),
-            target_disconnects: c.dropped.values().sum(),
+            target_disconnects: crate::results::target_disconnects(&c.dropped, proxy_cut),
             received: m.received,
             rejected: m.rejected,
         };

@@ -265,7 +265,7 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
                     } else {
                         side.note_progress(&s, &plan.load);
                     }
-                    let snap = live.next(&s, side.watchdog(), side.events());
+                    let snap = live.next(&s, side.watchdog(), side.events(), side.proxy_cut());
                     live_metrics.observe(&snap);
                     timeline.write(&snap);
                     if !tui {
@@ -322,6 +322,7 @@ async fn drive(plan: &Plan, opts: &RunOptions, target: &mut Target) -> Result<Ex
         report: report.unwrap_or_else(|_| LoadReport::default()),
         hangs: record.hangs.into_iter().map(Into::into).collect(),
         chaos: record.steps.into_iter().map(Into::into).collect(),
+        proxy_cut: record.proxy_cut,
         timeline: timeline
             .error()
             .is_none()

@@ -162,7 +162,7 @@ pub async fn run(
                     }
                     window.absorb(&s, &side.watchdog());
                     if let (Some(live), Some(screen)) = (&mut live, env.screen) {
-                        screen.send_replace(Some(live.next(&s, side.watchdog(), Vec::new())));
+                        screen.send_replace(Some(live.next(&s, side.watchdog(), Vec::new(), side.proxy_cut())));
                     }
                 }
                 None => break,
@@ -208,6 +208,7 @@ pub async fn run(
         report: &report,
         window: &window,
         hangs,
+        proxy_cut: record.proxy_cut,
         harness_failed: harness_error.is_some(),
         stopped: end != StepEnd::Ran,
     };
@@ -328,6 +329,8 @@ struct Measure<'a> {
     report: &'a LoadReport,
     window: &'a Window,
     hangs: Vec<Hang>,
+    /// Load sockets the fault proxy's toxics ended.
+    proxy_cut: u64,
     harness_failed: bool,
     stopped: bool,
 }
@@ -344,7 +347,8 @@ impl Measure<'_> {
     ) -> (Step, StepEnd) {
         let plan = self.plan;
         let w = self.window;
-        let (connections, messages) = figures(self.report, plan.duration().as_secs_f64());
+        let (connections, messages) =
+            figures(self.report, plan.duration().as_secs_f64(), self.proxy_cut);
         let latency_ms = Latency::of(&w.latency);
         let lag = Latency::of(&self.report.send_lag);
         let measured = Measured {
@@ -356,7 +360,7 @@ impl Measure<'_> {
             hangs: self.hangs.len() as u64,
             connect_error_ratio: connections.error_ratio,
             worst_window_p99_ms: w.windowed.as_ref().map_or(0.0, WindowedP99::worst_ms),
-            target_disconnects: connections.dropped.values().sum(),
+            target_disconnects: connections.target_disconnects(),
             received: messages.received,
             rejected: self.report.nostr.as_ref().map_or(0, |n| n.rejected_total()),
         };

@@ -281,11 +281,26 @@ impl Pump {
 
     /// Ends the connection both ways: both sockets RST or closed.
     fn kill(&self, how: Kill) {
+        self.end(how);
+    }
+
+    /// Ends the connection because a toxic says so (a `timeout` or
+    /// `reset_peer` deadline, `limit_data` reached), counted once per
+    /// connection in [`ToxicSet::cut`].
+    fn cut(&self, how: Kill) {
+        if self.end(how) {
+            self.toxics.count_cut();
+        }
+    }
+
+    /// What [`Pump::kill`] and [`Pump::cut`] do; whether this was the
+    /// connection's first end.
+    fn end(&self, how: Kill) -> bool {
         if how == Kill::Reset {
             let _ = self.src.as_ref().set_zero_linger();
             let _ = self.dst.as_ref().set_zero_linger();
         }
-        self.kill.send_replace(how);
+        self.kill.send_replace(how) == Kill::No
     }
 
     /// Pumps until this direction ends. Dropping a tokio write half sends a
@@ -336,7 +351,7 @@ impl Pump {
                 _ = self.changes.changed() => self.refresh(),
                 _ = sleep_until(deadline.map_or(far_future(), |(at, _)| at)), if deadline.is_some() => {
                     let (_, how) = deadline.expect("guarded");
-                    return self.kill(how);
+                    return self.cut(how);
                 }
                 _ = sleep_until(release.unwrap_or_else(far_future)), if release.is_some() => {
                     if !self.flush_due().await {
@@ -357,7 +372,7 @@ impl Pump {
             }
             if self.queue.is_empty() {
                 if self.close_when_empty {
-                    return self.kill(Kill::Close);
+                    return self.cut(Kill::Close);
                 }
                 if !reading {
                     let _ = self.dst.shutdown().await;

@@ -50,6 +50,8 @@ struct ToxicsInner {
     /// Bumped on every change; connections wait on it.
     generation: watch::Sender<u64>,
     next_id: AtomicU64,
+    /// Connections a toxic ended (reset_peer, timeout, limit_data).
+    cut: AtomicU64,
 }
 
 impl Default for ToxicSet {
@@ -59,12 +61,25 @@ impl Default for ToxicSet {
                 list: RwLock::new(Arc::new(Vec::new())),
                 generation: watch::Sender::new(0),
                 next_id: AtomicU64::new(1),
+                cut: AtomicU64::new(0),
             }),
         }
     }
 }
 
 impl ToxicSet {
+    /// How many connections the toxics have ended so far (`reset_peer`,
+    /// `timeout`, `limit_data`): the proxy's doing, not the target's, though
+    /// a client sees them as the server's reset or close.
+    pub fn cut(&self) -> u64 {
+        self.inner.cut.load(Ordering::Relaxed)
+    }
+
+    /// Counts one connection ended by a toxic.
+    fn count_cut(&self) {
+        self.inner.cut.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adds a toxic; its name must be new ([`Error::ToxicExists`]).
     pub fn add(&self, spec: ToxicSpec) -> Result<(), Error> {
         spec.validate()?;
