@@ -411,12 +411,16 @@ async fn no_echo_relay() -> SocketAddr {
         while let Ok((s, _)) = listener.accept().await {
             id += 1;
             let (me, hub) = (id, hub.clone());
+            // In the room from the accept on, before the upgrade's answer
+            // leaves: a socket squall sees open must hear everything after
+            // (subscribing after the handshake lost messages when this task
+            // was scheduled late on a busy machine).
+            let mut inbox = hub.subscribe();
             tokio::spawn(async move {
                 let Ok(ws) = tokio_tungstenite::accept_async(s).await else {
                     return;
                 };
                 let (mut tx, mut rx) = ws.split();
-                let mut inbox = hub.subscribe();
                 loop {
                     tokio::select! {
                         msg = rx.next() => match msg {
