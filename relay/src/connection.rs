@@ -416,16 +416,15 @@ async fn write(mut io: WriteHalf<Stream>, mut rx: QueueRx, outbox: &Outbox, shar
     // One close waiter for the whole loop, not one registration per batch.
     let closed = outbox.closed();
     tokio::pin!(closed);
-    // The frames being written; empty between batches (its allocation kept).
-    let mut batch = VecDeque::new();
+    let mut batch = Batch::default();
     loop {
         tokio::select! {
             biased;
             cause = &mut closed => {
                 return Box::pin(send_close(&mut io, &mut rx, &mut batch, cause, shared)).await;
             }
-            () = rx.take(&mut batch) => {}
-            _ = ping.tick() => batch.push_back(frame::ping()),
+            () = rx.take(&mut batch.frames) => {}
+            _ = ping.tick() => batch.frames.push_back(frame::ping()),
         }
         let written = async {
             if let Some(stall) = shared.config.bugs.stall {
@@ -435,7 +434,7 @@ async fn write(mut io: WriteHalf<Stream>, mut rx: QueueRx, outbox: &Outbox, shar
                 // One slot per frame, each written in its slot: past the
                 // capacity the queue, not the socket, holds the backlog.
                 Some(cap) => Box::pin(write_in_slots(&mut io, &mut batch, cap)).await,
-                None => write_batch(&mut io, &mut batch).await,
+                None => write_batch(&mut io, &mut batch, usize::MAX).await,
             }
         };
         tokio::select! {
@@ -461,17 +460,29 @@ enum Written {
     Close,
 }
 
-/// Writes `batch`, front first, [`WRITE_SLICES`] frames per vectored write,
-/// until it is empty or a Close frame was written.
+/// The frames the writer took and is writing; empty between batches (its
+/// allocation kept).
+#[derive(Debug, Default)]
+struct Batch {
+    frames: VecDeque<Bytes>,
+    /// The front frame is partly written: it must be finished before
+    /// anything else goes out.
+    started: bool,
+}
+
+/// Writes `most` frames of `batch` (or all), front first, [`WRITE_SLICES`]
+/// frames per vectored write, stopping early after a Close frame.
 async fn write_batch(
     io: &mut WriteHalf<Stream>,
-    batch: &mut VecDeque<Bytes>,
+    batch: &mut Batch,
+    mut most: usize,
 ) -> io::Result<Written> {
+    let Batch { frames, started } = batch;
     let written = poll_fn(|cx| -> Poll<io::Result<Written>> {
-        while !batch.is_empty() {
+        while most > 0 && !frames.is_empty() {
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             let mut n = 0;
-            for frame in batch.iter().take(WRITE_SLICES) {
+            for frame in frames.iter().take(WRITE_SLICES.min(most)) {
                 slices[n] = IoSlice::new(frame);
                 n += 1;
                 if frame::is_close(frame) {
@@ -486,17 +497,20 @@ async fn write_batch(
             if written == 0 {
                 return Poll::Ready(Err(ErrorKind::WriteZero.into()));
             }
-            while let Some(front) = batch.front_mut() {
+            while let Some(front) = frames.front_mut() {
                 if written < front.len() {
                     bytes::Buf::advance(front, written);
+                    *started = true;
                     break;
                 }
                 written -= front.len();
+                *started = false;
+                most -= 1;
                 if frame::is_close(front) {
-                    batch.clear();
+                    frames.clear();
                     return Poll::Ready(Ok(Written::Close));
                 }
-                batch.pop_front();
+                frames.pop_front();
             }
         }
         Poll::Ready(Ok(Written::All))
@@ -509,14 +523,12 @@ async fn write_batch(
 /// `--bug cap`: writes `batch` one frame per slot of the capacity schedule.
 async fn write_in_slots(
     io: &mut WriteHalf<Stream>,
-    batch: &mut VecDeque<Bytes>,
+    batch: &mut Batch,
     cap: &crate::bugs::CapSchedule,
 ) -> io::Result<Written> {
-    while let Some(frame) = batch.pop_front() {
+    while !batch.frames.is_empty() {
         tokio::time::sleep(cap.reserve()).await;
-        let mut one = VecDeque::from([frame]);
-        if write_batch(io, &mut one).await? == Written::Close {
-            batch.clear();
+        if write_batch(io, batch, 1).await? == Written::Close {
             return Ok(Written::Close);
         }
     }
@@ -534,19 +546,20 @@ async fn write_in_slots(
 async fn send_close(
     io: &mut WriteHalf<Stream>,
     rx: &mut QueueRx,
-    batch: &mut VecDeque<Bytes>,
+    batch: &mut Batch,
     cause: CloseCause,
     shared: &Shared,
 ) {
     let flush_then_close = async {
         if cause == CloseCause::SlowConsumer {
-            batch.clear();
+            // Only the frame half on the wire is finished.
+            batch.frames.truncate(usize::from(batch.started));
         } else {
             loop {
-                if write_batch(io, batch).await? == Written::Close {
+                if write_batch(io, batch, usize::MAX).await? == Written::Close {
                     return Ok(());
                 }
-                if !rx.try_take(batch) {
+                if !rx.try_take(&mut batch.frames) {
                     break;
                 }
             }
@@ -554,14 +567,16 @@ async fn send_close(
         if cause == CloseCause::Done {
             return Ok(());
         }
-        batch.push_back(frame::close(cause.code(), cause.reason()));
-        write_batch(io, batch).await.map(drop)
+        batch
+            .frames
+            .push_back(frame::close(cause.code(), cause.reason()));
+        write_batch(io, batch, usize::MAX).await.map(drop)
     };
     let _: Result<io::Result<()>, _> =
         tokio::time::timeout(CLOSE_SEND_TIMEOUT, flush_then_close).await;
     if cause == CloseCause::Kicked {
         rx.close();
-        let mut left = batch.iter().filter(|f| !frame::is_close(f)).count() as u64;
+        let mut left = batch.frames.iter().filter(|f| !frame::is_close(f)).count() as u64;
         while rx.try_recv().is_some() {
             left += 1;
         }
