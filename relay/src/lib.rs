@@ -13,6 +13,7 @@ pub mod auth;
 pub mod bugs;
 pub mod config;
 mod connection;
+pub mod frame;
 pub mod http;
 pub mod limits;
 pub mod listen;

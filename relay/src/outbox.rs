@@ -1,17 +1,27 @@
-//! A connection's outbound side: its queue of text frames (bounded by default) and
-//! its close request, shared by the fan-out, the connection's reader and its
-//! writer.
+//! A connection's outbound side: its queue of encoded frames (bounded by
+//! default) and its close request, shared by the fan-out, the connection's
+//! reader and its writer.
 //!
 //! The fan-out only ever calls [`Outbox::try_push`], which never waits: a full
 //! queue is reported to the caller, which applies the slow-consumer policy.
 //! Anyone may ask the writer to close the socket for a [`CloseCause`]
 //! ([`Outbox::close`]); the first request wins.
+//!
+//! The queue is a `VecDeque` behind a leaf mutex (held for a push or a take,
+//! never across anything else), so an idle connection's queue costs a few
+//! dozen bytes, not the kilobyte and a half a tokio channel allocates up front.
+//! The writer takes everything queued at once ([`QueueRx::take`]) and is woken
+//! only when it waits on an empty queue: one wake per burst, not per frame.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::mem;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
-use tokio::sync::{Notify, mpsc};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use bytes::Bytes;
+use tokio::sync::Notify;
 
 use squall_proto::wire::{
     CLOSE_GOING_AWAY, CLOSE_INVALID_PAYLOAD, CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR,
@@ -87,30 +97,43 @@ impl CloseCause {
     }
 }
 
-/// The sending half held by the registry and the reader.
+/// The sending half, held by the registry and the reader.
 #[derive(Debug)]
 pub struct Outbox {
-    tx: QueueTx,
+    queue: Mutex<Queue>,
+    /// Frames the queue holds at most (those being written count); `None`:
+    /// no bound (`--bug unbounded-queue`).
+    bound: Option<usize>,
     /// 0 while open, else the [`CloseCause`] (as `u8`) the writer acts on.
     cause: AtomicU8,
     /// Wakes the writer and the reader when a close is requested.
     closing: Notify,
 }
 
-#[derive(Debug)]
-enum QueueTx {
-    Bounded(mpsc::Sender<Utf8Bytes>),
-    /// The sender, and the frames queued (tokio's unbounded sender has no length).
-    Unbounded(mpsc::UnboundedSender<Utf8Bytes>, Arc<AtomicUsize>),
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Bytes>,
+    /// Frames the writer took and has not finished writing.
+    writing: usize,
+    /// No more pushes: the writer is gone or shut the queue.
+    shut: bool,
+    /// The writer, waiting for a frame.
+    writer: Option<Waker>,
+    /// The reader, waiting for room ([`Outbox::push`]).
+    room: Option<Waker>,
 }
 
-/// The receiving half, owned by the connection's writer.
+impl Queue {
+    fn is_full(&self, bound: Option<usize>) -> bool {
+        bound.is_some_and(|bound| self.frames.len() + self.writing >= bound)
+    }
+}
+
+/// The receiving half, owned by the connection's writer. Dropping it shuts
+/// the queue: later pushes are [`Push::Closed`].
 #[derive(Debug)]
-pub enum QueueRx {
-    /// A bounded queue (the default).
-    Bounded(mpsc::Receiver<Utf8Bytes>),
-    /// No bound (`--bug unbounded-queue`), with the shared queued count.
-    Unbounded(mpsc::UnboundedReceiver<Utf8Bytes>, Arc<AtomicUsize>),
+pub struct QueueRx {
+    outbox: Arc<Outbox>,
 }
 
 /// What became of a non-waiting push.
@@ -126,68 +149,71 @@ pub enum Push {
 
 impl Outbox {
     /// A new outbox with a queue of `bound` frames, or no bound at all.
-    pub fn new(bound: Option<usize>) -> (Self, QueueRx) {
-        let (tx, rx) = match bound {
-            Some(n) => {
-                let (tx, rx) = mpsc::channel(n.max(1));
-                (QueueTx::Bounded(tx), QueueRx::Bounded(rx))
-            }
-            None => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let queued = Arc::new(AtomicUsize::new(0));
-                (
-                    QueueTx::Unbounded(tx, queued.clone()),
-                    QueueRx::Unbounded(rx, queued),
-                )
-            }
+    pub fn new(bound: Option<usize>) -> (Arc<Self>, QueueRx) {
+        let outbox = Arc::new(Self {
+            queue: Mutex::default(),
+            bound: bound.map(|n| n.max(1)),
+            cause: AtomicU8::new(0),
+            closing: Notify::new(),
+        });
+        let rx = QueueRx {
+            outbox: outbox.clone(),
         };
-        (
-            Self {
-                tx,
-                cause: AtomicU8::new(0),
-                closing: Notify::new(),
-            },
-            rx,
-        )
+        (outbox, rx)
     }
 
-    /// Queues a frame without ever waiting.
-    pub fn try_push(&self, frame: Utf8Bytes) -> Push {
-        match &self.tx {
-            QueueTx::Bounded(tx) => match tx.try_send(frame) {
-                Ok(()) => Push::Queued,
-                Err(mpsc::error::TrySendError::Full(_)) => Push::Full,
-                Err(mpsc::error::TrySendError::Closed(_)) => Push::Closed,
-            },
-            QueueTx::Unbounded(tx, queued) => {
-                // Counted before sending, so the writer never counts below zero.
-                queued.fetch_add(1, Ordering::Relaxed);
-                match tx.send(frame) {
-                    Ok(()) => Push::Queued,
-                    Err(_) => {
-                        queued.fetch_sub(1, Ordering::Relaxed);
-                        Push::Closed
-                    }
-                }
-            }
+    /// The queue, locked. Nothing panics while holding it, but a poisoned
+    /// lock would still hold a consistent queue, so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an encoded frame without ever waiting.
+    pub fn try_push(&self, frame: Bytes) -> Push {
+        let mut queue = self.lock();
+        if queue.shut {
+            return Push::Closed;
         }
+        if queue.is_full(self.bound) {
+            return Push::Full;
+        }
+        queue.frames.push_back(frame);
+        let writer = queue.writer.take();
+        drop(queue);
+        if let Some(writer) = writer {
+            writer.wake();
+        }
+        Push::Queued
     }
 
     /// Queues a reply, waiting for room (backpressure on the connection's own
     /// reader). Returns false when the writer is gone.
-    pub async fn push(&self, frame: Utf8Bytes) -> bool {
-        match &self.tx {
-            QueueTx::Bounded(tx) => tx.send(frame).await.is_ok(),
-            QueueTx::Unbounded(..) => self.try_push(frame) == Push::Queued,
-        }
+    pub async fn push(&self, frame: Bytes) -> bool {
+        let mut frame = Some(frame);
+        poll_fn(|cx| {
+            let mut queue = self.lock();
+            if queue.shut {
+                return Poll::Ready(false);
+            }
+            if queue.is_full(self.bound) {
+                queue.room = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            queue.frames.extend(frame.take());
+            let writer = queue.writer.take();
+            drop(queue);
+            if let Some(writer) = writer {
+                writer.wake();
+            }
+            Poll::Ready(true)
+        })
+        .await
     }
 
-    /// Frames waiting in the queue.
+    /// Frames waiting in the queue or being written.
     pub fn queued(&self) -> usize {
-        match &self.tx {
-            QueueTx::Bounded(tx) => tx.max_capacity() - tx.capacity(),
-            QueueTx::Unbounded(_, queued) => queued.load(Ordering::Relaxed),
-        }
+        let queue = self.lock();
+        queue.frames.len() + queue.writing
     }
 
     /// Asks the writer to close the socket for `cause` and end. Returns true
@@ -232,36 +258,72 @@ impl Outbox {
 }
 
 impl QueueRx {
-    /// The next frame, or `None` once every sender is gone.
-    pub async fn recv(&mut self) -> Option<Utf8Bytes> {
-        match self {
-            QueueRx::Bounded(rx) => rx.recv().await,
-            QueueRx::Unbounded(rx, queued) => {
-                let frame = rx.recv().await;
-                queued.fetch_sub(usize::from(frame.is_some()), Ordering::Relaxed);
-                frame
+    /// Waits for frames, then moves every queued frame into `batch` (which
+    /// the previous batch left empty, so its allocation is reused). The
+    /// frames count against the bound until the next call, which means the
+    /// batch was written.
+    pub async fn take(&mut self, batch: &mut VecDeque<Bytes>) {
+        poll_fn(|cx| {
+            if self.take_or_register(batch, Some(cx.waker())) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
+        })
+        .await
+    }
+
+    /// [`take`](Self::take) without waiting: false when nothing is queued.
+    pub fn try_take(&mut self, batch: &mut VecDeque<Bytes>) -> bool {
+        self.take_or_register(batch, None)
+    }
+
+    /// Moves the queued frames into `batch`; when there are none, leaves
+    /// `waker` (if any) to be woken by the next push.
+    fn take_or_register(&mut self, batch: &mut VecDeque<Bytes>, waker: Option<&Waker>) -> bool {
+        debug_assert!(batch.is_empty(), "the previous batch was written");
+        let mut queue = self.outbox.lock();
+        // The previous batch is written: its frames leave the bound.
+        let room = queue.room.take();
+        if queue.frames.is_empty() {
+            queue.writing = 0;
+            if let Some(waker) = waker {
+                queue.writer = Some(waker.clone());
+            }
+        } else {
+            mem::swap(&mut queue.frames, batch);
+            queue.writing = batch.len();
         }
+        drop(queue);
+        if let Some(room) = room {
+            room.wake();
+        }
+        !batch.is_empty()
     }
 
     /// Refuses every further push ([`Push::Closed`]); what is queued can
     /// still be received.
     pub fn close(&mut self) {
-        match self {
-            QueueRx::Bounded(rx) => rx.close(),
-            QueueRx::Unbounded(rx, _) => rx.close(),
-        }
+        self.outbox.lock().shut = true;
     }
 
     /// The next frame if one is already queued.
-    pub fn try_recv(&mut self) -> Option<Utf8Bytes> {
-        match self {
-            QueueRx::Bounded(rx) => rx.try_recv().ok(),
-            QueueRx::Unbounded(rx, queued) => {
-                let frame = rx.try_recv().ok();
-                queued.fetch_sub(usize::from(frame.is_some()), Ordering::Relaxed);
-                frame
-            }
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        self.outbox.lock().frames.pop_front()
+    }
+}
+
+impl Drop for QueueRx {
+    fn drop(&mut self) {
+        let mut queue = self.outbox.lock();
+        queue.shut = true;
+        queue.writing = 0;
+        let frames = mem::take(&mut queue.frames);
+        let room = queue.room.take();
+        drop(queue);
+        drop(frames);
+        if let Some(room) = room {
+            room.wake();
         }
     }
 }

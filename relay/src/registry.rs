@@ -32,11 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use serde_json::value::RawValue;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::bugs::Bugs;
+use crate::frame;
 use crate::metrics::{AbnormalEnd, BugFacts, Gauges, Metrics};
 use crate::outbox::{CloseCause, Outbox, Push, QueueRx};
 use squall_proto::wire::{BroadcastOut, DirectOut, ServerMessage};
@@ -106,7 +107,6 @@ impl Registry {
     pub fn register(&self, user: &Arc<str>) -> (ConnId, Arc<Outbox>, QueueRx) {
         let id = self.next_id.fetch_add(1, Relaxed);
         let (outbox, rx) = Outbox::new(self.queue_bound);
-        let outbox = Arc::new(outbox);
         self.connections.insert(id, outbox.clone());
         self.users
             .entry(user.clone())
@@ -153,7 +153,7 @@ impl Registry {
         };
         let sequence = entry.next_sequence;
         entry.next_sequence += 1;
-        let frame = text_frame(ServerMessage::Broadcast(BroadcastOut {
+        let frame = frame::text(ServerMessage::Broadcast(BroadcastOut {
             topic,
             payload,
             sequence,
@@ -181,7 +181,7 @@ impl Registry {
     /// Sends to every socket of user `to`. Returns `None` if `to` has none.
     pub fn direct(&self, to: &str, from: &str, payload: &RawValue) -> Option<usize> {
         let sockets = self.users.get(to)?;
-        let frame = text_frame(ServerMessage::Direct(DirectOut { from, payload }));
+        let frame = frame::text(ServerMessage::Direct(DirectOut { from, payload }));
         Some(self.fan_out(sockets.values(), &frame, false))
     }
 
@@ -193,7 +193,7 @@ impl Registry {
     fn fan_out<'a>(
         &self,
         outboxes: impl Iterator<Item = &'a Arc<Outbox>>,
-        frame: &Utf8Bytes,
+        frame: &Bytes,
         withhold: bool,
     ) -> usize {
         let ghosts = self.bugs.kick_every.is_some();
@@ -229,7 +229,7 @@ impl Registry {
         let m = &self.metrics;
         m.messages_out.fetch_add(queued as u64, Relaxed);
         m.bytes_out
-            .fetch_add((queued * frame.len()) as u64, Relaxed);
+            .fetch_add((queued * frame::payload_len(frame)) as u64, Relaxed);
         if dropped > 0 {
             m.deliveries_dropped.fetch_add(dropped, Relaxed);
         }
@@ -393,9 +393,4 @@ impl Registry {
         };
         self.metrics.render(self.gauges(), bugs, uptime_s)
     }
-}
-
-/// Encodes a server message once, as text whose clones share the bytes.
-pub fn text_frame(msg: ServerMessage<'_>) -> Utf8Bytes {
-    Utf8Bytes::from(msg.to_json())
 }

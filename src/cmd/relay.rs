@@ -73,6 +73,10 @@ pub struct RelayArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Threads that run the relay: 1 runs every connection on one thread
+    /// (no thread is woken for another's work); by default one per core.
+    #[arg(long, env = "SQUALL_RELAY_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
     /// Turn on a deliberate bug (see the list below).
     #[arg(long = "bug", value_name = "NAME", env = "SQUALL_RELAY_BUGS", value_delimiter = ',', long_help = BUG_HELP)]
     pub bugs: Vec<Bug>,
@@ -154,11 +158,30 @@ pub fn run(args: RelayArgs) -> Result<Exit, Failure> {
     if config.bugs != Bugs::default() {
         tracing::warn!(bugs = ?config.bugs, "deliberate bugs switched on");
     }
-    let runtime = super::runtime("squall-relay")?;
+    let runtime = runtime(args.workers)?;
     let outcome = runtime.block_on(serve_until_signal(&args, config));
     // Worker threads stuck by a deliberate bug must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_secs(1));
     outcome
+}
+
+/// The relay's runtime: `workers` threads (one per core by default); one
+/// worker is a current-thread runtime.
+fn runtime(workers: Option<usize>) -> Result<tokio::runtime::Runtime, Failure> {
+    match workers {
+        None => super::runtime("squall-relay"),
+        Some(0) => Err(Failure::usage("--workers must be at least 1")),
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::harness(format!("cannot start the runtime: {e}"))),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .thread_name("squall-relay")
+            .build()
+            .map_err(|e| Failure::harness(format!("cannot start the runtime: {e}"))),
+    }
 }
 
 async fn serve_until_signal(args: &RelayArgs, config: RelayConfig) -> Result<Exit, Failure> {
