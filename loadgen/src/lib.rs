@@ -161,6 +161,7 @@ pub mod layout;
 pub mod limits;
 pub mod nostr;
 pub mod plan;
+mod pool;
 pub mod receive;
 pub mod report;
 mod schedule;
