@@ -208,8 +208,8 @@ done
 fi
 
 sq_a=$(printf '%s\n' "${A_SQ[@]}" | median); py_a=$(printf '%s\n' "${A_PY[@]}" | median)
-sq_c=$(echo ${C_DPS[squall]} | tr ' ' '\n' | median); nd_c=$(echo ${C_DPS[node]} | tr ' ' '\n' | median)
-sq_p=$(echo ${C_P99[squall]} | tr ' ' '\n' | median); nd_p=$(echo ${C_P99[node]} | tr ' ' '\n' | median)
+sq_c=$(echo ${C_DPS[squall]:-} | tr ' ' '\n' | median); nd_c=$(echo ${C_DPS[node]:-} | tr ' ' '\n' | median)
+sq_p=$(echo ${C_P99[squall]:-} | tr ' ' '\n' | median); nd_p=$(echo ${C_P99[node]:-} | tr ' ' '\n' | median)
 echo
 echo "| figure | squall | peer, same run | ratio | aim |"
 echo "|---|---|---|---|---|"

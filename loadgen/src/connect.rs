@@ -4,6 +4,8 @@
 //! `http_401`, `reset`, `tls_cert`, ...).
 
 use crate::plan::Placement;
+use crate::sse::http::place_token;
+use crate::upgrade;
 use squall_proto::tls::{Stream, TlsClient, TlsFailure};
 use squall_proto::{Endpoint, Scheme};
 use std::io;
@@ -12,8 +14,6 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, error::ProtocolError};
 
@@ -43,10 +43,11 @@ pub struct Opened {
 const MAX_MESSAGE: usize = 1 << 20;
 
 /// The per-socket buffers: small, so that an idle socket costs a few KiB
-/// (tungstenite's default read buffer alone is 128 KiB).
+/// (tungstenite's default read buffer alone is 128 KiB). The read buffer
+/// grows for a frame that does not fit, so its size bounds no message.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .max_write_buffer_size(MAX_MESSAGE)
         .max_message_size(Some(MAX_MESSAGE))
@@ -126,31 +127,14 @@ pub async fn connect(
             (Scheme::Wss, None) => return Err(SocketError::Tls),
             _ => (Stream::Plain(tcp), None),
         };
-        let mut path = target.path().to_string();
-        if let Some((token, Placement::Query)) = token {
-            path.push(if path.contains('?') { '&' } else { '?' });
-            path.push_str("token=");
-            path.push_str(token);
-        }
-        let scheme = if stream.is_tls() { "wss" } else { "ws" };
-        let mut request = format!("{scheme}://{}{}", target.host_header(), path)
-            .into_client_request()
-            .map_err(|e| ws_kind(&e))?;
-        if let Some((token, Placement::Header)) = token {
-            let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| SocketError::Protocol)?;
-            request.headers_mut().insert("authorization", value);
-        }
-        if let Some(protocol) = &options.subprotocol {
-            let value = HeaderValue::from_str(protocol).map_err(|_| SocketError::Protocol)?;
-            request
-                .headers_mut()
-                .insert("sec-websocket-protocol", value);
-        }
-        let (socket, _response) =
-            tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config()))
-                .await
-                .map_err(|e| ws_kind(&e))?;
+        let (path, headers) = place_token(target.path(), token);
+        let request = upgrade::Request {
+            host: &target.host_header(),
+            target: &path,
+            headers: &headers,
+            subprotocol: options.subprotocol.as_deref(),
+        };
+        let socket = upgrade::upgrade(stream, request, ws_config()).await?;
         Ok(Opened {
             socket,
             tls_handshake,

@@ -54,6 +54,16 @@ const NOTE_DELIVERY_NS: u64 = 10_000_000;
 
 const SECOND_NS: u64 = 1_000_000_000;
 
+/// A connection updates its share of `due` and `overdue` once a second, at
+/// one of [`PROGRESS_MOMENTS`] moments after the whole second (connection
+/// `c` at moment `c % PROGRESS_MOMENTS`): [`PROGRESS_FIRST_NS`],
+/// [`PROGRESS_STEP_NS`] later, and so on.
+const PROGRESS_MOMENTS: u64 = 4;
+/// The first of those moments, after the engine's refresh of the due table.
+const PROGRESS_FIRST_NS: u64 = 100_000_000;
+/// The time between two of those moments.
+const PROGRESS_STEP_NS: u64 = 200_000_000;
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -151,7 +161,10 @@ pub(crate) async fn run(
     // The first messages (one batch) are signed before the socket opens:
     // the first may be due as soon as it does. The serve loop signs the rest.
     conn.sign_ahead(conn.now_ns());
-    let mut attempt = conn.open(permit).await;
+    // The rare, large futures (opening, reconnecting, closing, a publish
+    // batch, replies) are boxed, so that the task every socket keeps for
+    // its life holds only its small, frequent state.
+    let mut attempt = Box::pin(conn.open(permit)).await;
     let end = loop {
         let end = match attempt {
             Ok(ws) => conn.live(ws).await,
@@ -160,9 +173,9 @@ pub(crate) async fn run(
         if end != End::Dropped {
             break end;
         }
-        match conn.reconnect().await {
+        match Box::pin(conn.reconnect()).await {
             Some(again) => attempt = again,
-            None => break conn.stay_down().await,
+            None => break Box::pin(conn.stay_down()).await,
         }
     };
     conn.hand_in(end);
@@ -617,7 +630,10 @@ impl Conn<'_> {
 
     /// Updates its share of `due` and `overdue` from the publishers' table.
     fn update_progress(&mut self, now_ns: u64) {
-        let offset = 100_000_000 + (self.c.wrapping_mul(7919) % 800) * 1_000_000;
+        // After the engine's refresh on the whole second, before the next
+        // snapshot: at one of a few fixed moments, so that the timers of
+        // all connections fire together rather than one wake-up each.
+        let offset = PROGRESS_FIRST_NS + (self.c % PROGRESS_MOMENTS) * PROGRESS_STEP_NS;
         let mut next = now_ns / SECOND_NS * SECOND_NS + offset;
         if next <= now_ns {
             next += SECOND_NS;
@@ -700,7 +716,7 @@ impl Conn<'_> {
             ctx.stats.with_tally(c, |t| session.finish(t.nostr_mut()));
         }
         if matches!(end, End::Completed | End::Planned) {
-            ws.close(self.ctx.plan.timeouts.close).await;
+            Box::pin(ws.close(self.ctx.plan.timeouts.close)).await;
         }
         self.ctx.stats.set_open(false);
         self.list(false);
@@ -712,12 +728,19 @@ impl Conn<'_> {
         // (arming a timer takes a lock of the runtime's timer wheel).
         let timer = tokio::time::sleep_until(self.ctx.origin.instant_at(self.end_ns()));
         tokio::pin!(timer);
+        // Likewise one wait on the deadlines for the socket's life, renewed
+        // only when they move (each new wait registers with the watch, a
+        // lock shared by every connection). It waits on a clone: the
+        // connection's own receiver may see these moves once more later,
+        // which only makes a wait there look at the deadlines again.
+        let moved = deadlines_moved(self.wake.clone());
+        tokio::pin!(moved);
         let mut armed = None;
         loop {
             if !self.replies.is_empty() {
                 // The answers the last frames asked for (keepalives).
                 let replies = std::mem::take(&mut self.replies);
-                if let Err(end) = self.send_all(ws, replies).await {
+                if let Err(end) = Box::pin(self.send_all(ws, replies)).await {
                     return end;
                 }
             }
@@ -728,7 +751,7 @@ impl Conn<'_> {
             if due.is_some_and(|d| d <= now) {
                 // Everything due goes out, even at the planned end: the
                 // schedule only holds messages due before it.
-                if let Err(e) = self.publish(ws).await {
+                if let Err(e) = Box::pin(self.publish(ws)).await {
                     return match e {
                         None => {
                             self.ctx.stats.error(&SocketError::SendTimeout.to_string());
@@ -788,7 +811,10 @@ impl Conn<'_> {
                     armed = None;
                     Event::Timer
                 }
-                _ = Self::moved(&mut self.wake, &mut self.wake_open) => Event::Deadlines,
+                wake = &mut moved => {
+                    moved.set(deadlines_moved(wake));
+                    Event::Deadlines
+                }
             };
             match event {
                 Event::Incoming(incoming) => {
@@ -985,6 +1011,15 @@ impl Conn<'_> {
             Err(_) => Err(None),
         }
     }
+}
+
+/// Completes when the run's deadlines move, handing back the receiver
+/// (never, once nothing can move them any more).
+async fn deadlines_moved(mut wake: watch::Receiver<()>) -> watch::Receiver<()> {
+    if wake.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    wake
 }
 
 /// The wait before reconnect attempt `attempt` (0 for the first): a random

@@ -8,6 +8,7 @@ use crate::frames::Frames;
 use crate::layout::Layout;
 use crate::limits::raise_open_file_limit;
 use crate::plan::{Auth, HARD_SLACK, LoadPlan, Protocol};
+use crate::pool::{self, Pool};
 use crate::report::{LoadReport, PublisherCount};
 use crate::schedule::Schedule;
 use crate::snapshot::{LoadSnapshot, Phase};
@@ -162,7 +163,9 @@ pub(crate) async fn run(
         ),
         plan,
     });
-    let mut launcher = tokio::spawn(launch(ctx.clone(), moved_rx, hard_end_ns));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let pool = Pool::new(pool::threads_for(&ctx.plan, cores), "squall-load");
+    let mut launcher = tokio::spawn(launch(ctx.clone(), pool, moved_rx, hard_end_ns));
     let mut collector = Collector::default();
     let mut stopped = *stop.borrow();
     if stopped {
@@ -272,11 +275,12 @@ fn wanted(ctx: &Ctx, now_ns: u64) -> u64 {
         .shard_share_of(ctx.schedule.wanted_connections(now_ns))
 }
 
-/// Opens this shard's connections on schedule, then waits for them all, at
-/// most until the hard deadline (then aborts the rest, counted `abandoned`).
-/// Every connection gets a clone of `moved`, which says when the deadlines
-/// moved.
-async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64) {
+/// Opens this shard's connections on schedule, each on its runtime of
+/// `pool`, then waits for them all, at most until the hard deadline
+/// (then aborts the rest, counted `abandoned`). Every connection gets a
+/// clone of `moved`, which says when the deadlines moved. The pool ends
+/// with it, when every connection has.
+async fn launch(ctx: Arc<Ctx>, pool: Pool, mut moved: watch::Receiver<()>, hard_end_ns: u64) {
     let mut tasks = JoinSet::new();
     let mut listening = true;
     for c in ctx.plan.shard_connections() {
@@ -309,7 +313,10 @@ async fn launch(ctx: Arc<Ctx>, mut moved: watch::Receiver<()>, hard_end_ns: u64)
         let close_ns = ctx.schedule.close_ns(c, open_ns);
         let mut wake = moved.clone();
         wake.mark_unchanged();
-        tasks.spawn(connection::run(ctx.clone(), c, close_ns, permit, wake));
+        tasks.spawn_on(
+            connection::run(ctx.clone(), c, close_ns, permit, wake),
+            pool.handle(c),
+        );
     }
     let close_ns = ctx.plan.timeouts.close.as_nanos() as u64;
     loop {

@@ -113,8 +113,17 @@
 //!   than 10 million connections or msg/s, 1 million topics, runs over 30
 //!   days, ...: the `MAX_*` constants of [`plan`]) with a [`PlanError`]
 //!   naming the [`Field`].
-//! - **Memory**: one task per connection, 4 KiB read buffers, no write
-//!   buffering, 1 MiB message limit: about 9 KiB of RSS per idle socket.
+//! - **Threads**: one task per connection, pinned for its life to one of a
+//!   few current-thread tokio runtimes on threads of their own (one per
+//!   100,000 deliveries a second the plan expects, at least one, at most
+//!   one per core), so that a frame never wakes a second thread; the
+//!   collector and the launcher run on the caller's runtime.
+//! - **Memory**: the task keeps only its frequent state (about 1.6 KB;
+//!   opening, reconnecting, closing and publishing run boxed), a 2 KiB
+//!   read buffer (the upgrade is done without tungstenite's handshake
+//!   machine, whose 4 KiB buffer would stay the socket's read buffer), no
+//!   write buffering, 1 MiB message limit: about 6 KB of RSS per socket at
+//!   18,000 sockets under traffic (`bench/compare.sh`, part b).
 //!
 //! # How loss is counted
 //!
@@ -161,6 +170,7 @@ pub mod layout;
 pub mod limits;
 pub mod nostr;
 pub mod plan;
+mod pool;
 pub mod receive;
 pub mod report;
 mod schedule;
@@ -172,6 +182,7 @@ pub mod stamp;
 mod stats;
 mod template;
 pub mod tracker;
+mod upgrade;
 
 pub use histogram::LatencyHistogram;
 pub use plan::{

@@ -1,11 +1,13 @@
-//! The bits of HTTP/1.1 that the SSE subscriber and the HTTP publisher
-//! share: writing a request (with the token where the plan puts it),
-//! reading a response head, and the framing of a response body
-//! (`Content-Length`, chunked, or up to the end of the connection).
+//! The bits of HTTP/1.1 that the SSE subscriber, the HTTP publisher and
+//! the WebSocket upgrade ([`crate::upgrade`]) share: writing a request (with
+//! the token where the plan puts it), reading a response head, and the
+//! framing of a response body (`Content-Length`, chunked, or up to the end
+//! of the connection).
 
 use super::chunked::{ChunkDecoder, Step};
-use crate::connect::SocketError;
+use crate::connect::{SocketError, io_kind};
 use crate::plan::Placement;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Most header fields a response may carry.
 const MAX_HEADERS: usize = 48;
@@ -89,6 +91,15 @@ pub struct Head {
 /// in bytes, `None` while it is incomplete. Oversized or malformed heads are
 /// errors; so is a head that is still incomplete at [`MAX_HEAD`] bytes.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, SocketError> {
+    parse_head_with(buf, |_, _| {})
+}
+
+/// [`parse_head`], showing each header field (name, value) of a complete
+/// head to `on_header`.
+pub fn parse_head_with(
+    buf: &[u8],
+    mut on_header: impl FnMut(&str, &[u8]),
+) -> Result<Option<(Head, usize)>, SocketError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut headers);
     let len = match response.parse(buf) {
@@ -105,6 +116,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, SocketError> {
     let mut close = response.version == Some(0);
     let mut event_stream = false;
     for header in response.headers.iter() {
+        on_header(header.name, header.value);
         let value = std::str::from_utf8(header.value).unwrap_or("");
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             encoded = true;
@@ -156,6 +168,34 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(Head, usize)>, SocketError> {
         },
         len,
     )))
+}
+
+/// Reads a response head from `io` into a buffer of `initial` bytes, grown
+/// up to [`MAX_HEAD`]: the head, the buffer, where the head ends in it and
+/// how much of it was read (what follows the head is the start of the
+/// body, or of the upgraded stream). `on_header` sees each header field.
+/// The I/O kinds (`reset`, ...) for a failed read, `eof` for a stream that
+/// ends first, and [`parse_head`]'s for a head that does not parse.
+pub async fn read_head<S: AsyncRead + Unpin>(
+    io: &mut S,
+    initial: usize,
+    mut on_header: impl FnMut(&str, &[u8]),
+) -> Result<(Head, Vec<u8>, usize, usize), SocketError> {
+    let mut buf = vec![0; initial.clamp(1, MAX_HEAD)];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            buf.resize((buf.len() * 2).min(MAX_HEAD), 0);
+        }
+        let n = io.read(&mut buf[filled..]).await.map_err(|e| io_kind(&e))?;
+        if n == 0 {
+            return Err(SocketError::Eof);
+        }
+        filled += n;
+        if let Some((head, len)) = parse_head_with(&buf[..filled], &mut on_header)? {
+            return Ok((head, buf, len, filled));
+        }
+    }
 }
 
 /// Reads one body in the framing of its head.

@@ -3,17 +3,17 @@
 //! events of its body, pulled one at a time.
 //!
 //! One buffer of [`READ_BUFFER`] bytes per stream (the head may briefly need
-//! up to [`MAX_HEAD`]): what a read brings is de-chunked in place, at the
+//! up to [`MAX_HEAD`](http::MAX_HEAD)): what a read brings is de-chunked in place, at the
 //! front of the same buffer, and parsed from there; a line cut by the end
 //! of a read waits in the parser. [`SseStream::next_event`] is cancel-safe:
 //! its only wait is a read, and what a read brought is taken in the same poll.
 
 use super::event::{Event, EventParser};
-use super::http::{self, Body, MAX_HEAD};
+use super::http::{self, Body};
 use crate::connect::{SocketError, io_kind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 /// Size of a stream's read buffer.
 pub const READ_BUFFER: usize = 4 * 1024;
@@ -78,21 +78,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SseStream<S> {
             .await
             .map_err(|e| io_kind(&e))?;
         io.flush().await.map_err(|e| io_kind(&e))?;
-        let mut buf = vec![0; READ_BUFFER];
-        let mut filled = 0;
-        let (head, len) = loop {
-            if filled == buf.len() {
-                buf.resize((buf.len() * 2).min(MAX_HEAD), 0);
-            }
-            let n = io.read(&mut buf[filled..]).await.map_err(|e| io_kind(&e))?;
-            if n == 0 {
-                return Err(SocketError::Eof);
-            }
-            filled += n;
-            if let Some(found) = http::parse_head(&buf[..filled])? {
-                break found;
-            }
-        };
+        let (head, mut buf, len, mut filled) =
+            http::read_head(&mut io, READ_BUFFER, |_, _| {}).await?;
         if head.status != 200 {
             return Err(SocketError::Http(head.status));
         }
