@@ -5,7 +5,8 @@
 //! unchanged against an app the test started (`--set target.kind=url`),
 //! each delivering everything with none lost; an app killed and restarted
 //! mid-run, whose streams end under the subscribers, counted as drops and
-//! reconnects; and the scenario keys' errors, naming file, line and key.
+//! reconnects; the app serving HTTPS, reached through `https://` with
+//! `tls_ca_file`; and the scenario keys' errors, naming file, line and key.
 //!
 //! Without the virtualenv these tests say SKIPPED, except under `CI=true`,
 //! where they fail.
@@ -83,17 +84,39 @@ impl App {
 
     /// Starts the app on `port` and waits for its health URL.
     fn start_on(port: u16) -> App {
+        let app = App::spawn(port, &[]);
+        App::wait(app, || health_status(port) == Some(200))
+    }
+
+    /// Starts the app serving HTTPS with `cert` and `key` on a free port and
+    /// waits for it to accept connections.
+    fn start_tls(cert: &Path, key: &Path) -> App {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let app = App::spawn(port, &[cert, key]);
+        App::wait(app, || TcpStream::connect(("127.0.0.1", port)).is_ok())
+    }
+
+    fn spawn(port: u16, tls: &[&Path]) -> App {
         let child = Command::new(python())
             .arg(repo().join("tests/servers/sse/app.py"))
             .arg(port.to_string())
+            .args(tls)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("the app starts");
-        let mut app = App { child, port };
+        App { child, port }
+    }
+
+    /// Waits until `ready` (at most 30 s).
+    fn wait(mut app: App, ready: impl Fn() -> bool) -> App {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while health_status(port) != Some(200) {
+        while !ready() {
             assert!(
                 app.child.try_wait().unwrap().is_none(),
                 "the SSE app exited before it was ready"
@@ -197,6 +220,42 @@ fn the_sse_scenario_runs_unchanged_against_a_running_app() {
         results["target"],
         serde_json::json!(app.stream_url()),
         "the run went to the app started here"
+    );
+}
+
+/// The app serving HTTPS (uvicorn's TLS, a certificate made here): the
+/// streams and the publishers' `POST`s go over TLS, trusting the
+/// certificate through `tls_ca_file`, and everything is delivered; every
+/// stream's TLS handshake is timed.
+#[test]
+fn the_sse_scenario_runs_over_https_against_the_app_serving_tls() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !installed() {
+        return;
+    }
+    let scratch = Scratch::new("sse-https");
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let (cert, key) = (scratch.0.join("cert.pem"), scratch.0.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let app = App::start_tls(&cert, &key);
+    let url = format!("https://127.0.0.1:{}/events/{{topic}}", app.port);
+    let sets = [
+        "target.kind=url".to_string(),
+        format!("target.url={url}"),
+        format!("target.health=https://127.0.0.1:{}/health", app.port),
+        format!("target.tls_ca_file={}", cert.display()),
+        DURATION.to_string(),
+    ];
+    let (finished, results) = run_scenario(&scratch, &scenario(), &set_args(&sets), LIMIT);
+    assert_healthy(&finished, &results);
+    assert_eq!(results["target"], serde_json::json!(url));
+    assert_eq!(
+        u(&results, "/connections/tls_handshake_ms/count"),
+        u(&results, "/connections/established"),
+        "{results:#}"
     );
 }
 

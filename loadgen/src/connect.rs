@@ -113,20 +113,7 @@ pub async fn connect(
     options: &ConnectOptions,
 ) -> Result<Opened, SocketError> {
     let attempt = async {
-        let tcp = dial(target.addr, source).await.map_err(|e| io_kind(&e))?;
-        let (stream, tls_handshake) = match (target.url.scheme, &options.tls) {
-            (Scheme::Wss, Some(tls)) => {
-                let start = Instant::now();
-                let stream = tls
-                    .handshake(&target.url.host, tcp)
-                    .await
-                    .map_err(|e| io_kind(&e))?;
-                (stream, Some(start.elapsed()))
-            }
-            // A checked plan has a TLS client whenever a target is wss://.
-            (Scheme::Wss, None) => return Err(SocketError::Tls),
-            _ => (Stream::Plain(tcp), None),
-        };
+        let (stream, tls_handshake) = open(target, source, options.tls.as_ref()).await?;
         let (path, headers) = place_token(target.path(), token);
         let request = upgrade::Request {
             host: &target.host_header(),
@@ -143,6 +130,30 @@ pub async fn connect(
     tokio::time::timeout(timeout, attempt)
         .await
         .unwrap_or(Err(SocketError::Timeout))
+}
+
+/// Opens a byte stream to `target`: TCP, with the TLS handshake (timed) of a
+/// `wss://` or `https://` target over it, through `tls`. The caller bounds
+/// it in time.
+pub(crate) async fn open(
+    target: &Endpoint,
+    source: Option<IpAddr>,
+    tls: Option<&TlsClient>,
+) -> Result<(Stream, Option<Duration>), SocketError> {
+    let tcp = dial(target.addr, source).await.map_err(|e| io_kind(&e))?;
+    match (target.url.scheme, tls) {
+        (Scheme::Wss | Scheme::Https, Some(tls)) => {
+            let start = Instant::now();
+            let stream = tls
+                .handshake(&target.url.host, tcp)
+                .await
+                .map_err(|e| io_kind(&e))?;
+            Ok((stream, Some(start.elapsed())))
+        }
+        // A checked plan has a TLS client whenever a target is wss:// or https://.
+        (Scheme::Wss | Scheme::Https, None) => Err(SocketError::Tls),
+        _ => Ok((Stream::Plain(tcp), None)),
+    }
 }
 
 /// Opens the TCP connection, bound to `source` when given (without taking

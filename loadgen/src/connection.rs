@@ -482,6 +482,7 @@ impl Conn<'_> {
                 let open = SseSocket::open(SseOpen {
                     target: &target,
                     source,
+                    tls: options.tls.as_ref(),
                     token,
                     streams,
                     publish: publish
@@ -491,7 +492,9 @@ impl Conn<'_> {
                 let result = tokio::time::timeout(limit, open).await;
                 drop(permit);
                 return match result {
-                    Ok(Ok(socket)) => Ok((Socket::Sse(Box::new(socket)), None)),
+                    Ok(Ok((socket, tls_handshake))) => {
+                        Ok((Socket::Sse(Box::new(socket)), tls_handshake))
+                    }
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(SocketError::Timeout.to_string()),
                 };

@@ -26,7 +26,7 @@
 //!
 //! Targets are `ws://` or `wss://` URLs ([`squall_proto::Endpoint`]; TLS with
 //! rustls, trusting [`LoadPlan::tls`], one configuration built once per run,
-//! each socket a full handshake), or `http://` event-stream URLs with
+//! each socket a full handshake), or `http://` or `https://` event-stream URLs with
 //! [`Transport::Sse`] (Server-Sent Events subscribers, HTTP `POST`
 //! publishers: [`sse`]), resolved once,
 //! before the first connection, through the plan's

@@ -843,7 +843,10 @@ impl LoadPlan {
         let guard = self.guard();
         let (schemes, expected) = match self.transport {
             Transport::Websocket => (&[Scheme::Ws, Scheme::Wss][..], "ws or wss"),
-            Transport::Sse(_) => (&[Scheme::Http][..], "http (load.transport = \"sse\")"),
+            Transport::Sse(_) => (
+                &[Scheme::Http, Scheme::Https][..],
+                "http or https (load.transport = \"sse\")",
+            ),
         };
         self.targets
             .iter()
@@ -869,14 +872,15 @@ impl LoadPlan {
     }
 
     /// [`check`](Self::check), returning the resolved targets for the engine,
-    /// and the TLS client (built here, once) when a target is `wss://`.
+    /// and the TLS client (built here, once) when a target is `wss://` or
+    /// `https://`.
     pub(crate) fn check_and_resolve(
         &self,
     ) -> Result<(Vec<Endpoint>, Option<TlsClient>), PlanError> {
         let endpoints = self.endpoints()?;
         let tls = endpoints
             .iter()
-            .any(|e| e.url.scheme == Scheme::Wss)
+            .any(|e| matches!(e.url.scheme, Scheme::Wss | Scheme::Https))
             .then(|| TlsClient::new(&self.tls))
             .transpose()?;
         for shard in [self.shard, self.group] {

@@ -13,13 +13,14 @@
 use crate::connect::{self, SocketError};
 use crate::plan::Placement;
 use crate::sse::http::place_token;
-use crate::sse::{HttpPublisher, SseRequest, SseStream, TcpDial};
+use crate::sse::{Dial, HttpPublisher, SseRequest, SseStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use squall_proto::Endpoint;
+use squall_proto::tls::{Stream, TlsClient};
+use std::future::Future;
 use std::net::IpAddr;
 use std::task::Poll;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
@@ -196,12 +197,32 @@ fn ws_incoming(message: &Message) -> Incoming<'_> {
 /// What one connection holds over SSE.
 pub(crate) struct SseSocket {
     /// One per subscribed topic (or one for all: see [`Transport::Sse`](crate::plan::Transport::Sse)).
-    streams: Vec<SseStream<TcpStream>>,
+    streams: Vec<SseStream<Stream>>,
     /// The stream polled first next time, so that a busy one does not
     /// starve the others.
     turn: usize,
     /// The publisher and the path it posts to, for a publishing connection.
-    publisher: Option<(HttpPublisher<TcpDial>, String)>,
+    publisher: Option<(HttpPublisher<TargetDial>, String)>,
+}
+
+/// The publisher's connections: to the target, with TLS for `https://`.
+pub(crate) struct TargetDial {
+    target: Endpoint,
+    source: Option<IpAddr>,
+    tls: Option<TlsClient>,
+}
+
+impl Dial for TargetDial {
+    type Io = Stream;
+
+    fn dial(&self) -> impl Future<Output = Result<Stream, SocketError>> + Send {
+        let (target, source, tls) = (self.target.clone(), self.source, self.tls.clone());
+        async move {
+            connect::open(&target, source, tls.as_ref())
+                .await
+                .map(|(stream, _)| stream)
+        }
+    }
 }
 
 /// Where an SSE connection goes and what it asks for.
@@ -210,6 +231,8 @@ pub(crate) struct SseOpen<'a> {
     pub target: &'a Endpoint,
     /// The local address to connect from.
     pub source: Option<IpAddr>,
+    /// The TLS client of an `https://` target.
+    pub tls: Option<&'a TlsClient>,
     /// The token and where it goes.
     pub token: Option<(&'a str, Placement)>,
     /// The path and query of each stream to open.
@@ -221,9 +244,12 @@ pub(crate) struct SseOpen<'a> {
 impl SseSocket {
     /// Opens every stream (a `200` with an event stream each); the
     /// publisher connects on its first `POST`. Bounded by the caller.
-    pub async fn open(how: SseOpen<'_>) -> Result<Self, SocketError> {
+    /// Returns the socket and, over `https://`, the first stream's TLS
+    /// handshake time.
+    pub async fn open(how: SseOpen<'_>) -> Result<(Self, Option<Duration>), SocketError> {
         let host = how.target.host_header();
         let mut streams = Vec::with_capacity(how.streams.len());
+        let mut tls_handshake = None;
         for path in &how.streams {
             let (target, headers) = place_token(path, how.token);
             let request = SseRequest {
@@ -232,9 +258,8 @@ impl SseSocket {
                 headers,
                 last_event_id: None,
             };
-            let io = connect::dial(how.target.addr, how.source)
-                .await
-                .map_err(|e| connect::io_kind(&e))?;
+            let (io, handshake) = connect::open(how.target, how.source, how.tls).await?;
+            tls_handshake = tls_handshake.or(handshake);
             streams.push(SseStream::open(io, &request, MAX_EVENT).await?);
         }
         let publisher = how.publish.map(|(path, content_type)| {
@@ -242,17 +267,19 @@ impl SseSocket {
             headers.push_str("Content-Type: ");
             headers.push_str(content_type);
             headers.push_str("\r\n");
-            let dial = TcpDial {
-                addr: how.target.addr,
+            let dial = TargetDial {
+                target: how.target.clone(),
                 source: how.source,
+                tls: how.tls.cloned(),
             };
             (HttpPublisher::new(dial, host.clone(), headers), target)
         });
-        Ok(SseSocket {
+        let socket = SseSocket {
             streams,
             turn: 0,
             publisher,
-        })
+        };
+        Ok((socket, tls_handshake))
     }
 
     async fn next(&mut self) -> Incoming<'_> {

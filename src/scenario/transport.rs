@@ -2,7 +2,7 @@
 //! SSE keys of `[protocol]` (`publish_path`, `content_type`), and what SSE
 //! cannot go with (another protocol than the template, a `subscribe`
 //! frame, the builtin relay, chaos steps, a stream URL that is not
-//! `http://`).
+//! `http://` or `https://`).
 
 use super::raw::{ProtocolKind, RawScenario, TargetKind, TransportKind};
 use super::source::{ScenarioError, Source};
@@ -46,7 +46,7 @@ pub fn transport(source: &Source, raw: &RawScenario) -> Result<Transport, Scenar
         return err(
             "target.kind",
             "the builtin relay speaks WebSocket: use kind = \"command\" or \"url\" with an \
-             http:// event-stream URL",
+             http:// or https:// event-stream URL",
         );
     }
     if !raw.chaos.is_empty() {
@@ -69,10 +69,12 @@ pub fn transport(source: &Source, raw: &RawScenario) -> Result<Transport, Scenar
         );
     }
     for (i, url) in urls.iter().enumerate() {
-        if Url::parse(&url.replace("{port}", "1")).is_ok_and(|u| u.scheme != Scheme::Http) {
+        if Url::parse(&url.replace("{port}", "1"))
+            .is_ok_and(|u| !matches!(u.scheme, Scheme::Http | Scheme::Https))
+        {
             return err(
                 &format!("target.url.{i}"),
-                "with load.transport = \"sse\" the URL is the event stream's, http://",
+                "with load.transport = \"sse\" the URL is the event stream's, http:// or https://",
             );
         }
     }

@@ -1,6 +1,8 @@
 """A plain Server-Sent Events pub/sub app: FastAPI + sse-starlette + uvicorn.
 
-Usage: target/py-servers/bin/python tests/servers/sse/app.py PORT   (127.0.0.1 only)
+Usage: target/py-servers/bin/python tests/servers/sse/app.py PORT [CERT KEY]   (127.0.0.1 only)
+
+With CERT and KEY (PEM files) it serves HTTPS with them (uvicorn's TLS).
 
   GET  /events/{topic}   text/event-stream; each payload published to the topic
                          arrives as one event, `data: <payload>`
@@ -63,7 +65,8 @@ async def publish(topic: str, request: Request) -> dict:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
+    if len(sys.argv) not in (2, 4) or not sys.argv[1].isdigit():
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+    tls = {"ssl_certfile": sys.argv[2], "ssl_keyfile": sys.argv[3]} if len(sys.argv) == 4 else {}
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", **tls)
