@@ -170,19 +170,14 @@ impl Outbox {
 
     /// Queues an encoded frame without ever waiting.
     pub fn try_push(&self, frame: Bytes) -> Push {
-        let mut queue = self.lock();
+        let queue = self.lock();
         if queue.shut {
             return Push::Closed;
         }
         if queue.is_full(self.bound) {
             return Push::Full;
         }
-        queue.frames.push_back(frame);
-        let writer = queue.writer.take();
-        drop(queue);
-        if let Some(writer) = writer {
-            writer.wake();
-        }
+        enqueue(queue, frame);
         Push::Queued
     }
 
@@ -199,11 +194,8 @@ impl Outbox {
                 queue.room = Some(cx.waker().clone());
                 return Poll::Pending;
             }
-            queue.frames.extend(frame.take());
-            let writer = queue.writer.take();
-            drop(queue);
-            if let Some(writer) = writer {
-                writer.wake();
+            if let Some(frame) = frame.take() {
+                enqueue(queue, frame);
             }
             Poll::Ready(true)
         })
@@ -325,5 +317,16 @@ impl Drop for QueueRx {
         if let Some(room) = room {
             room.wake();
         }
+    }
+}
+
+/// Queues `frame` and wakes the writer if it waits, after letting go of the
+/// queue's lock.
+fn enqueue(mut queue: MutexGuard<'_, Queue>, frame: Bytes) {
+    queue.frames.push_back(frame);
+    let writer = queue.writer.take();
+    drop(queue);
+    if let Some(writer) = writer {
+        writer.wake();
     }
 }
